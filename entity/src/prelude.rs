@@ -1,0 +1,8 @@
+//! The entities under short names.
+
+pub use super::catalogue::Entity as Catalogue;
+pub use super::change_log::Entity as ChangeLog;
+pub use super::order::Entity as Order;
+pub use super::station::Entity as Station;
+pub use super::sync_audit_log::Entity as SyncAuditLog;
+pub use super::sync_meta::Entity as SyncMeta;

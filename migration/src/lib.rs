@@ -1,0 +1,28 @@
+//! The schema of device-sync, one migration per file, applied in order on every start.
+//! A released migration is never renamed or edited; changes come as new migrations.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_stations;
+mod m20261122_000002_create_orders;
+mod m20261122_000003_create_catalogue;
+mod m20261122_000004_create_change_log;
+mod m20261122_000005_create_sync_meta;
+mod m20261122_000006_create_sync_audit_logs;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_stations::Migration),
+            Box::new(m20261122_000002_create_orders::Migration),
+            Box::new(m20261122_000003_create_catalogue::Migration),
+            Box::new(m20261122_000004_create_change_log::Migration),
+            Box::new(m20261122_000005_create_sync_meta::Migration),
+            Box::new(m20261122_000006_create_sync_audit_logs::Migration),
+        ]
+    }
+}

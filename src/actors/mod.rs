@@ -1,0 +1,16 @@
+//! The actors, one per file, with their messages beside them.
+//!
+//! - `session`: one per WebSocket; decodes frames, answers, feeds its client in `seq` order.
+//! - `outbox`: a session's bounded outbound queue and the pump that keeps it running (not an actor).
+//! - `registry`: who is connected, as which client; keeps Broadcast's subscriber list current.
+//! - `broadcast`: fans each committed change out to every session, rendered once.
+//! - `persistence`: the only writer; commits changes (group commit), assigns `seq`, publishes.
+//!
+//! The Election actor (master, term, heartbeat deadlines) joins these with device registration;
+//! sessions will report device events to it through the Registry.
+
+pub mod broadcast;
+pub mod outbox;
+pub mod persistence;
+pub mod registry;
+pub mod session;

@@ -1,0 +1,727 @@
+//! The Session actor: one per WebSocket connection.
+//!
+//! It decodes each frame into a typed event (the protocol module), answers what it can answer
+//! itself (`ping`, `connect`, errors), hands changes to the Persistence actor, and writes what
+//! the Broadcast actor sends it. It pings its client every `heartbeat.interval_s`, closes it
+//! after `limits.idle_timeout_s` of silence, drops messages past `limits.messages_per_second`,
+//! and closes it (4008) when it falls `limits.session_queue` frames behind.
+//!
+//! **The feed.** A client must see every change once, in `seq` order, including across
+//! reconnects. A session therefore takes logged changes from Broadcast only once it is
+//! *attached*: by its first message (`connect` or `device_online` with `last_seq` resumes from
+//! there; anything else starts from where the log stood when the socket opened), or after a
+//! short grace for clients that only listen. Attaching reads the change log from the resume
+//! point, in chunks paced by the client's reading, while live changes wait in a small buffer;
+//! when the log read reaches the buffer, the session goes live. If the buffer overflows it is
+//! dropped and the log is read further: everything is in the log. A change this session made
+//! is sent as its own reply (its `ack`), from the buffer or from the log, never twice.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_http::ws::Item;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web_actors::ws::{self, CloseReason, ProtocolError};
+use bytestring::ByteString;
+use uuid::Uuid;
+
+use super::broadcast::Outbound;
+use super::outbox::Outbox;
+use super::persistence::{Command, Origin, Persist, PersistError};
+use super::registry::{Identify, Register, Stats, Unregister};
+use crate::domain::resume::{self, Resume};
+use crate::http::ws::ConnectionSlot;
+use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
+use crate::protocol::outbound::{self, Connected, ConnectionStatus, Empty, ResyncRequired};
+use crate::protocol::{ErrorCode, WireError};
+use crate::state::AppState;
+use crate::store;
+
+/// How long a silent new session waits before it is attached to the live feed anyway.
+pub const ATTACH_GRACE: Duration = Duration::from_secs(1);
+/// How long `connection_status` waits for the first pong to report a latency.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// WebSocket close codes the server uses.
+pub mod close {
+    /// Server shutdown.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A framing error from the client.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
+    /// A message over `limits.max_message_bytes`.
+    pub const TOO_BIG: u16 = 1009;
+    /// The server could not go on with this session (e.g. the log could not be read).
+    pub const INTERNAL_ERROR: u16 = 1011;
+    /// Silent for `limits.idle_timeout_s`.
+    pub const IDLE_TIMEOUT: u16 = 4000;
+    /// More than `limits.session_queue` frames behind.
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// The outbound queue fell low enough to read more of the log.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drained;
+
+/// Where the session stands in the stream of logged changes.
+enum Feed {
+    /// Not attached yet: logged changes are ignored (the log has them).
+    Unattached,
+    /// Reading the log up to the live stream.
+    CatchingUp(CatchUp),
+    /// Every change after `last` is written as it comes.
+    Live { last: u64 },
+}
+
+struct CatchUp {
+    /// The last `seq` handled (sent, or known not to be for this session).
+    next: u64,
+    /// Changes in `(a, b]` were already sent before a late resume: skip them.
+    skip: Option<(u64, u64)>,
+    /// Live changes that arrived during the catch-up, oldest first.
+    buffer: VecDeque<(u64, ByteString)>,
+    /// A log read is under way.
+    reading: bool,
+}
+
+/// A token bucket: `rate` messages a second, bursts of up to `rate`.
+struct RateLimiter {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self {
+            rate,
+            tokens: rate,
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One WebSocket session.
+pub struct Session {
+    id: Uuid,
+    id_text: String,
+    app: AppState,
+    outbox: Outbox,
+    _slot: ConnectionSlot,
+    client_id: Option<String>,
+    last_seen: Instant,
+    last_ping: Instant,
+    ping_sent_at: Option<Instant>,
+    rtt: Option<Duration>,
+    /// The log's head when the socket opened: where a plain attach starts.
+    opened_at: u64,
+    /// Where the current attachment started: changes after it were sent by this session.
+    attached_from: u64,
+    feed: Feed,
+    /// A `connect` waiting for the catch-up to finish before `connected` is sent.
+    pending_connect: Option<Option<String>>,
+    /// `connection_status` waits for a pong to report latency.
+    status_pending: bool,
+    limiter: RateLimiter,
+    fragments: Option<(bool, BytesMut)>,
+    closing: bool,
+}
+
+impl Session {
+    pub fn new(app: AppState, outbox: Outbox, slot: ConnectionSlot) -> Self {
+        let id = Uuid::new_v4();
+        let now = Instant::now();
+        let opened_at = app.published.get();
+        let rate = app.settings.limits.messages_per_second;
+        Self {
+            id,
+            id_text: id.to_string(),
+            app,
+            outbox,
+            _slot: slot,
+            client_id: None,
+            last_seen: now,
+            last_ping: now,
+            ping_sent_at: None,
+            rtt: None,
+            opened_at,
+            attached_from: opened_at,
+            feed: Feed::Unattached,
+            pending_connect: None,
+            status_pending: false,
+            limiter: RateLimiter::new(rate),
+            fragments: None,
+            closing: false,
+        }
+    }
+
+    // ---- writing ----------------------------------------------------------------------
+
+    fn queue_limit(&self) -> usize {
+        self.app.settings.limits.session_queue
+    }
+
+    /// Log rows read per catch-up step, and the live buffer's bound while catching up.
+    fn chunk(&self) -> usize {
+        (self.queue_limit() / 4).max(1)
+    }
+
+    /// Writes a frame, or closes the session (4008) if its client is too far behind.
+    fn write(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString) {
+        if self.closing {
+            return;
+        }
+        if self.outbox.pending() >= self.queue_limit() {
+            tracing::warn!(session = %self.id, client = self.client_label(), "slow consumer: closing");
+            self.outbox.discard_queued();
+            self.close(ctx, close::SLOW_CONSUMER, "slow consumer");
+            return;
+        }
+        self.write_paced(ctx, frame);
+    }
+
+    /// Writes a frame whose pacing the catch-up already did.
+    fn write_paced(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString) {
+        if !self.closing {
+            ctx.text(frame);
+            self.outbox.note_written();
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        error: &WireError,
+        reply_to: Option<&str>,
+    ) {
+        let frame = outbound::error_frame(error, reply_to);
+        self.write(ctx, frame);
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        ctx.close(Some(CloseReason {
+            code: code.into(),
+            description: Some(reason.to_owned()),
+        }));
+        self.outbox.note_written();
+        ctx.stop();
+    }
+
+    fn ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.closing {
+            return;
+        }
+        let now = Instant::now();
+        self.last_ping = now;
+        if self.ping_sent_at.is_none() {
+            self.ping_sent_at = Some(now);
+        }
+        ctx.ping(b"");
+        self.outbox.note_written();
+    }
+
+    fn client_label(&self) -> &str {
+        self.client_id.as_deref().unwrap_or("-")
+    }
+
+    // ---- the feed of logged changes ---------------------------------------------------
+
+    /// The last `seq` this session has handled, once attached.
+    fn position(&self) -> Option<u64> {
+        match &self.feed {
+            Feed::Unattached => None,
+            Feed::CatchingUp(c) => Some(c.next),
+            Feed::Live { last } => Some(*last),
+        }
+    }
+
+    /// Attaches the session, catching up from `after`.
+    fn attach(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: u64) {
+        self.attached_from = after;
+        self.feed = Feed::CatchingUp(CatchUp {
+            next: after,
+            skip: None,
+            buffer: VecDeque::new(),
+            reading: false,
+        });
+        self.read_log(ctx);
+    }
+
+    /// Attaches from where the log stood when the socket opened, if not attached yet.
+    fn ensure_attached(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if matches!(self.feed, Feed::Unattached) {
+            self.attach(ctx, self.opened_at);
+        }
+    }
+
+    /// A resume (`last_seq` = `after`) on a session that is already attached: send what it
+    /// misses before its attachment, skipping what this session already sent.
+    fn resume_late(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: u64) {
+        let Some(position) = self.position() else {
+            return self.attach(ctx, after);
+        };
+        if after >= self.attached_from {
+            return;
+        }
+        let skip = Some((self.attached_from, position));
+        let buffer = match std::mem::replace(&mut self.feed, Feed::Unattached) {
+            Feed::CatchingUp(c) => c.buffer,
+            _ => VecDeque::new(),
+        };
+        self.attached_from = after;
+        self.feed = Feed::CatchingUp(CatchUp {
+            next: after,
+            skip,
+            buffer,
+            reading: false,
+        });
+        self.read_log(ctx);
+    }
+
+    /// Reads the next chunk of the log, once the client has read enough of what it was sent.
+    fn read_log(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let low_water = self.queue_limit() / 2;
+        let chunk = self.chunk();
+        let Feed::CatchingUp(c) = &mut self.feed else {
+            return;
+        };
+        if c.reading || self.closing {
+            return;
+        }
+        if self.outbox.pending() > low_water {
+            let addr = ctx.address();
+            self.outbox
+                .notify_when_drained(low_water, move || addr.do_send(Drained));
+            return;
+        }
+        c.reading = true;
+        let after = c.next;
+        let db = self.app.db.clone();
+        let read = async move { store::changes::frames_after(&db, after, chunk as u64).await };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |result, act, ctx| act.on_log_chunk(ctx, result, chunk)),
+        );
+    }
+
+    fn on_log_chunk(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        result: Result<Vec<store::changes::LoggedFrame>, sea_orm::DbErr>,
+        chunk: usize,
+    ) {
+        let Feed::CatchingUp(mut c) = std::mem::replace(&mut self.feed, Feed::Unattached) else {
+            return;
+        };
+        c.reading = false;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "change log could not be read for catch-up");
+                let error = WireError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "The change log could not be read; reconnect with last_seq to resume",
+                );
+                self.send_error(ctx, &error, None);
+                self.close(ctx, close::INTERNAL_ERROR, "catch-up failed");
+                return;
+            }
+        };
+        let complete = rows.len() < chunk;
+        for row in rows {
+            if row.seq <= c.next {
+                continue;
+            }
+            c.next = row.seq;
+            if c.skip.is_some_and(|(a, b)| row.seq > a && row.seq <= b) {
+                continue;
+            }
+            let frame = if row.origin_session.as_deref() == Some(self.id_text.as_str()) {
+                row.reply_frame
+            } else {
+                Some(row.frame)
+            };
+            if let Some(frame) = frame {
+                self.write_paced(ctx, ByteString::from(frame));
+            }
+        }
+        if complete {
+            while c.buffer.front().is_some_and(|(seq, _)| *seq <= c.next) {
+                c.buffer.pop_front();
+            }
+            let joins = c.buffer.front().is_none_or(|(seq, _)| *seq == c.next + 1);
+            if joins {
+                let mut last = c.next;
+                for (seq, frame) in c.buffer.drain(..) {
+                    last = seq;
+                    self.write_paced(ctx, frame);
+                }
+                self.feed = Feed::Live { last };
+                self.finish_connect(ctx);
+                return;
+            }
+        }
+        self.feed = Feed::CatchingUp(c);
+        self.read_log(ctx);
+    }
+
+    /// A change from Broadcast.
+    fn on_logged(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: u64, frame: ByteString) {
+        let bound = self.chunk();
+        match &mut self.feed {
+            Feed::Unattached => {}
+            Feed::CatchingUp(c) => {
+                if c.buffer.len() >= bound {
+                    // The log has every one of them: read on instead of holding them.
+                    c.buffer.clear();
+                }
+                c.buffer.push_back((seq, frame));
+            }
+            Feed::Live { last } => {
+                if seq > *last {
+                    *last = seq;
+                    self.write(ctx, frame);
+                }
+            }
+        }
+    }
+
+    // ---- events -----------------------------------------------------------------------
+
+    fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+        match inbound::decode(text) {
+            Err(Rejected { reply_to, error }) => {
+                self.ensure_attached(ctx);
+                self.send_error(ctx, &error, reply_to.as_deref());
+            }
+            Ok(Inbound { id, event }) => match event {
+                ClientEvent::Connect(connect) => self.on_connect(ctx, id, connect),
+                ClientEvent::Ping => {
+                    self.ensure_attached(ctx);
+                    let frame = outbound::frame("pong", &Empty {}, id.as_deref());
+                    self.write(ctx, frame);
+                }
+                ClientEvent::Station(command) => {
+                    self.ensure_attached(ctx);
+                    self.submit(ctx, Command::Station(command), id);
+                }
+            },
+        }
+    }
+
+    fn on_connect(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        connect: Connect,
+    ) {
+        if let Some(client_id) = connect.client_id {
+            self.app.registry.do_send(Identify {
+                session: self.id,
+                client_id: client_id.clone(),
+            });
+            self.client_id = Some(client_id);
+        }
+        let head = self.app.published.get();
+        let decision = connect.last_seq.map(|last_seq| {
+            resume::decide(connect.epoch.as_deref(), last_seq, &self.app.epoch, 0, head)
+        });
+        match decision {
+            Some(Resume::Resync { reason }) => {
+                let body = ResyncRequired {
+                    epoch: &self.app.epoch,
+                    head_seq: head,
+                    reason,
+                };
+                let frame = outbound::frame("resync_required", &body, None);
+                self.write(ctx, frame);
+                if matches!(self.feed, Feed::Unattached) {
+                    self.attach(ctx, head);
+                }
+            }
+            Some(Resume::Replay { after }) => self.resume_late(ctx, after),
+            None => self.ensure_attached(ctx),
+        }
+        self.pending_connect = Some(reply_to);
+        if matches!(self.feed, Feed::Live { .. }) {
+            self.finish_connect(ctx);
+        }
+    }
+
+    /// Sends `connected` (and then `connection_status`) for a `connect` whose catch-up is done.
+    fn finish_connect(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(reply_to) = self.pending_connect.take() else {
+            return;
+        };
+        let body = Connected {
+            success: true,
+            message: "Connected to server",
+            session_id: &self.id_text,
+            last_seq: self.position().unwrap_or(self.opened_at),
+            epoch: &self.app.epoch,
+        };
+        let frame = outbound::frame("connected", &body, reply_to.as_deref());
+        self.write(ctx, frame);
+        if self.rtt.is_some() {
+            self.send_status(ctx);
+        } else {
+            self.status_pending = true;
+            if self.ping_sent_at.is_none() {
+                self.ping(ctx);
+            }
+            ctx.run_later(STATUS_WAIT, |act, ctx| {
+                if act.status_pending {
+                    act.send_status(ctx);
+                }
+            });
+        }
+    }
+
+    fn send_status(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.status_pending = false;
+        let latency_ms = self
+            .rtt
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let connection_quality = match latency_ms {
+            Some(ms) if ms < 50 => "excellent",
+            Some(ms) if ms < 200 => "good",
+            _ => "poor",
+        };
+        let stats = self.app.registry.send(Stats);
+        ctx.spawn(stats.into_actor(self).map(move |stats, act, ctx| {
+            let active_devices = stats.map(|s| s.devices).unwrap_or(0);
+            let body = ConnectionStatus {
+                status: "connected",
+                connection_quality,
+                latency_ms,
+                active_devices,
+            };
+            let frame = outbound::frame("connection_status", &body, None);
+            act.write(ctx, frame);
+        }));
+    }
+
+    /// Hands a change to the Persistence actor. Success is answered through the feed (the
+    /// `ack` comes in `seq` order with everything else); a refusal is answered here.
+    fn submit(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        command: Command,
+        reply_to: Option<String>,
+    ) {
+        let origin = Origin::Session {
+            session: self.id,
+            reply_to: reply_to.clone(),
+        };
+        let request = self.app.persistence.send(Persist { command, origin });
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+            let error = match result {
+                Ok(Ok(_)) => return,
+                Ok(Err(err)) => err.to_wire(),
+                Err(_) => PersistError::Interrupted.to_wire(),
+            };
+            act.send_error(ctx, &error, reply_to.as_deref());
+        }));
+    }
+
+    fn on_message_bytes(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: bool, data: Bytes) {
+        if !self.limiter.allow() {
+            let reply_to = if text {
+                std::str::from_utf8(&data).ok().and_then(inbound::peek_id)
+            } else {
+                None
+            };
+            let error = WireError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "More than {} messages a second; this one was dropped",
+                    self.app.settings.limits.messages_per_second
+                ),
+            );
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        if !text {
+            let error =
+                WireError::invalid(None, None, "binary frames are not accepted; send JSON text");
+            return self.send_error(ctx, &error, None);
+        }
+        match std::str::from_utf8(&data) {
+            Ok(text) => self.on_text(ctx, text),
+            Err(_) => self.close(ctx, close::INVALID_DATA, "text frame is not UTF-8"),
+        }
+    }
+
+    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let error = WireError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "A message is limited to {} bytes",
+                self.app.settings.limits.max_message_bytes
+            ),
+        );
+        self.send_error(ctx, &error, None);
+        self.close(ctx, close::TOO_BIG, "message too large");
+    }
+
+    fn on_continuation(&mut self, ctx: &mut ws::WebsocketContext<Self>, item: Item) {
+        let limit = self.app.settings.limits.max_message_bytes;
+        let (first, last, data) = match item {
+            Item::FirstText(data) => (Some(true), false, data),
+            Item::FirstBinary(data) => (Some(false), false, data),
+            Item::Continue(data) => (None, false, data),
+            Item::Last(data) => (None, true, data),
+        };
+        match (first, self.fragments.as_mut()) {
+            (Some(is_text), _) => self.fragments = Some((is_text, BytesMut::from(&data[..]))),
+            (None, Some((_, buf))) => buf.extend_from_slice(&data),
+            (None, None) => {
+                return self.close(
+                    ctx,
+                    close::PROTOCOL_ERROR,
+                    "continuation without a first frame",
+                );
+            }
+        }
+        if self
+            .fragments
+            .as_ref()
+            .is_some_and(|(_, buf)| buf.len() > limit)
+        {
+            self.fragments = None;
+            return self.too_large(ctx);
+        }
+        if last && let Some((is_text, buf)) = self.fragments.take() {
+            self.on_message_bytes(ctx, is_text, buf.freeze());
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let now = Instant::now();
+        if now.duration_since(self.last_seen) >= self.app.settings.limits.idle_timeout() {
+            tracing::info!(session = %self.id, client = self.client_label(), "idle timeout: closing");
+            return self.close(ctx, close::IDLE_TIMEOUT, "idle timeout");
+        }
+        if now.duration_since(self.last_ping) >= self.app.settings.heartbeat.interval() {
+            self.ping(ctx);
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.app.registry.do_send(Register {
+            session: self.id,
+            recipient: ctx.address().recipient(),
+        });
+        let settings = &self.app.settings;
+        let tick = settings
+            .heartbeat
+            .interval()
+            .min(settings.limits.idle_timeout())
+            / 2;
+        ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| {
+            act.on_tick(ctx)
+        });
+        ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
+        self.ping(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.app.registry.do_send(Unregister { session: self.id });
+        Running::Stop
+    }
+}
+
+impl Handler<Outbound> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
+        match msg {
+            Outbound::Frame {
+                seq: Some(seq),
+                frame,
+            } => self.on_logged(ctx, seq, frame),
+            Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
+            Outbound::Close { code, reason } => self.close(ctx, code, reason),
+        }
+    }
+}
+
+impl Handler<Drained> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Drained, ctx: &mut Self::Context) {
+        self.read_log(ctx);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
+    fn handle(&mut self, msg: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_message_bytes(ctx, true, text.into_bytes()),
+            Ok(ws::Message::Binary(data)) => self.on_message_bytes(ctx, false, data),
+            Ok(ws::Message::Continuation(item)) => self.on_continuation(ctx, item),
+            Ok(ws::Message::Ping(data)) => {
+                ctx.pong(&data);
+                self.outbox.note_written();
+            }
+            Ok(ws::Message::Pong(_)) => {
+                if let Some(sent) = self.ping_sent_at.take() {
+                    self.rtt = Some(sent.elapsed());
+                    if self.status_pending {
+                        self.send_status(ctx);
+                    }
+                }
+            }
+            Ok(ws::Message::Close(reason)) => {
+                self.closing = true;
+                ctx.close(reason);
+                self.outbox.note_written();
+                ctx.stop();
+            }
+            Ok(ws::Message::Nop) => {}
+            Err(ProtocolError::Overflow) => self.too_large(ctx),
+            Err(err) => {
+                // actix reports a text frame that is not UTF-8 as an I/O error naming it.
+                let code = if err.to_string().to_ascii_lowercase().contains("utf-8") {
+                    close::INVALID_DATA
+                } else {
+                    close::PROTOCOL_ERROR
+                };
+                tracing::debug!(session = %self.id, %err, "protocol error: closing");
+                self.close(ctx, code, "protocol error");
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,267 @@
+//! Starting and stopping the server: opens (and migrates) the database, starts the actors and
+//! the HTTP server, and on SIGTERM, Ctrl-C or a `Shutdown` request stops cleanly: no new
+//! connections, every accepted write committed, every session closed with 1001.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Supervisor};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpServer, web};
+use chrono::Utc;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use tokio::sync::Notify;
+
+use crate::actors::broadcast::{Broadcast, CloseAll};
+use crate::actors::persistence::{self, Flush, Persistence};
+use crate::actors::registry::Registry;
+use crate::actors::session::close;
+use crate::http;
+use crate::http::auth::Tokens;
+use crate::http::ws::ConnectionSlots;
+use crate::settings::{DatabaseSettings, Durability, Settings};
+use crate::state::{AppState, Shared};
+
+/// How long the final stop waits for connections to finish their last frames.
+const DRAIN_TIMEOUT_S: u64 = 5;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let context = context.into();
+    move |source| StartError::Io { context, source }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    shutdown: Arc<Notify>,
+}
+
+/// Asks a running server to shut down as it would on SIGTERM.
+#[derive(Clone)]
+pub struct ShutdownHandle(Arc<Notify>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl Application {
+    /// Opens the database (creating and migrating it), starts the actors and binds the port.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&settings.server.data_dir).map_err(io(format!(
+            "creating {}",
+            settings.server.data_dir.display()
+        )))?;
+        let db = open_database(&settings.database).await?;
+        Migrator::up(&db, None).await?;
+        let boot = persistence::bootstrap(&db).await?;
+
+        let (tokens, token_file) = Tokens::from_settings(&settings.auth, &settings.server.data_dir)
+            .map_err(io("writing the admin token"))?;
+        if let Some(path) = token_file {
+            tracing::info!(path = %path.display(), "admin token generated; read it from this file");
+        }
+        if !tokens.device_required() {
+            tracing::warn!(
+                "auth.device_token is empty: /ws and the device endpoints are open to anyone who can reach the port"
+            );
+        }
+
+        let broadcast = Broadcast::new(boot.head);
+        let published = broadcast.published();
+        let broadcast = broadcast.start();
+        let registry = Registry::new(broadcast.clone()).start();
+        let persistence = {
+            let (db, broadcast) = (db.clone(), broadcast.clone());
+            Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
+                // Writes move from the mailbox into the actor's own bounded queue at once, in
+                // arrival order; a roomy mailbox keeps senders from parking (and reordering).
+                ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
+                Persistence::new(db, broadcast, boot.head)
+            })
+        };
+
+        let state = AppState::new(Shared {
+            slots: ConnectionSlots::new(settings.limits.max_connections),
+            db,
+            epoch: boot.epoch,
+            registry,
+            broadcast,
+            persistence,
+            published,
+            tokens,
+            started_at: Utc::now(),
+            settings,
+        });
+
+        let address = state.settings.server.bind_address();
+        let listener = TcpListener::bind(&address).map_err(io(format!("binding {address}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(io("reading the bound address"))?;
+        let user_timeout = state.settings.heartbeat.timeout();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(app_state.clone()))
+                .configure(http::routes)
+        })
+        .on_connect(move |conn, _| tune_socket(conn, user_timeout))
+        .disable_signals()
+        .shutdown_timeout(DRAIN_TIMEOUT_S)
+        .listen(listener)
+        .map_err(io("listening"))?
+        .run();
+
+        tracing::info!(
+            "listening on http://{}:{}",
+            state.settings.server.host,
+            local.port()
+        );
+        Ok(Self {
+            port: local.port(),
+            server,
+            state,
+            shutdown: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The port the server listens on (the real one when the settings said 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that shuts the server down like SIGTERM does.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(Arc::clone(&self.shutdown))
+    }
+
+    /// Serves until SIGTERM, Ctrl-C or the shutdown handle, then stops cleanly.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = actix_web::rt::spawn(self.server);
+        tokio::select! {
+            _ = terminate_signal() => tracing::info!("shutdown signal received"),
+            _ = self.shutdown.notified() => tracing::info!("shutdown requested"),
+        }
+        stop(&self.state, &handle).await;
+        match server.await {
+            Ok(result) => result,
+            Err(err) => Err(std::io::Error::other(err)),
+        }
+    }
+}
+
+/// The shutdown sequence: stop accepting, commit what was accepted, close every session
+/// (1001) after the frames already queued for it, then stop the HTTP server.
+async fn stop(state: &AppState, handle: &ServerHandle) {
+    handle.pause().await;
+    if let Err(err) = state.persistence.send(Flush).await {
+        tracing::error!(%err, "persistence did not confirm its last writes");
+    }
+    if let Err(err) = state
+        .broadcast
+        .send(CloseAll {
+            code: close::GOING_AWAY,
+            reason: "server shutting down",
+        })
+        .await
+    {
+        tracing::error!(%err, "sessions could not be told to close");
+    }
+    handle.stop(true).await;
+    if let Err(err) = state.db.close_by_ref().await {
+        tracing::warn!(%err, "closing the database");
+    }
+    tracing::info!("stopped");
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = actix_web::rt::signal::ctrl_c() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, "SIGTERM cannot be watched; only Ctrl-C stops the server");
+                let _ = actix_web::rt::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+    }
+}
+
+/// Per connection: no Nagle delay (small frames go out at once), and a peer that stops
+/// acknowledging data for the heartbeat timeout is dropped by the kernel (Linux).
+fn tune_socket(conn: &dyn std::any::Any, user_timeout: Duration) {
+    let Some(tcp) = conn.downcast_ref::<TcpStream>() else {
+        return;
+    };
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(%err, "TCP_NODELAY");
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(user_timeout)) {
+        tracing::debug!(%err, "TCP_USER_TIMEOUT");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = user_timeout;
+}
+
+/// Opens the database; for SQLite, creates its directory and sets WAL mode, the durability's
+/// `synchronous` level, a busy timeout and foreign keys on every pooled connection.
+pub async fn open_database(settings: &DatabaseSettings) -> Result<DatabaseConnection, StartError> {
+    if let Some(path) = settings.sqlite_path()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    }
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options.sqlx_logging(false);
+    if settings.is_sqlite() {
+        let synchronous = match settings.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(move |o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+    } else {
+        options.max_connections(16);
+    }
+    Ok(Database::connect(options).await?)
+}

@@ -1,0 +1,26 @@
+//! The catalogue: two JSON documents (categories and prices) that admins replace whole.
+
+/// Which catalogue document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CatalogueKind {
+    Categories,
+    Prices,
+}
+
+impl CatalogueKind {
+    /// The document's name, as stored and as in the REST path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Categories => "categories",
+            Self::Prices => "prices",
+        }
+    }
+
+    /// The event every session receives when the document changes.
+    pub fn event(self) -> &'static str {
+        match self {
+            Self::Categories => "categories_updated",
+            Self::Prices => "prices_updated",
+        }
+    }
+}

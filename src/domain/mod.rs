@@ -1,0 +1,9 @@
+//! Rules that need no I/O, each a plain type or function with unit tests, called by the actors.
+//!
+//! - `station`: a station's timer and order list, and what each cashier command does to it.
+//! - `catalogue`: the catalogue documents an admin writes.
+//! - `resume`: whether a reconnecting client can be replayed what it missed.
+
+pub mod catalogue;
+pub mod resume;
+pub mod station;

@@ -1,0 +1,371 @@
+//! The cashier REST API (document 002): stations, their orders, the catalogue. It mirrors the
+//! WebSocket events so that a client without WebSocket still works; every write goes through
+//! the Persistence actor like the event would and is broadcast to every session.
+//!
+//! Creating and deleting stations and writing the catalogue need the admin token; the rest are
+//! device endpoints.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::auth::Access;
+use super::body::read_json;
+use super::error::ApiError;
+use crate::actors::persistence::{Applied, Command, Origin, Outcome, Persist};
+use crate::domain::catalogue::CatalogueKind;
+use crate::domain::station::{OrderRef, Station, StationCommand};
+use crate::protocol::inbound;
+use crate::protocol::outbound::{OrderView, StationView};
+use crate::protocol::{ErrorCode, WireError};
+use crate::state::AppState;
+use crate::store;
+
+/// Registers the cashier routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/cashier/devices")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        resource("/cashier/devices/{id}")
+            .route(web::get().to(get_one))
+            .route(web::patch().to(update))
+            .route(web::delete().to(remove)),
+    )
+    .service(resource("/cashier/devices/{id}/orders").route(web::post().to(place_orders)))
+    .service(
+        resource("/cashier/devices/{id}/orders/{index}")
+            .route(web::patch().to(update_order))
+            .route(web::delete().to(delete_order)),
+    )
+    .service(resource("/cashier/devices/{id}/reset").route(web::post().to(reset)))
+    .service(resource("/cashier/devices/{id}/transfer").route(web::post().to(transfer)))
+    .service(
+        resource("/cashier/categories")
+            .route(web::get().to(get_categories))
+            .route(web::put().to(put_categories)),
+    )
+    .service(
+        resource("/cashier/prices")
+            .route(web::get().to(get_prices))
+            .route(web::put().to(put_prices)),
+    );
+}
+
+/// A resource that answers an unknown method with the JSON 405.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        ApiError::from(WireError::new(
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed on this endpoint",
+        ))
+        .error_response()
+    }))
+}
+
+/// A station as REST answers it, with the `seq` of the change that produced it.
+#[derive(Serialize)]
+struct StationReply<'a> {
+    #[serde(flatten)]
+    station: StationView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+}
+
+/// `GET /cashier/devices`.
+#[derive(Serialize)]
+struct StationList<'a> {
+    devices: Vec<StationView<'a>>,
+}
+
+/// A station's order list, after a change to it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrdersReply<'a> {
+    device_id: &'a str,
+    orders: Vec<OrderView<'a>>,
+    seq: u64,
+}
+
+fn station_reply(status: StatusCode, station: &Station, seq: Option<u64>) -> HttpResponse {
+    HttpResponse::build(status).json(StationReply {
+        station: StationView::of(station),
+        seq,
+    })
+}
+
+fn orders_reply(station: &Station, seq: u64) -> HttpResponse {
+    let orders = station
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| OrderView::of(i, o))
+        .collect();
+    HttpResponse::Ok().json(OrdersReply {
+        device_id: &station.id,
+        orders,
+        seq,
+    })
+}
+
+async fn persist(app: &AppState, command: Command) -> Result<Applied, ApiError> {
+    Ok(app
+        .persistence
+        .send(Persist {
+            command,
+            origin: Origin::Rest,
+        })
+        .await??)
+}
+
+async fn persist_station(
+    app: &AppState,
+    command: StationCommand,
+) -> Result<(Station, u64), ApiError> {
+    let applied = persist(app, Command::Station(command)).await?;
+    match applied.outcome {
+        Outcome::Station(station) => Ok((station, applied.seq)),
+        // The station commands routed here all produce a station.
+        _ => Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
+    }
+}
+
+fn station_id(path: &web::Path<String>) -> Result<String, ApiError> {
+    inbound::station_id_param(path.as_str())?;
+    Ok(path.as_str().to_owned())
+}
+
+async fn list(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let txn = store::snapshot(&app.db).await?;
+    let stations = store::stations::list(&txn).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(StationList {
+        devices: stations.iter().map(StationView::of).collect(),
+    }))
+}
+
+async fn get_one(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let id = station_id(&path)?;
+    let txn = store::snapshot(&app.db).await?;
+    let station = store::stations::load(&txn, &id).await?;
+    txn.commit().await?;
+    match station {
+        Some(station) => Ok(station_reply(StatusCode::OK, &station, None)),
+        None => Err(WireError::new(
+            ErrorCode::DeviceNotFound,
+            format!("Device {id} does not exist"),
+        )
+        .into()),
+    }
+}
+
+async fn create(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Admin, false)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let command = inbound::create_station_body(&body.value)?;
+    let (station, seq) = persist_station(&app, command).await?;
+    Ok(station_reply(StatusCode::CREATED, &station, Some(seq)))
+}
+
+async fn update(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let station_id = station_id(&path)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let patch = inbound::station_patch_body(&body.value)?;
+    let (station, seq) =
+        persist_station(&app, StationCommand::Update { station_id, patch }).await?;
+    Ok(station_reply(StatusCode::OK, &station, Some(seq)))
+}
+
+async fn remove(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Admin, false)?;
+    let station_id = station_id(&path)?;
+    persist(
+        &app,
+        Command::Station(StationCommand::Delete { station_id }),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn place_orders(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let station_id = station_id(&path)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let orders = inbound::place_orders_body(&body.value)?;
+    let (station, seq) =
+        persist_station(&app, StationCommand::PlaceOrders { station_id, orders }).await?;
+    Ok(orders_reply(&station, seq))
+}
+
+fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), ApiError> {
+    let (id, index) = path.as_ref();
+    inbound::station_id_param(id)?;
+    let index = index.parse::<usize>().map_err(|_| {
+        ApiError::from(WireError::invalid(
+            Some("orderIndex"),
+            None,
+            "must be an integer >= 0",
+        ))
+    })?;
+    Ok((id.clone(), index))
+}
+
+async fn update_order(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let (station_id, index) = order_path(&path)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let patch = inbound::order_patch_body(&body.value)?;
+    let command = StationCommand::UpdateOrder {
+        station_id,
+        target: OrderRef::Index(index),
+        patch,
+    };
+    let (station, seq) = persist_station(&app, command).await?;
+    Ok(orders_reply(&station, seq))
+}
+
+async fn delete_order(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let (station_id, index) = order_path(&path)?;
+    persist_station(
+        &app,
+        StationCommand::DeleteOrder {
+            station_id,
+            target: OrderRef::Index(index),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn reset(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let station_id = station_id(&path)?;
+    let (station, seq) = persist_station(&app, StationCommand::Reset { station_id }).await?;
+    Ok(station_reply(StatusCode::OK, &station, Some(seq)))
+}
+
+async fn transfer(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let from = station_id(&path)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let command = inbound::transfer_body(&from, &body.value)?;
+    let (target, seq) = persist_station(&app, command).await?;
+    Ok(station_reply(StatusCode::OK, &target, Some(seq)))
+}
+
+async fn get_catalogue(
+    req: &HttpRequest,
+    app: &AppState,
+    kind: CatalogueKind,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(req, Access::Device, false)?;
+    let body = store::catalogue::get(&app.db, kind)
+        .await?
+        .unwrap_or_else(|| "null".to_owned());
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
+}
+
+async fn put_catalogue(
+    req: &HttpRequest,
+    app: &AppState,
+    kind: CatalogueKind,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(req, Access::Admin, false)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    // Valid JSON is valid UTF-8: `read_json` parsed it.
+    let text = String::from_utf8(body.raw.to_vec())
+        .map_err(|_| ApiError::from(WireError::invalid(None, None, "the body is not UTF-8")))?;
+    // Stored and returned byte for byte as sent.
+    RawValue::from_string(text.clone()).map_err(|err| {
+        ApiError::from(WireError::invalid(
+            None,
+            None,
+            format!("the body is not valid JSON ({err})"),
+        ))
+    })?;
+    let applied = persist(app, Command::Catalogue { kind, body: text }).await?;
+    let stored = match applied.outcome {
+        Outcome::Catalogue(stored) => stored,
+        _ => return Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(stored))
+}
+
+async fn get_categories(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    get_catalogue(&req, &app, CatalogueKind::Categories).await
+}
+
+async fn put_categories(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    put_catalogue(&req, &app, CatalogueKind::Categories, body).await
+}
+
+async fn get_prices(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    get_catalogue(&req, &app, CatalogueKind::Prices).await
+}
+
+async fn put_prices(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    put_catalogue(&req, &app, CatalogueKind::Prices, body).await
+}

@@ -1,0 +1,87 @@
+//! The REST error answer: the protocol's error body plus `"success": false`, with the HTTP
+//! status of its code. Every handler error and every extractor error becomes one.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::actors::persistence::PersistError;
+use crate::protocol::error::ErrorBody;
+use crate::protocol::{ErrorCode, WireError};
+
+/// An error answered over REST: the protocol error and the HTTP status of its code (or, where
+/// the contract names another status for the situation, that one).
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: WireError,
+    status: StatusCode,
+}
+
+impl ApiError {
+    /// The error with a status other than its code's.
+    pub fn with_status(error: WireError, status: StatusCode) -> Self {
+        Self { error, status }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(error: WireError) -> Self {
+        let status = StatusCode::from_u16(error.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self { error, status }
+    }
+}
+
+impl From<PersistError> for ApiError {
+    fn from(e: PersistError) -> Self {
+        e.to_wire().into()
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        tracing::error!(%err, "database read failed");
+        WireError::new(
+            ErrorCode::DatabaseUnavailable,
+            "The database could not be read",
+        )
+        .into()
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(err: actix::MailboxError) -> Self {
+        tracing::error!(%err, "an actor did not answer");
+        WireError::new(
+            ErrorCode::ServerError,
+            "The server could not handle the request",
+        )
+        .into()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+#[derive(Serialize)]
+struct RestError<'a> {
+    success: bool,
+    #[serde(flatten)]
+    body: ErrorBody<'a>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(RestError {
+            success: false,
+            body: self.error.body(None),
+        })
+    }
+}

@@ -1,0 +1,741 @@
+//! Client frames into typed events. Everything a client sends passes through `decode` (WebSocket)
+//! or one of the `*_body` functions (REST bodies), which enforce the protocol's bounds and name
+//! the offending top-level field in every `INVALID_PAYLOAD`.
+
+use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::error::{ErrorCode, WireError};
+use super::time;
+use crate::domain::station::{NewOrder, OrderPatch, OrderRef, StationCommand, StationPatch};
+
+/// Longest id (`device_id`, `deviceId`, `clientId`, `table_name`, `record_id`, `id`), in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest other string, in characters.
+pub const MAX_TEXT_CHARS: usize = 65_536;
+/// Most items in `orders`, `record_ids`, `requested_tables`, `events`.
+pub const MAX_ITEMS: usize = 1_000;
+/// Deepest JSON nesting; the message object is level 1.
+pub const MAX_DEPTH: usize = 64;
+
+/// A decoded client message: its `id`, if it had one, and the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub id: Option<String>,
+    pub event: ClientEvent,
+}
+
+/// A message that was refused, with the `id` to answer to when it could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub reply_to: Option<String>,
+    pub error: WireError,
+}
+
+/// Every event a client may send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// `connect`: identifies the client and, with `last_seq`, resumes it.
+    Connect(Connect),
+    /// `ping`: answered by `pong`.
+    Ping,
+    /// A cashier command on stations (document 002).
+    Station(StationCommand),
+}
+
+/// The `connect` event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Connect {
+    pub client_id: Option<String>,
+    pub last_seq: Option<u64>,
+    pub epoch: Option<String>,
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Inbound, Rejected> {
+    let reject = |reply_to: Option<String>, error: WireError| Rejected { reply_to, error };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        reject(
+            None,
+            WireError::invalid(None, None, format!("not valid JSON ({e})")),
+        )
+    })?;
+    let Value::Object(map) = &value else {
+        return Err(reject(
+            None,
+            WireError::invalid(None, None, "a message must be a JSON object"),
+        ));
+    };
+    let id = match map.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= MAX_ID_CHARS => Some(s.clone()),
+        Some(_) => {
+            return Err(reject(
+                None,
+                WireError::invalid(
+                    Some("id"),
+                    None,
+                    format!("must be a string of at most {MAX_ID_CHARS} characters"),
+                ),
+            ));
+        }
+    };
+    let event = parse_event(map, &value).map_err(|error| reject(id.clone(), error))?;
+    Ok(Inbound { id, event })
+}
+
+/// Reads just the `id` of a frame that will not be processed (e.g. rate-limited), if it has one.
+pub fn peek_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    match serde_json::from_str::<IdOnly>(text).ok()?.id? {
+        Value::String(s) if s.chars().count() <= MAX_ID_CHARS => Some(s),
+        _ => None,
+    }
+}
+
+fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, WireError> {
+    check_bounds(map)?;
+    if let Some(ts) = map.get("timestamp")
+        && !ts.is_null()
+        && ts.as_str().and_then(time::parse).is_none()
+    {
+        return Err(WireError::invalid(
+            Some("timestamp"),
+            None,
+            "must be an RFC 3339 time with an offset",
+        ));
+    }
+    let kind = match map.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(_) => return Err(WireError::invalid(Some("type"), None, "must be a string")),
+        None => return Err(WireError::invalid(Some("type"), None, "is required")),
+    };
+    let event = match kind {
+        "connect" => {
+            let m: ConnectMsg = parse(value)?;
+            ClientEvent::Connect(Connect {
+                client_id: m.client_id.map(|w| w.0),
+                last_seq: m.last_seq,
+                epoch: m.epoch,
+            })
+        }
+        "ping" => ClientEvent::Ping,
+        "device_update" => {
+            let m: DeviceUpdateMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::Update {
+                station_id: m.device_id.0,
+                patch: m.data.into(),
+            })
+        }
+        "order_placed" => {
+            let m: OrderPlacedMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::PlaceOrders {
+                station_id: m.device_id.0,
+                orders: new_orders(m.orders, "orders")?,
+            })
+        }
+        "order_updated" => {
+            let m: OrderUpdatedMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::UpdateOrder {
+                station_id: m.device_id.0,
+                target: order_ref(m.order_index, m.order_id)?,
+                patch: m.data.into(),
+            })
+        }
+        "order_deleted" => {
+            let m: OrderDeletedMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::DeleteOrder {
+                station_id: m.device_id.0,
+                target: order_ref(m.order_index, m.order_id)?,
+            })
+        }
+        "device_transfer" => {
+            let m: TransferMsg = parse(value)?;
+            if m.from_device_id.0 == m.to_device_id.0 {
+                return Err(WireError::invalid(
+                    Some("toDeviceId"),
+                    None,
+                    "must differ from fromDeviceId",
+                ));
+            }
+            ClientEvent::Station(StationCommand::Transfer {
+                from: m.from_device_id.0,
+                to: m.to_device_id.0,
+            })
+        }
+        "device_deleted" => {
+            let m: StationIdMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::Delete {
+                station_id: m.device_id.0,
+            })
+        }
+        "device_reset" => {
+            let m: StationIdMsg = parse(value)?;
+            ClientEvent::Station(StationCommand::Reset {
+                station_id: m.device_id.0,
+            })
+        }
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(WireError::new(
+                ErrorCode::UnknownEvent,
+                format!("Unknown event type '{shown}'"),
+            ));
+        }
+    };
+    Ok(event)
+}
+
+// ---- REST bodies ------------------------------------------------------------------------
+
+/// The body of `POST /cashier/devices`: `{deviceId, name?}`.
+pub fn create_station_body(body: &Value) -> Result<StationCommand, WireError> {
+    let m: CreateStationMsg = parse_body(body)?;
+    Ok(StationCommand::Create {
+        station_id: m.device_id.0,
+        name: m.name,
+    })
+}
+
+/// The body of `PATCH /cashier/devices/{id}`: the `data` of a `device_update`.
+pub fn station_patch_body(body: &Value) -> Result<StationPatch, WireError> {
+    parse_body::<StationPatchMsg>(body).map(Into::into)
+}
+
+/// The body of `POST /cashier/devices/{id}/orders`: `{orders}`.
+pub fn place_orders_body(body: &Value) -> Result<Vec<NewOrder>, WireError> {
+    let m: OrdersMsg = parse_body(body)?;
+    new_orders(m.orders, "orders")
+}
+
+/// The body of `PATCH /cashier/devices/{id}/orders/{index}`: the `data` of an `order_updated`.
+pub fn order_patch_body(body: &Value) -> Result<OrderPatch, WireError> {
+    parse_body::<OrderPatchMsg>(body).map(Into::into)
+}
+
+/// The body of `POST /cashier/devices/{id}/transfer`: `{toDeviceId}`.
+pub fn transfer_body(from: &str, body: &Value) -> Result<StationCommand, WireError> {
+    let m: TransferTargetMsg = parse_body(body)?;
+    if m.to_device_id.0 == from {
+        return Err(WireError::invalid(
+            Some("toDeviceId"),
+            None,
+            "must differ from the source device",
+        ));
+    }
+    Ok(StationCommand::Transfer {
+        from: from.to_owned(),
+        to: m.to_device_id.0,
+    })
+}
+
+/// Checks a REST body against the protocol's bounds (any JSON value).
+pub fn check_body_bounds(body: &Value) -> Result<(), WireError> {
+    match body {
+        Value::Object(map) => check_bounds(map),
+        other => check_value(other, 1).map_err(|reason| WireError::invalid(None, None, reason)),
+    }
+}
+
+/// Checks a path segment used as a station id.
+pub fn station_id_param(id: &str) -> Result<(), WireError> {
+    if id.is_empty() || id.chars().count() > MAX_ID_CHARS {
+        return Err(WireError::invalid(
+            Some("deviceId"),
+            None,
+            format!("must be 1 to {MAX_ID_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, WireError> {
+    check_body_bounds(body)?;
+    parse(body)
+}
+
+// ---- bounds -----------------------------------------------------------------------------
+
+/// Depth and string bounds, checked field by field so the error names the top-level field.
+fn check_bounds(map: &Map<String, Value>) -> Result<(), WireError> {
+    for (key, value) in map {
+        if key.len() > MAX_TEXT_CHARS && key.chars().count() > MAX_TEXT_CHARS {
+            return Err(WireError::invalid(None, None, "a field name is too long"));
+        }
+        check_value(value, 2).map_err(|reason| WireError::invalid(Some(key), None, reason))?;
+    }
+    Ok(())
+}
+
+/// Checks `value`, found at nesting `level` (containers count; the message is level 1).
+fn check_value(value: &Value, level: usize) -> Result<(), String> {
+    match value {
+        Value::String(s) => check_text(s),
+        Value::Array(items) => {
+            check_depth(level)?;
+            items.iter().try_for_each(|v| check_value(v, level + 1))
+        }
+        Value::Object(map) => {
+            check_depth(level)?;
+            map.iter().try_for_each(|(k, v)| {
+                check_text(k)?;
+                check_value(v, level + 1)
+            })
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+fn check_depth(level: usize) -> Result<(), String> {
+    if level > MAX_DEPTH {
+        Err(format!("nested deeper than {MAX_DEPTH} levels"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_text(s: &str) -> Result<(), String> {
+    // A string of at most MAX_TEXT_CHARS bytes has at most that many characters.
+    if s.len() > MAX_TEXT_CHARS && s.chars().count() > MAX_TEXT_CHARS {
+        Err(format!(
+            "a string is longer than {MAX_TEXT_CHARS} characters"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+// ---- typed parsing ----------------------------------------------------------------------
+
+/// Deserializes `value` into `T`, turning a serde error into `INVALID_PAYLOAD` with its path.
+fn parse<T: DeserializeOwned>(value: &Value) -> Result<T, WireError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let reason = err.inner().to_string();
+        let path = err.path().to_string();
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let (field, path) = if path == "." || path.is_empty() {
+            (missing.clone(), missing)
+        } else {
+            let top = path.split(['.', '[']).next().map(str::to_owned);
+            let full = match &missing {
+                Some(name) => Some(format!("{path}.{name}")),
+                None => Some(path),
+            };
+            (top, full)
+        };
+        WireError::invalid(field.as_deref(), path.as_deref(), reason)
+    })
+}
+
+fn new_orders(orders: Vec<OrderMsg>, field: &str) -> Result<Vec<NewOrder>, WireError> {
+    if orders.is_empty() {
+        return Err(WireError::invalid(
+            Some(field),
+            None,
+            "must hold at least one order",
+        ));
+    }
+    if orders.len() > MAX_ITEMS {
+        return Err(WireError::invalid(
+            Some(field),
+            None,
+            format!("must hold at most {MAX_ITEMS} orders"),
+        ));
+    }
+    Ok(orders.into_iter().map(Into::into).collect())
+}
+
+fn order_ref(index: Option<u64>, id: Option<WireId>) -> Result<OrderRef, WireError> {
+    let index = index
+        .map(|i| {
+            usize::try_from(i)
+                .map_err(|_| WireError::invalid(Some("orderIndex"), None, "is out of range"))
+        })
+        .transpose()?;
+    match (index, id) {
+        (Some(index), Some(id)) => Ok(OrderRef::Both { index, id: id.0 }),
+        (Some(index), None) => Ok(OrderRef::Index(index)),
+        (None, Some(id)) => Ok(OrderRef::Id(id.0)),
+        (None, None) => Err(WireError::invalid(
+            Some("orderIndex"),
+            None,
+            "orderIndex or orderId is required",
+        )),
+    }
+}
+
+/// An id: a non-empty string of at most `MAX_ID_CHARS` characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WireId(String);
+
+impl<'de> Deserialize<'de> for WireId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let n = s.chars().count();
+        if n == 0 || n > MAX_ID_CHARS {
+            return Err(D::Error::custom(format!(
+                "must be a string of 1 to {MAX_ID_CHARS} characters"
+            )));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// An integer ≥ `MIN` (never a float).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AtLeast<const MIN: i64>(i64);
+
+impl<'de, const MIN: i64> Deserialize<'de> for AtLeast<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let message = || D::Error::custom(format!("must be an integer >= {MIN}"));
+        match Value::deserialize(d)? {
+            Value::Number(n) => match n.as_i64() {
+                Some(v) if v >= MIN => Ok(Self(v)),
+                _ => Err(message()),
+            },
+            _ => Err(message()),
+        }
+    }
+}
+
+/// A client time: RFC 3339 with an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientTime(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for ClientTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        time::parse(&s)
+            .map(Self)
+            .ok_or_else(|| D::Error::custom("must be an RFC 3339 time with an offset"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectMsg {
+    client_id: Option<WireId>,
+    #[serde(rename = "last_seq")]
+    last_seq: Option<u64>,
+    epoch: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StationIdMsg {
+    device_id: WireId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateStationMsg {
+    device_id: WireId,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceUpdateMsg {
+    device_id: WireId,
+    data: StationPatchMsg,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StationPatchMsg {
+    is_running: Option<bool>,
+    elapsed_seconds: Option<AtLeast<0>>,
+    mode: Option<String>,
+    customer_count: Option<AtLeast<0>>,
+    notes: Option<String>,
+}
+
+impl From<StationPatchMsg> for StationPatch {
+    fn from(m: StationPatchMsg) -> Self {
+        Self {
+            is_running: m.is_running,
+            elapsed_seconds: m.elapsed_seconds.map(|v| v.0),
+            mode: m.mode,
+            customer_count: m.customer_count.map(|v| v.0),
+            notes: m.notes,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderPlacedMsg {
+    device_id: WireId,
+    orders: Vec<OrderMsg>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrdersMsg {
+    orders: Vec<OrderMsg>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderMsg {
+    name: String,
+    price: AtLeast<0>,
+    quantity: AtLeast<1>,
+    notes: Option<String>,
+    first_order_time: Option<ClientTime>,
+    last_order_time: Option<ClientTime>,
+}
+
+impl From<OrderMsg> for NewOrder {
+    fn from(m: OrderMsg) -> Self {
+        Self {
+            name: m.name,
+            price: m.price.0,
+            quantity: m.quantity.0,
+            notes: m.notes,
+            first_order_time: m.first_order_time.map(|t| t.0),
+            last_order_time: m.last_order_time.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderUpdatedMsg {
+    device_id: WireId,
+    order_index: Option<u64>,
+    order_id: Option<WireId>,
+    data: OrderPatchMsg,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderPatchMsg {
+    name: Option<String>,
+    price: Option<AtLeast<0>>,
+    quantity: Option<AtLeast<1>>,
+    notes: Option<String>,
+    first_order_time: Option<ClientTime>,
+    last_order_time: Option<ClientTime>,
+}
+
+impl From<OrderPatchMsg> for OrderPatch {
+    fn from(m: OrderPatchMsg) -> Self {
+        Self {
+            name: m.name,
+            price: m.price.map(|v| v.0),
+            quantity: m.quantity.map(|v| v.0),
+            notes: m.notes,
+            first_order_time: m.first_order_time.map(|t| t.0),
+            last_order_time: m.last_order_time.map(|t| t.0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderDeletedMsg {
+    device_id: WireId,
+    order_index: Option<u64>,
+    order_id: Option<WireId>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferMsg {
+    from_device_id: WireId,
+    to_device_id: WireId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransferTargetMsg {
+    to_device_id: WireId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(text: &str) -> Rejected {
+        decode(text).expect_err("should be rejected")
+    }
+
+    fn field(r: &Rejected) -> Option<String> {
+        r.error
+            .details
+            .as_ref()
+            .and_then(|d| d["field"].as_str().map(str::to_owned))
+    }
+
+    #[test]
+    fn a_device_update_decodes_into_a_station_patch() {
+        let m = decode(r#"{"type":"device_update","id":"c-1","deviceId":"pc1","data":{"isRunning":true,"elapsedSeconds":3600,"mode":"single","customerCount":2,"notes":"VIP customer"},"timestamp":"2026-02-03T02:25:33+03:00"}"#)
+            .expect("decode");
+        assert_eq!(m.id.as_deref(), Some("c-1"));
+        let ClientEvent::Station(StationCommand::Update { station_id, patch }) = m.event else {
+            panic!("not an update: {:?}", m.event)
+        };
+        assert_eq!(station_id, "pc1");
+        assert_eq!(patch.elapsed_seconds, Some(3600));
+        assert_eq!(patch.notes.as_deref(), Some("VIP customer"));
+    }
+
+    #[test]
+    fn not_json_and_not_an_object_are_invalid_payload() {
+        assert_eq!(rejected("{nope").error.code, ErrorCode::InvalidPayload);
+        assert_eq!(rejected("[1,2]").error.code, ErrorCode::InvalidPayload);
+        assert_eq!(rejected("\"ping\"").error.code, ErrorCode::InvalidPayload);
+    }
+
+    #[test]
+    fn a_missing_type_names_the_field_and_keeps_the_id() {
+        let r = rejected(r#"{"id":"x1","deviceId":"pc1"}"#);
+        assert_eq!(r.error.code, ErrorCode::InvalidPayload);
+        assert_eq!(field(&r).as_deref(), Some("type"));
+        assert_eq!(r.reply_to.as_deref(), Some("x1"));
+    }
+
+    #[test]
+    fn an_unknown_type_is_unknown_event() {
+        let r = rejected(r#"{"type":"teleport","id":"x2"}"#);
+        assert_eq!(r.error.code, ErrorCode::UnknownEvent);
+        assert_eq!(r.reply_to.as_deref(), Some("x2"));
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let r = rejected(r#"{"type":"device_update","data":{}}"#);
+        assert_eq!(field(&r).as_deref(), Some("deviceId"));
+    }
+
+    #[test]
+    fn a_float_price_is_refused_naming_orders() {
+        let r = rejected(
+            r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"tea","price":10.5,"quantity":1}]}"#,
+        );
+        assert_eq!(field(&r).as_deref(), Some("orders"));
+        let path = r
+            .error
+            .details
+            .as_ref()
+            .and_then(|d| d["path"].as_str().map(str::to_owned));
+        assert_eq!(path.as_deref(), Some("orders[0].price"));
+    }
+
+    #[test]
+    fn negative_counts_and_zero_quantities_are_refused() {
+        let r =
+            rejected(r#"{"type":"device_update","deviceId":"pc1","data":{"elapsedSeconds":-1}}"#);
+        assert_eq!(field(&r).as_deref(), Some("data"));
+        let r = rejected(
+            r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"tea","price":1,"quantity":0}]}"#,
+        );
+        assert_eq!(field(&r).as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn a_long_device_id_is_refused() {
+        let long = "p".repeat(MAX_ID_CHARS + 1);
+        let r = rejected(&format!(r#"{{"type":"device_reset","deviceId":"{long}"}}"#));
+        assert_eq!(field(&r).as_deref(), Some("deviceId"));
+        let ok = "ب".repeat(MAX_ID_CHARS);
+        assert!(decode(&format!(r#"{{"type":"device_reset","deviceId":"{ok}"}}"#)).is_ok());
+    }
+
+    #[test]
+    fn an_id_that_is_not_a_short_string_is_refused_without_reply_to() {
+        let r = rejected(r#"{"type":"ping","id":17}"#);
+        assert_eq!(field(&r).as_deref(), Some("id"));
+        assert_eq!(r.reply_to, None);
+    }
+
+    #[test]
+    fn nesting_past_the_limit_names_the_field() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let r = rejected(&format!(r#"{{"type":"ping","extra":{deep}}}"#));
+        assert_eq!(field(&r).as_deref(), Some("extra"));
+        let fits = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(decode(&format!(r#"{{"type":"ping","extra":{fits}}}"#)).is_ok());
+    }
+
+    #[test]
+    fn an_overlong_string_names_the_field() {
+        let long = "x".repeat(MAX_TEXT_CHARS + 1);
+        let r = rejected(&format!(
+            r#"{{"type":"device_update","deviceId":"pc1","data":{{"notes":"{long}"}}}}"#
+        ));
+        assert_eq!(field(&r).as_deref(), Some("data"));
+    }
+
+    #[test]
+    fn too_many_orders_are_refused() {
+        let one = r#"{"name":"t","price":1,"quantity":1}"#;
+        let many = vec![one; MAX_ITEMS + 1].join(",");
+        let r = rejected(&format!(
+            r#"{{"type":"order_placed","deviceId":"pc1","orders":[{many}]}}"#
+        ));
+        assert_eq!(field(&r).as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn a_bad_client_timestamp_is_refused() {
+        let r = rejected(r#"{"type":"ping","timestamp":"03/02/2026"}"#);
+        assert_eq!(field(&r).as_deref(), Some("timestamp"));
+        assert!(decode(r#"{"type":"ping","timestamp":"2026-02-03T02:25:33+03:00"}"#).is_ok());
+    }
+
+    #[test]
+    fn an_order_is_named_by_index_or_id() {
+        let m =
+            decode(r#"{"type":"order_deleted","deviceId":"pc1","orderId":"o-1"}"#).expect("decode");
+        assert_eq!(
+            m.event,
+            ClientEvent::Station(StationCommand::DeleteOrder {
+                station_id: "pc1".into(),
+                target: OrderRef::Id("o-1".into())
+            })
+        );
+        let r = rejected(r#"{"type":"order_deleted","deviceId":"pc1"}"#);
+        assert_eq!(field(&r).as_deref(), Some("orderIndex"));
+    }
+
+    #[test]
+    fn a_transfer_onto_itself_is_refused() {
+        let r = rejected(r#"{"type":"device_transfer","fromDeviceId":"pc1","toDeviceId":"pc1"}"#);
+        assert_eq!(field(&r).as_deref(), Some("toDeviceId"));
+    }
+
+    #[test]
+    fn connect_reads_resume_fields() {
+        let m = decode(r#"{"type":"connect","clientId":"cashier-1","last_seq":42,"epoch":"e1","token":"ignored"}"#)
+            .expect("decode");
+        assert_eq!(
+            m.event,
+            ClientEvent::Connect(Connect {
+                client_id: Some("cashier-1".into()),
+                last_seq: Some(42),
+                epoch: Some("e1".into())
+            })
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"connect","last_seq":-1}"#)).as_deref(),
+            Some("last_seq")
+        );
+    }
+
+    #[test]
+    fn peek_id_reads_only_a_valid_id() {
+        assert_eq!(peek_id(r#"{"type":"x","id":"a"}"#).as_deref(), Some("a"));
+        assert_eq!(peek_id(r#"{"id":5}"#), None);
+        assert_eq!(peek_id("garbage"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! The wire, and only the wire: client frames into typed events (`inbound`), server messages
+//! into shared frames (`outbound`), the error codes (`error`) and the time format (`time`).
+//! Knows nothing of actors or the database.
+
+pub mod error;
+pub mod inbound;
+pub mod outbound;
+pub mod time;
+
+pub use error::{ErrorCode, WireError};

@@ -1,0 +1,380 @@
+//! Settings: the built-in defaults (this repository's `settings.toml`, compiled in), then the
+//! settings file, then `DEVICE_SYNC__SECTION__KEY` environment variables, into typed sections.
+//!
+//! Read once at start by `main` (or by a test's `spawn_app`) and shared read-only afterwards.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, identical to the `settings.toml` at the root of the repository.
+pub const DEFAULTS: &str = include_str!("../settings.toml");
+
+/// Everything the server can be told, by section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub heartbeat: HeartbeatSettings,
+    pub election: ElectionSettings,
+    pub sync: SyncSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub durability: Durability,
+}
+
+/// What a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is on stable storage before it is acknowledged (SQLite `synchronous=FULL`):
+    /// it survives a power cut.
+    Full,
+    /// A commit survives a crash of the server process, not of the machine
+    /// (SQLite `synchronous=NORMAL` in WAL mode).
+    Normal,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    pub admin_token: String,
+    pub device_token: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    // Tokens never reach a log line, not even through a debug print of the settings.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |t: &str| if t.is_empty() { "<empty>" } else { "<set>" };
+        f.debug_struct("AuthSettings")
+            .field("admin_token", &shown(&self.admin_token))
+            .field("device_token", &shown(&self.device_token))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeartbeatSettings {
+    pub interval_s: f64,
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ElectionSettings {
+    pub ack_timeout_s: f64,
+    pub max_retries: u32,
+    pub backoff_ms: Vec<u64>,
+    pub reconnect_grace_s: f64,
+    pub preempt: bool,
+    pub manual_min_priority: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    pub conflict_policy: ConflictPolicy,
+    pub max_retries: u32,
+    pub interval_s: f64,
+}
+
+/// How a write with a stale `base_version` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    ServerWins,
+    LastWriterWins,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub idle_timeout_s: f64,
+    pub session_queue: usize,
+    pub messages_per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("settings: {key} {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Loads the settings: defaults, then `file` (which must exist when given; when `None`,
+    /// `./settings.toml` is read if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        builder = match file {
+            Some(path) => {
+                builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
+            }
+            None => builder.add_source(File::with_name("settings.toml").required(false)),
+        };
+        let settings: Settings = builder
+            .add_source(
+                Environment::with_prefix("DEVICE_SYNC")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("election.backoff_ms")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The built-in defaults alone, as the binary has them.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let durations = [
+            ("heartbeat.interval_s", self.heartbeat.interval_s),
+            ("heartbeat.timeout_s", self.heartbeat.timeout_s),
+            ("election.ack_timeout_s", self.election.ack_timeout_s),
+            (
+                "election.reconnect_grace_s",
+                self.election.reconnect_grace_s,
+            ),
+            ("sync.interval_s", self.sync.interval_s),
+            ("limits.idle_timeout_s", self.limits.idle_timeout_s),
+        ];
+        for (key, value) in durations {
+            if !(value.is_finite() && value > 0.0 && value < 1e9) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    problem: format!("must be a positive number of seconds, not {value}"),
+                });
+            }
+        }
+        let positive = [
+            ("limits.max_message_bytes", self.limits.max_message_bytes),
+            ("limits.max_connections", self.limits.max_connections),
+            ("limits.session_queue", self.limits.session_queue),
+            (
+                "limits.messages_per_second",
+                self.limits.messages_per_second as usize,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::Invalid {
+                    key,
+                    problem: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.election.backoff_ms.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "election.backoff_ms",
+                problem: "needs at least one delay".into(),
+            });
+        }
+        if !(0..=100).contains(&self.election.manual_min_priority) {
+            return Err(SettingsError::Invalid {
+                key: "election.manual_min_priority",
+                problem: "must be within 0..=100".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Converts a settings value in seconds (validated positive and finite) to a `Duration`.
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
+}
+
+impl HeartbeatSettings {
+    pub fn interval(&self) -> Duration {
+        seconds(self.interval_s)
+    }
+    pub fn timeout(&self) -> Duration {
+        seconds(self.timeout_s)
+    }
+}
+
+impl ElectionSettings {
+    pub fn ack_timeout(&self) -> Duration {
+        seconds(self.ack_timeout_s)
+    }
+    pub fn reconnect_grace(&self) -> Duration {
+        seconds(self.reconnect_grace_s)
+    }
+    /// The wait before retry `attempt` (0-based); the last delay repeats.
+    pub fn backoff(&self, attempt: usize) -> Duration {
+        let ms = self
+            .backoff_ms
+            .get(attempt)
+            .or(self.backoff_ms.last())
+            .copied()
+            .unwrap_or(0);
+        Duration::from_millis(ms)
+    }
+}
+
+impl SyncSettings {
+    pub fn interval(&self) -> Duration {
+        seconds(self.interval_s)
+    }
+}
+
+impl LimitSettings {
+    pub fn idle_timeout(&self) -> Duration {
+        seconds(self.idle_timeout_s)
+    }
+}
+
+impl ServerSettings {
+    /// The address to bind, `host:port`.
+    pub fn bind_address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl DatabaseSettings {
+    /// Whether the URL names an SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// The SQLite file the URL names, if it names one (not `:memory:`).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path == ":memory:" {
+            None
+        } else {
+            Some(PathBuf::from(path))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_are_those_of_the_protocol() {
+        let s = Settings::defaults().expect("defaults parse");
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database.durability, Durability::Full);
+        assert_eq!(s.heartbeat.interval(), Duration::from_secs(30));
+        assert_eq!(s.heartbeat.timeout(), Duration::from_secs(90));
+        assert_eq!(s.election.backoff_ms, vec![1000, 2000, 4000]);
+        assert_eq!(s.election.max_retries, 3);
+        assert_eq!(s.election.manual_min_priority, 80);
+        assert!(!s.election.preempt);
+        assert_eq!(s.sync.conflict_policy, ConflictPolicy::ServerWins);
+        assert_eq!(s.limits.max_message_bytes, 1_048_576);
+        assert_eq!(s.limits.max_connections, 10_000);
+        assert_eq!(s.limits.session_queue, 1024);
+        assert_eq!(s.limits.messages_per_second, 100);
+        assert_eq!(s.limits.idle_timeout(), Duration::from_secs(300));
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn backoff_repeats_its_last_delay() {
+        let s = Settings::defaults().expect("defaults parse");
+        assert_eq!(s.election.backoff(0), Duration::from_millis(1000));
+        assert_eq!(s.election.backoff(2), Duration::from_millis(4000));
+        assert_eq!(s.election.backoff(7), Duration::from_millis(4000));
+    }
+
+    #[test]
+    fn a_partial_file_is_completed_by_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("partial.toml");
+        std::fs::write(&path, "[heartbeat]\ninterval_s = 0.2\n").expect("write");
+        let s = Settings::load(Some(&path)).expect("load");
+        assert_eq!(s.heartbeat.interval(), Duration::from_millis(200));
+        assert_eq!(s.heartbeat.timeout(), Duration::from_secs(90));
+        assert_eq!(s.server.port, 8080);
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/device-sync.toml"))).is_err());
+    }
+
+    #[test]
+    fn a_zero_duration_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[limits]\nidle_timeout_s = 0\n").expect("write");
+        assert!(matches!(
+            Settings::load(Some(&path)),
+            Err(SettingsError::Invalid {
+                key: "limits.idle_timeout_s",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_sqlite_path_is_read_from_the_url() {
+        let db = DatabaseSettings {
+            url: "sqlite://data/device-sync.db?mode=rwc".into(),
+            durability: Durability::Full,
+        };
+        assert_eq!(db.sqlite_path(), Some(PathBuf::from("data/device-sync.db")));
+        let pg = DatabaseSettings {
+            url: "postgres://u@h/db".into(),
+            durability: Durability::Full,
+        };
+        assert_eq!(pg.sqlite_path(), None);
+    }
+
+    #[test]
+    fn tokens_are_not_shown_by_debug() {
+        let auth = AuthSettings {
+            admin_token: "s3cret".into(),
+            device_token: String::new(),
+        };
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("s3cret"));
+    }
+}

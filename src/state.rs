@@ -1,0 +1,52 @@
+//! What every HTTP handler and session shares: the settings, the database handle for reads,
+//! the actors' addresses, and the log's facts. Cheap to clone (one `Arc`).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use actix::Addr;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use crate::actors::broadcast::{Broadcast, PublishedSeq};
+use crate::actors::persistence::Persistence;
+use crate::actors::registry::Registry;
+use crate::http::auth::Tokens;
+use crate::http::ws::ConnectionSlots;
+use crate::settings::Settings;
+
+/// The shared application state.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The fields of `AppState`.
+pub struct Shared {
+    pub settings: Settings,
+    /// For reads (REST, catch-up); every write goes through `persistence`.
+    pub db: DatabaseConnection,
+    /// The change log's epoch.
+    pub epoch: String,
+    pub registry: Addr<Registry>,
+    pub broadcast: Addr<Broadcast>,
+    pub persistence: Addr<Persistence>,
+    /// The newest `seq` handed to the sessions.
+    pub published: PublishedSeq,
+    /// The admission gate for WebSocket sessions (`limits.max_connections`).
+    pub slots: Arc<ConnectionSlots>,
+    pub tokens: Tokens,
+    pub started_at: DateTime<Utc>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

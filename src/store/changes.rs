@@ -1,0 +1,68 @@
+//! The change log, read for replay.
+
+use entity::change_log;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+/// A logged change as a session replays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedFrame {
+    pub seq: u64,
+    /// The frame every session but the origin was sent.
+    pub frame: String,
+    /// The session that made the change, if it came over WebSocket.
+    pub origin_session: Option<String>,
+    /// What the origin session was sent instead, if anything.
+    pub reply_frame: Option<String>,
+}
+
+/// Up to `limit` changes after `after`, oldest first.
+pub async fn frames_after<C: ConnectionTrait>(
+    db: &C,
+    after: u64,
+    limit: u64,
+) -> Result<Vec<LoggedFrame>, DbErr> {
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = change_log::Entity::find()
+        .select_only()
+        .column(change_log::Column::Seq)
+        .column(change_log::Column::Frame)
+        .column(change_log::Column::OriginSession)
+        .column(change_log::Column::ReplyFrame)
+        .filter(change_log::Column::Seq.gt(to_db(after)))
+        .order_by_asc(change_log::Column::Seq)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, frame, origin_session, reply_frame)| LoggedFrame {
+            seq: from_db(seq),
+            frame,
+            origin_session,
+            reply_frame,
+        })
+        .collect())
+}
+
+/// The newest `seq` in the log (0 when it is empty).
+pub async fn head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    let max: Option<Option<i64>> = change_log::Entity::find()
+        .select_only()
+        .column_as(change_log::Column::Seq.max(), "head")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().map(from_db).unwrap_or(0))
+}
+
+/// A `seq` as the database stores it (a signed 64-bit integer; seqs never reach 2^63).
+pub fn to_db(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A `seq` read from the database (never negative).
+pub fn from_db(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
