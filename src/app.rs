@@ -35,10 +35,7 @@ pub enum StartError {
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -67,10 +64,8 @@ impl ShutdownHandle {
 impl Application {
     /// Opens the database (creating and migrating it), starts the actors and binds the port.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&settings.server.data_dir).map_err(io(format!(
-            "creating {}",
-            settings.server.data_dir.display()
-        )))?;
+        std::fs::create_dir_all(&settings.server.data_dir)
+            .map_err(io(format!("creating {}", settings.server.data_dir.display())))?;
         let db = open_database(&settings.database).await?;
         Migrator::up(&db, None).await?;
         let boot = persistence::bootstrap(&db).await?;
@@ -115,15 +110,11 @@ impl Application {
 
         let address = state.settings.server.bind_address();
         let listener = TcpListener::bind(&address).map_err(io(format!("binding {address}")))?;
-        let local = listener
-            .local_addr()
-            .map_err(io("reading the bound address"))?;
+        let local = listener.local_addr().map_err(io("reading the bound address"))?;
         let user_timeout = state.settings.heartbeat.timeout();
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(app_state.clone()))
-                .configure(http::routes)
+            App::new().app_data(web::Data::new(app_state.clone())).configure(http::routes)
         })
         .on_connect(move |conn, _| tune_socket(conn, user_timeout))
         .disable_signals()
@@ -132,17 +123,8 @@ impl Application {
         .map_err(io("listening"))?
         .run();
 
-        tracing::info!(
-            "listening on http://{}:{}",
-            state.settings.server.host,
-            local.port()
-        );
-        Ok(Self {
-            port: local.port(),
-            server,
-            state,
-            shutdown: Arc::new(Notify::new()),
-        })
+        tracing::info!("listening on http://{}:{}", state.settings.server.host, local.port());
+        Ok(Self { port: local.port(), server, state, shutdown: Arc::new(Notify::new()) })
     }
 
     /// The port the server listens on (the real one when the settings said 0).
@@ -178,13 +160,8 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
     if let Err(err) = state.persistence.send(Flush).await {
         tracing::error!(%err, "persistence did not confirm its last writes");
     }
-    if let Err(err) = state
-        .broadcast
-        .send(CloseAll {
-            code: close::GOING_AWAY,
-            reason: "server shutting down",
-        })
-        .await
+    if let Err(err) =
+        state.broadcast.send(CloseAll { code: close::GOING_AWAY, reason: "server shutting down" }).await
     {
         tracing::error!(%err, "sessions could not be told to close");
     }
@@ -250,16 +227,13 @@ pub async fn open_database(settings: &DatabaseSettings) -> Result<DatabaseConnec
             Durability::Full => SqliteSynchronous::Full,
             Durability::Normal => SqliteSynchronous::Normal,
         };
-        options
-            .max_connections(8)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(move |o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(synchronous)
-                    .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true)
-                    .create_if_missing(true)
-            });
+        options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(synchronous)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
     } else {
         options.max_connections(16);
     }

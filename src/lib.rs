@@ -12,9 +12,11 @@
 //!   `seq` order), Persistence (the only writer, group commit), and a session's outbox.
 //! - `http`: REST by resource and the `/ws` upgrade; auth; the JSON error answer.
 //! - `store`: read queries shared by REST, catch-up and Persistence.
+//! - `client`: `device-sync client`, a terminal WebSocket client for trying the server by hand.
 
 pub mod actors;
 pub mod app;
+pub mod client;
 pub mod domain;
 pub mod http;
 pub mod protocol;

@@ -23,12 +23,39 @@ struct Cli {
 enum Commands {
     /// Run the server (the default).
     Serve,
+    /// Talk to a server by hand: each line typed is sent, each frame received is printed.
+    Client {
+        /// The server's WebSocket endpoint.
+        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+        url: String,
+        /// The device token, when the server requires one.
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => serve(cli.config),
+        Commands::Client { url, token } => client(&url, token.as_deref()),
+    }
+}
+
+fn client(url: &str, token: Option<&str>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("device-sync client: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(device_sync::client::run(url, token)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("device-sync client: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -36,19 +63,14 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
     let settings = match Settings::load(config.as_deref()) {
         Ok(settings) => settings,
         Err(err) => {
-            telemetry::init(&LogSettings {
-                level: "info".into(),
-                format: LogFormat::Text,
-            });
+            telemetry::init(&LogSettings { level: "info".into(), format: LogFormat::Text });
             tracing::error!(%err, "cannot start");
             return ExitCode::from(2);
         }
     };
     telemetry::init(&settings.log);
     let result = actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings)
-            .await
-            .map_err(|err| err.to_string())?;
+        let app = Application::build(settings).await.map_err(|err| err.to_string())?;
         app.run_until_stopped().await.map_err(|err| err.to_string())
     });
     match result {

@@ -135,9 +135,7 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         builder = match file {
-            Some(path) => {
-                builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
-            }
+            Some(path) => builder.add_source(File::from(path).format(FileFormat::Toml).required(true)),
             None => builder.add_source(File::with_name("settings.toml").required(false)),
         };
         let settings: Settings = builder
@@ -170,10 +168,7 @@ impl Settings {
             ("heartbeat.interval_s", self.heartbeat.interval_s),
             ("heartbeat.timeout_s", self.heartbeat.timeout_s),
             ("election.ack_timeout_s", self.election.ack_timeout_s),
-            (
-                "election.reconnect_grace_s",
-                self.election.reconnect_grace_s,
-            ),
+            ("election.reconnect_grace_s", self.election.reconnect_grace_s),
             ("sync.interval_s", self.sync.interval_s),
             ("limits.idle_timeout_s", self.limits.idle_timeout_s),
         ];
@@ -189,17 +184,11 @@ impl Settings {
             ("limits.max_message_bytes", self.limits.max_message_bytes),
             ("limits.max_connections", self.limits.max_connections),
             ("limits.session_queue", self.limits.session_queue),
-            (
-                "limits.messages_per_second",
-                self.limits.messages_per_second as usize,
-            ),
+            ("limits.messages_per_second", self.limits.messages_per_second as usize),
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(SettingsError::Invalid {
-                    key,
-                    problem: "must be at least 1".into(),
-                });
+                return Err(SettingsError::Invalid { key, problem: "must be at least 1".into() });
             }
         }
         if self.election.backoff_ms.is_empty() {
@@ -241,12 +230,7 @@ impl ElectionSettings {
     }
     /// The wait before retry `attempt` (0-based); the last delay repeats.
     pub fn backoff(&self, attempt: usize) -> Duration {
-        let ms = self
-            .backoff_ms
-            .get(attempt)
-            .or(self.backoff_ms.last())
-            .copied()
-            .unwrap_or(0);
+        let ms = self.backoff_ms.get(attempt).or(self.backoff_ms.last()).copied().unwrap_or(0);
         Duration::from_millis(ms)
     }
 }
@@ -278,16 +262,9 @@ impl DatabaseSettings {
 
     /// The SQLite file the URL names, if it names one (not `:memory:`).
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let rest = self
-            .url
-            .strip_prefix("sqlite://")
-            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let rest = self.url.strip_prefix("sqlite://").or_else(|| self.url.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or(rest);
-        if path.is_empty() || path == ":memory:" {
-            None
-        } else {
-            Some(PathBuf::from(path))
-        }
+        if path.is_empty() || path == ":memory:" { None } else { Some(PathBuf::from(path)) }
     }
 }
 
@@ -347,10 +324,7 @@ mod tests {
         std::fs::write(&path, "[limits]\nidle_timeout_s = 0\n").expect("write");
         assert!(matches!(
             Settings::load(Some(&path)),
-            Err(SettingsError::Invalid {
-                key: "limits.idle_timeout_s",
-                ..
-            })
+            Err(SettingsError::Invalid { key: "limits.idle_timeout_s", .. })
         ));
     }
 
@@ -361,19 +335,13 @@ mod tests {
             durability: Durability::Full,
         };
         assert_eq!(db.sqlite_path(), Some(PathBuf::from("data/device-sync.db")));
-        let pg = DatabaseSettings {
-            url: "postgres://u@h/db".into(),
-            durability: Durability::Full,
-        };
+        let pg = DatabaseSettings { url: "postgres://u@h/db".into(), durability: Durability::Full };
         assert_eq!(pg.sqlite_path(), None);
     }
 
     #[test]
     fn tokens_are_not_shown_by_debug() {
-        let auth = AuthSettings {
-            admin_token: "s3cret".into(),
-            device_token: String::new(),
-        };
+        let auth = AuthSettings { admin_token: "s3cret".into(), device_token: String::new() };
         let shown = format!("{auth:?}");
         assert!(!shown.contains("s3cret"));
     }

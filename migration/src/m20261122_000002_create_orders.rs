@@ -15,28 +15,15 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Orders::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Orders::OrderId)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Orders::OrderId).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(Orders::StationId).string_len(128).not_null())
                     .col(ColumnDef::new(Orders::Position).integer().not_null())
                     .col(ColumnDef::new(Orders::Name).text().not_null())
                     .col(ColumnDef::new(Orders::Price).big_integer().not_null())
                     .col(ColumnDef::new(Orders::Quantity).big_integer().not_null())
                     .col(ColumnDef::new(Orders::Notes).text().not_null())
-                    .col(
-                        ColumnDef::new(Orders::FirstOrderTime)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Orders::LastOrderTime)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Orders::FirstOrderTime).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Orders::LastOrderTime).timestamp_with_time_zone().not_null())
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_orders_station")
@@ -62,9 +49,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Orders::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Orders::Table).to_owned()).await
     }
 }
 

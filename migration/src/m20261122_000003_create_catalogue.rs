@@ -13,27 +13,16 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Catalogue::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Catalogue::Name)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Catalogue::Name).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(Catalogue::Body).text().not_null())
-                    .col(
-                        ColumnDef::new(Catalogue::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Catalogue::UpdatedAt).timestamp_with_time_zone().not_null())
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Catalogue::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Catalogue::Table).to_owned()).await
     }
 }
 

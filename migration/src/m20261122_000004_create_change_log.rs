@@ -13,47 +13,18 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ChangeLog::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(ChangeLog::Seq)
-                            .big_integer()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(ChangeLog::TableName)
-                            .string_len(128)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(ChangeLog::Seq).big_integer().not_null().primary_key())
+                    .col(ColumnDef::new(ChangeLog::TableName).string_len(128).not_null())
                     .col(ColumnDef::new(ChangeLog::RecordId).string_len(128).null())
-                    .col(
-                        ColumnDef::new(ChangeLog::Operation)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(ChangeLog::EventType)
-                            .string_len(64)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(ChangeLog::Operation).string_len(16).not_null())
+                    .col(ColumnDef::new(ChangeLog::EventType).string_len(64).not_null())
                     .col(ColumnDef::new(ChangeLog::Data).text().null())
                     .col(ColumnDef::new(ChangeLog::Version).big_integer().null())
                     .col(ColumnDef::new(ChangeLog::Frame).text().not_null())
-                    .col(
-                        ColumnDef::new(ChangeLog::OriginSession)
-                            .string_len(64)
-                            .null(),
-                    )
+                    .col(ColumnDef::new(ChangeLog::OriginSession).string_len(64).null())
                     .col(ColumnDef::new(ChangeLog::ReplyFrame).text().null())
-                    .col(
-                        ColumnDef::new(ChangeLog::SourceDevice)
-                            .string_len(128)
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(ChangeLog::CommittedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(ChangeLog::SourceDevice).string_len(128).null())
+                    .col(ColumnDef::new(ChangeLog::CommittedAt).timestamp_with_time_zone().not_null())
                     .to_owned(),
             )
             .await?;
@@ -81,9 +52,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(ChangeLog::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(ChangeLog::Table).to_owned()).await
     }
 }
 

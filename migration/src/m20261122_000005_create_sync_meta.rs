@@ -13,12 +13,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(SyncMeta::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(SyncMeta::Key)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(SyncMeta::Key).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(SyncMeta::Value).text().not_null())
                     .to_owned(),
             )
@@ -26,9 +21,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(SyncMeta::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(SyncMeta::Table).to_owned()).await
     }
 }
 

@@ -20,32 +20,12 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(
-                        ColumnDef::new(SyncAuditLogs::EventType)
-                            .string_len(100)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(SyncAuditLogs::Operation)
-                            .string_len(100)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(SyncAuditLogs::Status)
-                            .string_len(50)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(SyncAuditLogs::DeviceId)
-                            .string_len(255)
-                            .null(),
-                    )
+                    .col(ColumnDef::new(SyncAuditLogs::EventType).string_len(100).not_null())
+                    .col(ColumnDef::new(SyncAuditLogs::Operation).string_len(100).not_null())
+                    .col(ColumnDef::new(SyncAuditLogs::Status).string_len(50).not_null())
+                    .col(ColumnDef::new(SyncAuditLogs::DeviceId).string_len(255).null())
                     .col(ColumnDef::new(SyncAuditLogs::Details).text().null())
-                    .col(
-                        ColumnDef::new(SyncAuditLogs::Timestamp)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(SyncAuditLogs::Timestamp).timestamp_with_time_zone().not_null())
                     .to_owned(),
             )
             .await?;
@@ -69,9 +49,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(SyncAuditLogs::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(SyncAuditLogs::Table).to_owned()).await
     }
 }
 

@@ -95,10 +95,7 @@ pub struct Broadcast {
 impl Broadcast {
     /// A Broadcast whose log already holds changes up to `head`.
     pub fn new(head: u64) -> Self {
-        Self {
-            subscribers: HashMap::new(),
-            published: Arc::new(AtomicU64::new(head)),
-        }
+        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)) }
     }
 
     /// The shared view of the newest published `seq`.
@@ -135,16 +132,10 @@ impl Handler<Publish> for Broadcast {
             for (id, session) in &self.subscribers {
                 if Some(*id) == change.origin {
                     if let Some(reply) = &change.reply {
-                        session.do_send(Outbound::Frame {
-                            seq: Some(change.seq),
-                            frame: reply.clone(),
-                        });
+                        session.do_send(Outbound::Frame { seq: Some(change.seq), frame: reply.clone() });
                     }
                 } else {
-                    session.do_send(Outbound::Frame {
-                        seq: Some(change.seq),
-                        frame: change.frame.clone(),
-                    });
+                    session.do_send(Outbound::Frame { seq: Some(change.seq), frame: change.frame.clone() });
                 }
             }
             // Stored after the frames are queued: a session that reads this value and finds a
@@ -160,10 +151,7 @@ impl Handler<Notify> for Broadcast {
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
         for (id, session) in &self.subscribers {
             if Some(*id) != msg.except {
-                session.do_send(Outbound::Frame {
-                    seq: None,
-                    frame: msg.frame.clone(),
-                });
+                session.do_send(Outbound::Frame { seq: None, frame: msg.frame.clone() });
             }
         }
     }
@@ -174,10 +162,7 @@ impl Handler<CloseAll> for Broadcast {
 
     fn handle(&mut self, msg: CloseAll, _: &mut Context<Self>) {
         for session in self.subscribers.values() {
-            session.do_send(Outbound::Close {
-                code: msg.code,
-                reason: msg.reason,
-            });
+            session.do_send(Outbound::Close { code: msg.code, reason: msg.reason });
         }
     }
 }

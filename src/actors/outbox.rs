@@ -14,13 +14,16 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use futures_util::Stream;
 use futures_util::future::poll_fn;
+use tokio::time::{Sleep, sleep};
 
 /// The queue shared by a session, its pump and its response body.
 #[derive(Clone, Default)]
@@ -85,6 +88,11 @@ impl Outbox {
             let mut inner = self.inner.borrow_mut();
             let frames = inner.written - inner.pumped;
             inner.pumped = inner.written;
+            if inner.body_gone {
+                // Nobody will send it: the connection is gone.
+                inner.flushed += frames;
+                return;
+            }
             inner.chunks.push_back((chunk, frames));
             inner.body_waker.take()
         };
@@ -105,6 +113,11 @@ impl Outbox {
     }
 }
 
+/// How long a session is still driven after its connection is gone, so that it handles the
+/// frames that arrived before the end (a client may send and close at once). Its stream
+/// normally ends sooner, as soon as it has read them.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// Starts the pump for a session's stream and returns the response body that feeds the socket.
 pub fn drive<S>(stream: S, outbox: Outbox) -> OutboxBody
 where
@@ -113,14 +126,19 @@ where
     let pump_side = outbox.clone();
     actix_web::rt::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        let mut linger: Option<Pin<Box<Sleep>>> = None;
         loop {
             let next = poll_fn(|cx| {
-                {
+                let gone = {
                     let mut inner = pump_side.inner.borrow_mut();
-                    if inner.body_gone {
+                    inner.pump_waker = Some(cx.waker().clone());
+                    inner.body_gone
+                };
+                if gone {
+                    let deadline = linger.get_or_insert_with(|| Box::pin(sleep(LINGER)));
+                    if deadline.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(None);
                     }
-                    inner.pump_waker = Some(cx.waker().clone());
                 }
                 stream.as_mut().poll_next(cx)
             })
@@ -134,7 +152,8 @@ where
                 None => break,
             }
         }
-        // Dropping the stream here (connection gone) stops the session actor, which unregisters.
+        // Dropping the stream stops the session actor (if it is still running), which
+        // unregisters.
         pump_side.finish();
     });
     OutboxBody { outbox }
@@ -156,9 +175,7 @@ impl Stream for OutboxBody {
                     inner.flushed += frames;
                     let pending = inner.written.saturating_sub(inner.flushed);
                     let drained = match &inner.on_drain {
-                        Some((level, _)) if pending <= *level => {
-                            inner.on_drain.take().map(|(_, f)| f)
-                        }
+                        Some((level, _)) if pending <= *level => inner.on_drain.take().map(|(_, f)| f),
                         _ => None,
                     };
                     (Poll::Ready(Some(Ok(chunk))), drained)
@@ -203,22 +220,14 @@ mod tests {
         assert_eq!(outbox.pending(), 2);
         outbox.push(Bytes::from_static(b"two frames"));
         assert_eq!(outbox.pending(), 2);
-        let mut body = OutboxBody {
-            outbox: outbox.clone(),
-        };
+        let mut body = OutboxBody { outbox: outbox.clone() };
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(matches!(
-            Pin::new(&mut body).poll_next(&mut cx),
-            Poll::Ready(Some(Ok(_)))
-        ));
+        assert!(matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
         assert_eq!(outbox.pending(), 0);
         assert!(Pin::new(&mut body).poll_next(&mut cx).is_pending());
         outbox.finish();
-        assert!(matches!(
-            Pin::new(&mut body).poll_next(&mut cx),
-            Poll::Ready(None)
-        ));
+        assert!(matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(None)));
     }
 
     #[test]
@@ -243,9 +252,7 @@ mod tests {
         let fired = Rc::new(RefCell::new(0));
         let seen = Rc::clone(&fired);
         outbox.notify_when_drained(1, move || *seen.borrow_mut() += 1);
-        let mut body = OutboxBody {
-            outbox: outbox.clone(),
-        };
+        let mut body = OutboxBody { outbox: outbox.clone() };
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         for _ in 0..4 {

@@ -24,8 +24,8 @@ use futures_util::FutureExt;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
-    QueryFilter, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -63,20 +63,36 @@ pub enum Command {
 #[derive(Debug, Clone)]
 pub enum Origin {
     /// A WebSocket session; with `reply_to`, it is sent an `ack` carrying the `seq`.
-    Session {
-        session: Uuid,
-        reply_to: Option<String>,
-    },
+    Session { session: Uuid, reply_to: Option<String> },
     /// A REST request: answered over HTTP; the broadcast goes to every session.
     Rest,
 }
 
-/// Apply one command: validate, write, log, commit, then publish.
+/// The answer to one `Persist`.
+pub type PersistResult = Result<Applied, PersistError>;
+
+/// Apply one command: validate, write, log, commit, then publish; answer on `reply`.
+///
+/// Sent with `do_send` (see `persist`): actix drops a `send` whose requester has gone away
+/// before it is handled, and a write must not vanish because its client disconnected.
 #[derive(Message)]
-#[rtype(result = "Result<Applied, PersistError>")]
+#[rtype(result = "()")]
 pub struct Persist {
     pub command: Command,
     pub origin: Origin,
+    pub reply: Option<oneshot::Sender<PersistResult>>,
+}
+
+/// Hands `command` to the Persistence actor and waits for its answer. The write goes ahead
+/// even if the caller stops waiting.
+pub fn persist(
+    persistence: &Addr<Persistence>,
+    command: Command,
+    origin: Origin,
+) -> impl std::future::Future<Output = PersistResult> + use<> {
+    let (reply, answer) = oneshot::channel();
+    persistence.do_send(Persist { command, origin, reply: Some(reply) });
+    async move { answer.await.unwrap_or(Err(PersistError::Interrupted)) }
 }
 
 /// Stop taking writes and answer once everything accepted before is committed (shutdown).
@@ -169,11 +185,7 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
         key: Set(store::meta::EPOCH.to_owned()),
         value: Set(fresh),
     })
-    .on_conflict(
-        OnConflict::column(sync_meta::Column::Key)
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(sync_meta::Column::Key).do_nothing().to_owned())
     .exec_without_returning(db)
     .await?;
     let epoch = store::meta::get(db, store::meta::EPOCH)
@@ -186,7 +198,14 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
 struct Pending {
     command: Command,
     origin: Origin,
-    reply: oneshot::Sender<Result<Applied, PersistError>>,
+    reply: Option<oneshot::Sender<PersistResult>>,
+}
+
+/// Answers a caller, if it is still waiting.
+fn answer(reply: Option<oneshot::Sender<PersistResult>>, result: PersistResult) {
+    if let Some(reply) = reply {
+        let _ = reply.send(result);
+    }
 }
 
 /// The writer.
@@ -228,11 +247,8 @@ impl Persistence {
             return;
         }
         let take = self.queue.len().min(MAX_BATCH);
-        let (work, replies): (Vec<_>, Vec<_>) = self
-            .queue
-            .drain(..take)
-            .map(|p| ((p.command, p.origin), p.reply))
-            .unzip();
+        let (work, replies): (Vec<_>, Vec<_>) =
+            self.queue.drain(..take).map(|p| ((p.command, p.origin), p.reply)).unzip();
         self.committing = true;
         let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, work)).catch_unwind();
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
@@ -245,14 +261,11 @@ impl Persistence {
                     act.last_error = Some(err.to_string());
                     let error = PersistError::Unavailable(err.to_string());
                     for reply in replies {
-                        let _ = reply.send(Err(error.clone()));
+                        answer(reply, Err(error.clone()));
                     }
                 }
                 Err(_panic) => {
-                    tracing::error!(
-                        commands = replies.len(),
-                        "batch interrupted by a panic; restarting"
-                    );
+                    tracing::error!(commands = replies.len(), "batch interrupted by a panic; restarting");
                     drop(replies);
                     ctx.stop();
                     return;
@@ -262,11 +275,7 @@ impl Persistence {
         }));
     }
 
-    fn finish_batch(
-        &mut self,
-        done: BatchDone,
-        replies: Vec<oneshot::Sender<Result<Applied, PersistError>>>,
-    ) {
+    fn finish_batch(&mut self, done: BatchDone, replies: Vec<Option<oneshot::Sender<PersistResult>>>) {
         self.head = Some(done.head);
         self.last_error = None;
         let mut changes = Vec::with_capacity(done.items.len());
@@ -274,10 +283,7 @@ impl Persistence {
         for item in done.items {
             match item {
                 Ok(staged) => {
-                    answers.push(Ok(Applied {
-                        seq: staged.change.seq,
-                        outcome: staged.outcome,
-                    }));
+                    answers.push(Ok(Applied { seq: staged.change.seq, outcome: staged.outcome }));
                     changes.push(staged.change);
                 }
                 Err(rejected) => answers.push(Err(PersistError::Rejected(rejected))),
@@ -286,8 +292,8 @@ impl Persistence {
         if !changes.is_empty() {
             self.broadcast.do_send(Publish { changes });
         }
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
+        for (reply, result) in replies.into_iter().zip(answers) {
+            answer(reply, result);
         }
     }
 }
@@ -310,24 +316,17 @@ impl Supervised for Persistence {
 }
 
 impl Handler<Persist> for Persistence {
-    type Result = ResponseFuture<Result<Applied, PersistError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         if self.closing {
-            return Box::pin(async { Err(PersistError::Closing) });
+            return answer(msg.reply, Err(PersistError::Closing));
         }
         if self.queue.len() >= MAX_QUEUE {
-            let error = PersistError::Unavailable("the write queue is full".into());
-            return Box::pin(async move { Err(error) });
+            return answer(msg.reply, Err(PersistError::Unavailable("the write queue is full".into())));
         }
-        let (reply, answer) = oneshot::channel();
-        self.queue.push_back(Pending {
-            command: msg.command,
-            origin: msg.origin,
-            reply,
-        });
+        self.queue.push_back(Pending { command: msg.command, origin: msg.origin, reply: msg.reply });
         self.next_batch(ctx);
-        Box::pin(async move { answer.await.unwrap_or(Err(PersistError::Interrupted)) })
     }
 }
 
@@ -349,10 +348,7 @@ impl Handler<Status> for Persistence {
     type Result = WriteStatus;
 
     fn handle(&mut self, _: Status, _: &mut Context<Self>) -> WriteStatus {
-        WriteStatus {
-            last_error: self.last_error.clone(),
-            closing: self.closing,
-        }
+        WriteStatus { last_error: self.last_error.clone(), closing: self.closing }
     }
 }
 
@@ -455,11 +451,7 @@ async fn apply(
         Command::Station(command) => apply_station(txn, seq, now, command).await?,
         Command::Catalogue { kind, body } => {
             let raw = RawValue::from_string(body.clone()).map_err(|e| {
-                ApplyError::Rejected(WireError::invalid(
-                    None,
-                    None,
-                    format!("not valid JSON ({e})"),
-                ))
+                ApplyError::Rejected(WireError::invalid(None, None, format!("not valid JSON ({e})")))
             })?;
             catalogue::Entity::insert(catalogue::ActiveModel {
                 name: Set(kind.name().to_owned()),
@@ -487,12 +479,9 @@ async fn apply(
         }
     };
     let (origin_session, reply) = match origin {
-        Origin::Session { session, reply_to } => (
-            Some(*session),
-            reply_to
-                .as_deref()
-                .map(|id| outbound::frame("ack", &Ack { seq }, Some(id))),
-        ),
+        Origin::Session { session, reply_to } => {
+            (Some(*session), reply_to.as_deref().map(|id| outbound::frame("ack", &Ack { seq }, Some(id))))
+        }
         Origin::Rest => (None, None),
     };
     change_log::Entity::insert(change_log::ActiveModel {
@@ -511,15 +500,7 @@ async fn apply(
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(Staged {
-        change: PublishedChange {
-            seq,
-            frame,
-            origin: origin_session,
-            reply,
-        },
-        outcome,
-    })
+    Ok(Staged { change: PublishedChange { seq, frame, origin: origin_session, reply }, outcome })
 }
 
 /// A station command's log entry, frame and outcome.
@@ -537,69 +518,38 @@ async fn apply_station(
                 return Err(StationError::Exists(station_id).into());
             }
             let s = Station::new(station_id, name);
-            station::Entity::insert(station::ActiveModel {
-                created_at: Set(now),
-                ..station_row(&s, now)
-            })
-            .exec_without_returning(txn)
-            .await?;
+            station::Entity::insert(station::ActiveModel { created_at: Set(now), ..station_row(&s, now) })
+                .exec_without_returning(txn)
+                .await?;
             audit(txn, now, "station", "create", None, &s.id).await?;
             let frame = state_frame("device_created", &s, seq);
-            Ok((
-                entry_for(&s, "insert", "device_created"),
-                frame,
-                Outcome::Station(s),
-            ))
+            Ok((entry_for(&s, "insert", "device_created"), frame, Outcome::Station(s)))
         }
         StationCommand::Update { station_id, patch } => {
             let mut s = require(txn, &station_id).await?;
             s.apply(patch);
             save(txn, &mut s, now).await?;
             let frame = state_frame("device_updated", &s, seq);
-            Ok((
-                entry_for(&s, "update", "device_updated"),
-                frame,
-                Outcome::Station(s),
-            ))
+            Ok((entry_for(&s, "update", "device_updated"), frame, Outcome::Station(s)))
         }
         StationCommand::PlaceOrders { station_id, orders } => {
             let mut s = require(txn, &station_id).await?;
             let added = s.place_orders(orders, now, || Uuid::now_v7().to_string());
             save(txn, &mut s, now).await?;
             let rows = added.clone().map(|i| order_row(&s.id, i, &s.orders[i]));
-            order::Entity::insert_many(rows)
-                .exec_without_returning(txn)
-                .await?;
+            order::Entity::insert_many(rows).exec_without_returning(txn).await?;
             let views = added.map(|i| OrderView::of(i, &s.orders[i])).collect();
-            let frame = outbound::frame(
-                "order_added",
-                &OrdersAdded {
-                    device_id: &s.id,
-                    orders: views,
-                    seq,
-                },
-                None,
-            );
-            Ok((
-                entry_for(&s, "update", "order_added"),
-                frame,
-                Outcome::Station(s),
-            ))
+            let frame =
+                outbound::frame("order_added", &OrdersAdded { device_id: &s.id, orders: views, seq }, None);
+            Ok((entry_for(&s, "update", "order_added"), frame, Outcome::Station(s)))
         }
-        StationCommand::UpdateOrder {
-            station_id,
-            target,
-            patch,
-        } => {
+        StationCommand::UpdateOrder { station_id, target, patch } => {
             let mut s = require(txn, &station_id).await?;
             let index = s.update_order(&target, patch)?;
             save(txn, &mut s, now).await?;
             let o = &s.orders[index];
             order::Entity::update_many()
-                .set(order::ActiveModel {
-                    order_id: NotSet,
-                    ..order_row(&s.id, index, o)
-                })
+                .set(order::ActiveModel { order_id: NotSet, ..order_row(&s.id, index, o) })
                 .filter(order::Column::OrderId.eq(o.id.as_str()))
                 .exec(txn)
                 .await?;
@@ -611,40 +561,22 @@ async fn apply_station(
                 seq,
             };
             let frame = outbound::frame("order_modified", &body, None);
-            Ok((
-                entry_for(&s, "update", "order_modified"),
-                frame,
-                Outcome::Station(s),
-            ))
+            Ok((entry_for(&s, "update", "order_modified"), frame, Outcome::Station(s)))
         }
         StationCommand::DeleteOrder { station_id, target } => {
             let mut s = require(txn, &station_id).await?;
             let (index, removed) = s.remove_order(&target)?;
             save(txn, &mut s, now).await?;
-            order::Entity::delete_by_id(removed.id.clone())
-                .exec(txn)
-                .await?;
+            order::Entity::delete_by_id(removed.id.clone()).exec(txn).await?;
             order::Entity::update_many()
-                .col_expr(
-                    order::Column::Position,
-                    Expr::col(order::Column::Position).sub(1),
-                )
+                .col_expr(order::Column::Position, Expr::col(order::Column::Position).sub(1))
                 .filter(order::Column::StationId.eq(s.id.as_str()))
                 .filter(order::Column::Position.gt(position(index)))
                 .exec(txn)
                 .await?;
-            let body = OrderRemoved {
-                device_id: &s.id,
-                order_index: index,
-                order_id: &removed.id,
-                seq,
-            };
+            let body = OrderRemoved { device_id: &s.id, order_index: index, order_id: &removed.id, seq };
             let frame = outbound::frame("order_removed", &body, None);
-            Ok((
-                entry_for(&s, "update", "order_removed"),
-                frame,
-                Outcome::Station(s),
-            ))
+            Ok((entry_for(&s, "update", "order_removed"), frame, Outcome::Station(s)))
         }
         StationCommand::Transfer { from, to } => {
             let mut source = require(txn, &from).await?;
@@ -660,14 +592,12 @@ async fn apply_station(
             let body = Transferred {
                 from_device_id: &source.id,
                 to_device_id: &target.id,
-                message: format!(
-                    "Device data transferred from {} to {}",
-                    source.id, target.id
-                ),
+                message: format!("Device data transferred from {} to {}", source.id, target.id),
                 seq,
             };
             let frame = outbound::frame("device_transferred", &body, None);
-            let data = serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
+            let data =
+                serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
             let entry = LogEntry {
                 table_name: "stations",
                 record_id: source.id.clone(),
@@ -680,22 +610,10 @@ async fn apply_station(
         }
         StationCommand::Delete { station_id } => {
             let s = require(txn, &station_id).await?;
-            order::Entity::delete_many()
-                .filter(order::Column::StationId.eq(s.id.as_str()))
-                .exec(txn)
-                .await?;
-            station::Entity::delete_by_id(s.id.clone())
-                .exec(txn)
-                .await?;
+            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
+            station::Entity::delete_by_id(s.id.clone()).exec(txn).await?;
             audit(txn, now, "station", "delete", None, &s.id).await?;
-            let frame = outbound::frame(
-                "device_removed",
-                &StationRef {
-                    device_id: &s.id,
-                    seq,
-                },
-                None,
-            );
+            let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
             let entry = LogEntry {
                 table_name: "stations",
                 record_id: s.id,
@@ -710,38 +628,16 @@ async fn apply_station(
             let mut s = require(txn, &station_id).await?;
             s.reset();
             save(txn, &mut s, now).await?;
-            order::Entity::delete_many()
-                .filter(order::Column::StationId.eq(s.id.as_str()))
-                .exec(txn)
-                .await?;
-            let frame = outbound::frame(
-                "device_cleared",
-                &StationRef {
-                    device_id: &s.id,
-                    seq,
-                },
-                None,
-            );
-            Ok((
-                entry_for(&s, "update", "device_cleared"),
-                frame,
-                Outcome::Station(s),
-            ))
+            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
+            let frame = outbound::frame("device_cleared", &StationRef { device_id: &s.id, seq }, None);
+            Ok((entry_for(&s, "update", "device_cleared"), frame, Outcome::Station(s)))
         }
     }
 }
 
 /// `device_created` / `device_updated`: the whole station state.
 fn state_frame(kind: &str, s: &Station, seq: u64) -> ByteString {
-    outbound::frame(
-        kind,
-        &StationState {
-            device_id: &s.id,
-            data: StationData::of(s),
-            seq,
-        },
-        None,
-    )
+    outbound::frame(kind, &StationState { device_id: &s.id, data: StationData::of(s), seq }, None)
 }
 
 /// The log entry of a change to one station: its state after the change.
@@ -758,19 +654,14 @@ fn entry_for(s: &Station, operation: &'static str, event_type: &'static str) -> 
 
 /// The station, or `DEVICE_NOT_FOUND`.
 async fn require(txn: &DatabaseTransaction, id: &str) -> Result<Station, ApplyError> {
-    store::stations::load(txn, id)
-        .await?
-        .ok_or_else(|| StationError::NotFound(id.to_owned()).into())
+    store::stations::load(txn, id).await?.ok_or_else(|| StationError::NotFound(id.to_owned()).into())
 }
 
 /// Writes the station's row with its version moved on by one.
 async fn save(txn: &DatabaseTransaction, s: &mut Station, now: DateTime<Utc>) -> Result<(), DbErr> {
     s.version += 1;
     station::Entity::update_many()
-        .set(station::ActiveModel {
-            station_id: NotSet,
-            ..station_row(s, now)
-        })
+        .set(station::ActiveModel { station_id: NotSet, ..station_row(s, now) })
         .filter(station::Column::StationId.eq(s.id.as_str()))
         .exec(txn)
         .await?;

@@ -60,10 +60,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(broadcast: Addr<Broadcast>) -> Self {
-        Self {
-            sessions: HashMap::new(),
-            broadcast,
-        }
+        Self { sessions: HashMap::new(), broadcast }
     }
 }
 
@@ -75,18 +72,9 @@ impl Handler<Register> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
-        self.sessions.insert(
-            msg.session,
-            Entry {
-                client_id: None,
-                device_id: None,
-                connected_at: Utc::now(),
-            },
-        );
-        self.broadcast.do_send(Subscribe {
-            session: msg.session,
-            recipient: msg.recipient,
-        });
+        self.sessions
+            .insert(msg.session, Entry { client_id: None, device_id: None, connected_at: Utc::now() });
+        self.broadcast.do_send(Subscribe { session: msg.session, recipient: msg.recipient });
         tracing::debug!(session = %msg.session, sessions = self.sessions.len(), "session registered");
     }
 }
@@ -96,9 +84,7 @@ impl Handler<Unregister> for Registry {
 
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
         if let Some(entry) = self.sessions.remove(&msg.session) {
-            self.broadcast.do_send(Unsubscribe {
-                session: msg.session,
-            });
+            self.broadcast.do_send(Unsubscribe { session: msg.session });
             let open_for = Utc::now() - entry.connected_at;
             tracing::debug!(
                 session = %msg.session,
@@ -127,11 +113,7 @@ impl Handler<Stats> for Registry {
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> RegistryStats {
         RegistryStats {
             sessions: self.sessions.len(),
-            devices: self
-                .sessions
-                .values()
-                .filter(|e| e.device_id.is_some())
-                .count(),
+            devices: self.sessions.values().filter(|e| e.device_id.is_some()).count(),
         }
     }
 }

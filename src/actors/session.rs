@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::broadcast::Outbound;
 use super::outbox::Outbox;
-use super::persistence::{Command, Origin, Persist, PersistError};
+use super::persistence::{Command, Origin, persist};
 use super::registry::{Identify, Register, Stats, Unregister};
 use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
@@ -97,17 +97,12 @@ struct RateLimiter {
 impl RateLimiter {
     fn new(rate: u32) -> Self {
         let rate = f64::from(rate);
-        Self {
-            rate,
-            tokens: rate,
-            at: Instant::now(),
-        }
+        Self { rate, tokens: rate, at: Instant::now() }
     }
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -220,10 +215,7 @@ impl Session {
             return;
         }
         self.closing = true;
-        ctx.close(Some(CloseReason {
-            code: code.into(),
-            description: Some(reason.to_owned()),
-        }));
+        ctx.close(Some(CloseReason { code: code.into(), description: Some(reason.to_owned()) }));
         self.outbox.note_written();
         ctx.stop();
     }
@@ -259,12 +251,8 @@ impl Session {
     /// Attaches the session, catching up from `after`.
     fn attach(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: u64) {
         self.attached_from = after;
-        self.feed = Feed::CatchingUp(CatchUp {
-            next: after,
-            skip: None,
-            buffer: VecDeque::new(),
-            reading: false,
-        });
+        self.feed =
+            Feed::CatchingUp(CatchUp { next: after, skip: None, buffer: VecDeque::new(), reading: false });
         self.read_log(ctx);
     }
 
@@ -290,12 +278,7 @@ impl Session {
             _ => VecDeque::new(),
         };
         self.attached_from = after;
-        self.feed = Feed::CatchingUp(CatchUp {
-            next: after,
-            skip,
-            buffer,
-            reading: false,
-        });
+        self.feed = Feed::CatchingUp(CatchUp { next: after, skip, buffer, reading: false });
         self.read_log(ctx);
     }
 
@@ -311,18 +294,14 @@ impl Session {
         }
         if self.outbox.pending() > low_water {
             let addr = ctx.address();
-            self.outbox
-                .notify_when_drained(low_water, move || addr.do_send(Drained));
+            self.outbox.notify_when_drained(low_water, move || addr.do_send(Drained));
             return;
         }
         c.reading = true;
         let after = c.next;
         let db = self.app.db.clone();
         let read = async move { store::changes::frames_after(&db, after, chunk as u64).await };
-        ctx.spawn(
-            read.into_actor(self)
-                .map(move |result, act, ctx| act.on_log_chunk(ctx, result, chunk)),
-        );
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, result, chunk)));
     }
 
     fn on_log_chunk(
@@ -437,23 +416,16 @@ impl Session {
         connect: Connect,
     ) {
         if let Some(client_id) = connect.client_id {
-            self.app.registry.do_send(Identify {
-                session: self.id,
-                client_id: client_id.clone(),
-            });
+            self.app.registry.do_send(Identify { session: self.id, client_id: client_id.clone() });
             self.client_id = Some(client_id);
         }
         let head = self.app.published.get();
-        let decision = connect.last_seq.map(|last_seq| {
-            resume::decide(connect.epoch.as_deref(), last_seq, &self.app.epoch, 0, head)
-        });
+        let decision = connect
+            .last_seq
+            .map(|last_seq| resume::decide(connect.epoch.as_deref(), last_seq, &self.app.epoch, 0, head));
         match decision {
             Some(Resume::Resync { reason }) => {
-                let body = ResyncRequired {
-                    epoch: &self.app.epoch,
-                    head_seq: head,
-                    reason,
-                };
+                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
                 let frame = outbound::frame("resync_required", &body, None);
                 self.write(ctx, frame);
                 if matches!(self.feed, Feed::Unattached) {
@@ -500,9 +472,7 @@ impl Session {
 
     fn send_status(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.status_pending = false;
-        let latency_ms = self
-            .rtt
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let latency_ms = self.rtt.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let connection_quality = match latency_ms {
             Some(ms) if ms < 50 => "excellent",
             Some(ms) if ms < 200 => "good",
@@ -511,12 +481,8 @@ impl Session {
         let stats = self.app.registry.send(Stats);
         ctx.spawn(stats.into_actor(self).map(move |stats, act, ctx| {
             let active_devices = stats.map(|s| s.devices).unwrap_or(0);
-            let body = ConnectionStatus {
-                status: "connected",
-                connection_quality,
-                latency_ms,
-                active_devices,
-            };
+            let body =
+                ConnectionStatus { status: "connected", connection_quality, latency_ms, active_devices };
             let frame = outbound::frame("connection_status", &body, None);
             act.write(ctx, frame);
         }));
@@ -524,34 +490,20 @@ impl Session {
 
     /// Hands a change to the Persistence actor. Success is answered through the feed (the
     /// `ack` comes in `seq` order with everything else); a refusal is answered here.
-    fn submit(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        command: Command,
-        reply_to: Option<String>,
-    ) {
-        let origin = Origin::Session {
-            session: self.id,
-            reply_to: reply_to.clone(),
-        };
-        let request = self.app.persistence.send(Persist { command, origin });
+    fn submit(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command, reply_to: Option<String>) {
+        let origin = Origin::Session { session: self.id, reply_to: reply_to.clone() };
+        let request = persist(&self.app.persistence, command, origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            let error = match result {
-                Ok(Ok(_)) => return,
-                Ok(Err(err)) => err.to_wire(),
-                Err(_) => PersistError::Interrupted.to_wire(),
-            };
-            act.send_error(ctx, &error, reply_to.as_deref());
+            if let Err(err) = result {
+                act.send_error(ctx, &err.to_wire(), reply_to.as_deref());
+            }
         }));
     }
 
     fn on_message_bytes(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: bool, data: Bytes) {
         if !self.limiter.allow() {
-            let reply_to = if text {
-                std::str::from_utf8(&data).ok().and_then(inbound::peek_id)
-            } else {
-                None
-            };
+            let reply_to =
+                if text { std::str::from_utf8(&data).ok().and_then(inbound::peek_id) } else { None };
             let error = WireError::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -562,8 +514,7 @@ impl Session {
             return self.send_error(ctx, &error, reply_to.as_deref());
         }
         if !text {
-            let error =
-                WireError::invalid(None, None, "binary frames are not accepted; send JSON text");
+            let error = WireError::invalid(None, None, "binary frames are not accepted; send JSON text");
             return self.send_error(ctx, &error, None);
         }
         match std::str::from_utf8(&data) {
@@ -575,10 +526,7 @@ impl Session {
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let error = WireError::new(
             ErrorCode::MessageTooLarge,
-            format!(
-                "A message is limited to {} bytes",
-                self.app.settings.limits.max_message_bytes
-            ),
+            format!("A message is limited to {} bytes", self.app.settings.limits.max_message_bytes),
         );
         self.send_error(ctx, &error, None);
         self.close(ctx, close::TOO_BIG, "message too large");
@@ -596,18 +544,10 @@ impl Session {
             (Some(is_text), _) => self.fragments = Some((is_text, BytesMut::from(&data[..]))),
             (None, Some((_, buf))) => buf.extend_from_slice(&data),
             (None, None) => {
-                return self.close(
-                    ctx,
-                    close::PROTOCOL_ERROR,
-                    "continuation without a first frame",
-                );
+                return self.close(ctx, close::PROTOCOL_ERROR, "continuation without a first frame");
             }
         }
-        if self
-            .fragments
-            .as_ref()
-            .is_some_and(|(_, buf)| buf.len() > limit)
-        {
+        if self.fragments.as_ref().is_some_and(|(_, buf)| buf.len() > limit) {
             self.fragments = None;
             return self.too_large(ctx);
         }
@@ -632,19 +572,10 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.app.registry.do_send(Register {
-            session: self.id,
-            recipient: ctx.address().recipient(),
-        });
+        self.app.registry.do_send(Register { session: self.id, recipient: ctx.address().recipient() });
         let settings = &self.app.settings;
-        let tick = settings
-            .heartbeat
-            .interval()
-            .min(settings.limits.idle_timeout())
-            / 2;
-        ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| {
-            act.on_tick(ctx)
-        });
+        let tick = settings.heartbeat.interval().min(settings.limits.idle_timeout()) / 2;
+        ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
         self.ping(ctx);
     }
@@ -660,10 +591,7 @@ impl Handler<Outbound> for Session {
 
     fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
         match msg {
-            Outbound::Frame {
-                seq: Some(seq),
-                frame,
-            } => self.on_logged(ctx, seq, frame),
+            Outbound::Frame { seq: Some(seq), frame } => self.on_logged(ctx, seq, frame),
             Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
             Outbound::Close { code, reason } => self.close(ctx, code, reason),
         }
@@ -685,7 +613,10 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
         }
         self.last_seen = Instant::now();
         match msg {
-            Ok(ws::Message::Text(text)) => self.on_message_bytes(ctx, true, text.into_bytes()),
+            Ok(ws::Message::Text(text)) => {
+                tracing::trace!(session = %self.id, bytes = text.len(), "text frame");
+                self.on_message_bytes(ctx, true, text.into_bytes())
+            }
             Ok(ws::Message::Binary(data)) => self.on_message_bytes(ctx, false, data),
             Ok(ws::Message::Continuation(item)) => self.on_continuation(ctx, item),
             Ok(ws::Message::Ping(data)) => {
@@ -708,15 +639,19 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             }
             Ok(ws::Message::Nop) => {}
             Err(ProtocolError::Overflow) => self.too_large(ctx),
-            Err(err) => {
+            Err(ProtocolError::Io(err)) => {
                 // actix reports a text frame that is not UTF-8 as an I/O error naming it.
-                let code = if err.to_string().to_ascii_lowercase().contains("utf-8") {
-                    close::INVALID_DATA
+                if err.to_string().to_ascii_lowercase().contains("utf-8") {
+                    self.close(ctx, close::INVALID_DATA, "text frame is not UTF-8");
                 } else {
-                    close::PROTOCOL_ERROR
-                };
+                    // The connection failed. What arrived before the failure is still to be
+                    // read, and the stream ends after it; then the session stops.
+                    tracing::debug!(session = %self.id, %err, "connection ended");
+                }
+            }
+            Err(err) => {
                 tracing::debug!(session = %self.id, %err, "protocol error: closing");
-                self.close(ctx, code, "protocol error");
+                self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
             }
         }
     }

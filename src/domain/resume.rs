@@ -19,15 +19,9 @@ pub fn decide(
     head: u64,
 ) -> Resume {
     match client_epoch {
-        Some(epoch) if epoch != server_epoch => Resume::Resync {
-            reason: "epoch_mismatch",
-        },
-        _ if last_seq > head => Resume::Resync {
-            reason: "ahead_of_log",
-        },
-        _ if last_seq < log_floor => Resume::Resync {
-            reason: "history_trimmed",
-        },
+        Some(epoch) if epoch != server_epoch => Resume::Resync { reason: "epoch_mismatch" },
+        _ if last_seq > head => Resume::Resync { reason: "ahead_of_log" },
+        _ if last_seq < log_floor => Resume::Resync { reason: "history_trimmed" },
         _ => Resume::Replay { after: last_seq },
     }
 }
@@ -38,44 +32,23 @@ mod tests {
 
     #[test]
     fn a_client_of_this_epoch_is_replayed_what_it_missed() {
-        assert_eq!(
-            decide(Some("e1"), 5, "e1", 0, 9),
-            Resume::Replay { after: 5 }
-        );
+        assert_eq!(decide(Some("e1"), 5, "e1", 0, 9), Resume::Replay { after: 5 });
         assert_eq!(decide(None, 9, "e1", 0, 9), Resume::Replay { after: 9 });
     }
 
     #[test]
     fn another_epoch_needs_a_full_sync() {
-        assert_eq!(
-            decide(Some("e0"), 5, "e1", 0, 9),
-            Resume::Resync {
-                reason: "epoch_mismatch"
-            }
-        );
+        assert_eq!(decide(Some("e0"), 5, "e1", 0, 9), Resume::Resync { reason: "epoch_mismatch" });
     }
 
     #[test]
     fn a_position_beyond_the_log_needs_a_full_sync() {
-        assert_eq!(
-            decide(None, 10, "e1", 0, 9),
-            Resume::Resync {
-                reason: "ahead_of_log"
-            }
-        );
+        assert_eq!(decide(None, 10, "e1", 0, 9), Resume::Resync { reason: "ahead_of_log" });
     }
 
     #[test]
     fn a_position_before_the_kept_history_needs_a_full_sync() {
-        assert_eq!(
-            decide(Some("e1"), 3, "e1", 4, 9),
-            Resume::Resync {
-                reason: "history_trimmed"
-            }
-        );
-        assert_eq!(
-            decide(Some("e1"), 4, "e1", 4, 9),
-            Resume::Replay { after: 4 }
-        );
+        assert_eq!(decide(Some("e1"), 3, "e1", 4, 9), Resume::Resync { reason: "history_trimmed" });
+        assert_eq!(decide(Some("e1"), 4, "e1", 4, 9), Resume::Replay { after: 4 });
     }
 }

@@ -85,37 +85,14 @@ pub enum OrderRef {
 /// Every command on stations, from WebSocket or REST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StationCommand {
-    Create {
-        station_id: String,
-        name: Option<String>,
-    },
-    Update {
-        station_id: String,
-        patch: StationPatch,
-    },
-    PlaceOrders {
-        station_id: String,
-        orders: Vec<NewOrder>,
-    },
-    UpdateOrder {
-        station_id: String,
-        target: OrderRef,
-        patch: OrderPatch,
-    },
-    DeleteOrder {
-        station_id: String,
-        target: OrderRef,
-    },
-    Transfer {
-        from: String,
-        to: String,
-    },
-    Delete {
-        station_id: String,
-    },
-    Reset {
-        station_id: String,
-    },
+    Create { station_id: String, name: Option<String> },
+    Update { station_id: String, patch: StationPatch },
+    PlaceOrders { station_id: String, orders: Vec<NewOrder> },
+    UpdateOrder { station_id: String, target: OrderRef, patch: OrderPatch },
+    DeleteOrder { station_id: String, target: OrderRef },
+    Transfer { from: String, to: String },
+    Delete { station_id: String },
+    Reset { station_id: String },
 }
 
 impl StationCommand {
@@ -222,10 +199,7 @@ impl Station {
                 self.id
             ))),
             OrderRef::Id(id) => by_id(id).ok_or_else(|| {
-                StationError::OrderNotFound(format!(
-                    "Order {id} does not exist on device {}",
-                    self.id
-                ))
+                StationError::OrderNotFound(format!("Order {id} does not exist on device {}", self.id))
             }),
             OrderRef::Both { index, id } => match by_id(id) {
                 Some(found) if found == *index => Ok(found),
@@ -242,11 +216,7 @@ impl Station {
     }
 
     /// Changes the fields the patch carries on the order `target` names; returns its index.
-    pub fn update_order(
-        &mut self,
-        target: &OrderRef,
-        patch: OrderPatch,
-    ) -> Result<usize, StationError> {
+    pub fn update_order(&mut self, target: &OrderRef, patch: OrderPatch) -> Result<usize, StationError> {
         let index = self.locate(target)?;
         let order = &mut self.orders[index];
         if let Some(v) = patch.name {
@@ -309,9 +279,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("time")
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
     }
 
     fn order(name: &str, price: i64) -> NewOrder {
@@ -359,11 +327,7 @@ mod tests {
     #[test]
     fn a_patch_changes_only_the_fields_it_carries() {
         let mut s = Station::new("pc1", None);
-        s.apply(StationPatch {
-            is_running: Some(true),
-            notes: Some("VIP".into()),
-            ..Default::default()
-        });
+        s.apply(StationPatch { is_running: Some(true), notes: Some("VIP".into()), ..Default::default() });
         assert!(s.is_running);
         assert_eq!(s.notes, "VIP");
         assert_eq!(s.mode, "single");
@@ -373,11 +337,7 @@ mod tests {
     #[test]
     fn placed_orders_are_appended_with_their_indexes() {
         let mut s = station_with(&["tea"]);
-        let added = s.place_orders(
-            vec![order("cola", 1000), order("chips", 500)],
-            Utc::now(),
-            || "x".into(),
-        );
+        let added = s.place_orders(vec![order("cola", 1000), order("chips", 500)], Utc::now(), || "x".into());
         assert_eq!(added, 1..3);
         assert_eq!(names(&s), ["tea", "cola", "chips"]);
     }
@@ -388,13 +348,7 @@ mod tests {
         let mut s = Station::new("pc1", None);
         let first = at("2026-02-03T01:00:00Z");
         s.place_orders(
-            vec![
-                order("tea", 1),
-                NewOrder {
-                    first_order_time: Some(first),
-                    ..order("cola", 2)
-                },
-            ],
+            vec![order("tea", 1), NewOrder { first_order_time: Some(first), ..order("cola", 2) }],
             now,
             || "id".into(),
         );
@@ -418,13 +372,7 @@ mod tests {
         let mut s = station_with(&["a", "b", "c"]);
         s.remove_order(&OrderRef::Index(0)).expect("remove");
         let index = s
-            .update_order(
-                &OrderRef::Id("o3".into()),
-                OrderPatch {
-                    quantity: Some(3),
-                    ..Default::default()
-                },
-            )
+            .update_order(&OrderRef::Id("o3".into()), OrderPatch { quantity: Some(3), ..Default::default() })
             .expect("update");
         assert_eq!(index, 1);
         assert_eq!(s.orders[1].quantity, 3);
@@ -435,28 +383,16 @@ mod tests {
     fn an_index_and_id_that_disagree_are_refused() {
         let s = station_with(&["a", "b"]);
         assert!(matches!(
-            s.locate(&OrderRef::Both {
-                index: 0,
-                id: "o2".into()
-            }),
+            s.locate(&OrderRef::Both { index: 0, id: "o2".into() }),
             Err(StationError::OrderNotFound(_))
         ));
-        assert_eq!(
-            s.locate(&OrderRef::Both {
-                index: 1,
-                id: "o2".into()
-            }),
-            Ok(1)
-        );
+        assert_eq!(s.locate(&OrderRef::Both { index: 1, id: "o2".into() }), Ok(1));
     }
 
     #[test]
     fn an_order_past_the_end_is_not_found() {
         let mut s = station_with(&["a"]);
-        assert!(matches!(
-            s.remove_order(&OrderRef::Index(1)),
-            Err(StationError::OrderNotFound(_))
-        ));
+        assert!(matches!(s.remove_order(&OrderRef::Index(1)), Err(StationError::OrderNotFound(_))));
         assert!(matches!(
             s.update_order(&OrderRef::Id("nope".into()), OrderPatch::default()),
             Err(StationError::OrderNotFound(_))
@@ -469,18 +405,11 @@ mod tests {
         let mut s = station_with(&["كولا"]);
         s.update_order(
             &OrderRef::Index(0),
-            OrderPatch {
-                notes: Some("بارد جداً".into()),
-                price: Some(1200),
-                ..Default::default()
-            },
+            OrderPatch { notes: Some("بارد جداً".into()), price: Some(1200), ..Default::default() },
         )
         .expect("update");
         let o = &s.orders[0];
-        assert_eq!(
-            (o.name.as_str(), o.price, o.quantity, o.notes.as_str()),
-            ("كولا", 1200, 1, "بارد جداً")
-        );
+        assert_eq!((o.name.as_str(), o.price, o.quantity, o.notes.as_str()), ("كولا", 1200, 1, "بارد جداً"));
     }
 
     #[test]
@@ -495,13 +424,7 @@ mod tests {
         });
         s.name = "Corner PC".into();
         s.reset();
-        assert_eq!(
-            s,
-            Station {
-                name: "Corner PC".into(),
-                ..Station::new("pc1", None)
-            }
-        );
+        assert_eq!(s, Station { name: "Corner PC".into(), ..Station::new("pc1", None) });
     }
 
     #[test]
@@ -534,10 +457,7 @@ mod tests {
         let mut to = Station::new("pc5", None);
         to.is_running = true;
         let (before_from, before_to) = (from.clone(), to.clone());
-        assert_eq!(
-            transfer(&mut from, &mut to),
-            Err(StationError::Busy("pc5".into()))
-        );
+        assert_eq!(transfer(&mut from, &mut to), Err(StationError::Busy("pc5".into())));
         assert_eq!((from, to), (before_from, before_to));
     }
 
@@ -546,9 +466,6 @@ mod tests {
         let mut from = Station::new("pc1", None);
         let mut to = station_with(&["x"]);
         to.id = "pc5".into();
-        assert_eq!(
-            transfer(&mut from, &mut to),
-            Err(StationError::Busy("pc5".into()))
-        );
+        assert_eq!(transfer(&mut from, &mut to), Err(StationError::Busy("pc5".into())));
     }
 }

@@ -37,19 +37,10 @@ impl Tokens {
     /// The tokens of the settings; an empty admin token is replaced by a random one written to
     /// `<data_dir>/admin-token` with mode 0600. Returns the tokens and, when one was made, the
     /// file it went to.
-    pub fn from_settings(
-        auth: &AuthSettings,
-        data_dir: &Path,
-    ) -> std::io::Result<(Self, Option<PathBuf>)> {
+    pub fn from_settings(auth: &AuthSettings, data_dir: &Path) -> std::io::Result<(Self, Option<PathBuf>)> {
         let device = (!auth.device_token.is_empty()).then(|| auth.device_token.clone());
         if !auth.admin_token.is_empty() {
-            return Ok((
-                Self {
-                    admin: auth.admin_token.clone(),
-                    device,
-                },
-                None,
-            ));
+            return Ok((Self { admin: auth.admin_token.clone(), device }, None));
         }
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
@@ -66,12 +57,7 @@ impl Tokens {
 
     /// Checks the request's token for `access`: 401 without a valid token, 403 when a valid
     /// device token is used on an admin endpoint.
-    pub fn check(
-        &self,
-        req: &HttpRequest,
-        access: Access,
-        allow_query: bool,
-    ) -> Result<(), ApiError> {
+    pub fn check(&self, req: &HttpRequest, access: Access, allow_query: bool) -> Result<(), ApiError> {
         let presented = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
         let is_admin = presented.as_deref().is_some_and(|t| same(t, &self.admin));
         let is_device = match (&self.device, presented.as_deref()) {
@@ -93,11 +79,7 @@ fn unauthorized(message: &'static str) -> ApiError {
 }
 
 fn forbidden() -> ApiError {
-    WireError::new(
-        ErrorCode::InsufficientPermissions,
-        "This endpoint needs the admin token",
-    )
-    .into()
+    WireError::new(ErrorCode::InsufficientPermissions, "This endpoint needs the admin token").into()
 }
 
 /// Constant-time comparison (only the lengths may differ in time).
@@ -108,20 +90,13 @@ fn same(presented: &str, expected: &str) -> bool {
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 /// The `token` query parameter (malformed query strings yield none).
 fn query_token(req: &HttpRequest) -> Option<String> {
-    let pairs =
-        actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok()?;
-    pairs
-        .into_inner()
-        .into_iter()
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value)
+    let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok()?;
+    pairs.into_inner().into_iter().find(|(key, _)| key == "token").map(|(_, value)| value)
 }
 
 /// Writes a secret file readable by its owner only, replacing any earlier one.
@@ -155,52 +130,34 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn tokens(device: Option<&str>) -> Tokens {
-        Tokens {
-            admin: "admin-secret".into(),
-            device: device.map(str::to_owned),
-        }
+        Tokens { admin: "admin-secret".into(), device: device.map(str::to_owned) }
     }
 
     fn with_bearer(token: &str) -> HttpRequest {
-        TestRequest::default()
-            .insert_header((AUTHORIZATION, format!("Bearer {token}")))
-            .to_http_request()
+        TestRequest::default().insert_header((AUTHORIZATION, format!("Bearer {token}"))).to_http_request()
     }
 
     #[test]
     fn the_admin_token_opens_admin_and_device_endpoints() {
         let t = tokens(Some("dev"));
-        assert!(
-            t.check(&with_bearer("admin-secret"), Access::Admin, false)
-                .is_ok()
-        );
-        assert!(
-            t.check(&with_bearer("admin-secret"), Access::Device, false)
-                .is_ok()
-        );
+        assert!(t.check(&with_bearer("admin-secret"), Access::Admin, false).is_ok());
+        assert!(t.check(&with_bearer("admin-secret"), Access::Device, false).is_ok());
     }
 
     #[test]
     fn a_device_token_on_an_admin_endpoint_is_forbidden() {
-        let err = tokens(Some("dev"))
-            .check(&with_bearer("dev"), Access::Admin, false)
-            .expect_err("refused");
+        let err = tokens(Some("dev")).check(&with_bearer("dev"), Access::Admin, false).expect_err("refused");
         assert_eq!(err.error.code, ErrorCode::InsufficientPermissions);
     }
 
     #[test]
     fn a_wrong_or_missing_token_is_unauthorized() {
         let t = tokens(Some("dev"));
-        let err = t
-            .check(&with_bearer("nope"), Access::Device, false)
-            .expect_err("refused");
+        let err = t.check(&with_bearer("nope"), Access::Device, false).expect_err("refused");
         assert_eq!(err.error.code, ErrorCode::Unauthorized);
         let bare = TestRequest::default().to_http_request();
         assert_eq!(
-            t.check(&bare, Access::Admin, false)
-                .expect_err("refused")
-                .error
-                .code,
+            t.check(&bare, Access::Admin, false).expect_err("refused").error.code,
             ErrorCode::Unauthorized
         );
     }
@@ -213,9 +170,7 @@ mod tests {
 
     #[test]
     fn the_query_token_is_read_only_where_allowed() {
-        let req = TestRequest::default()
-            .uri("/ws?token=dev")
-            .to_http_request();
+        let req = TestRequest::default().uri("/ws?token=dev").to_http_request();
         let t = tokens(Some("dev"));
         assert!(t.check(&req, Access::Device, true).is_ok());
         assert!(t.check(&req, Access::Device, false).is_err());
@@ -224,10 +179,7 @@ mod tests {
     #[test]
     fn a_generated_admin_token_is_written_owner_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let auth = AuthSettings {
-            admin_token: String::new(),
-            device_token: String::new(),
-        };
+        let auth = AuthSettings { admin_token: String::new(), device_token: String::new() };
         let (t, path) = Tokens::from_settings(&auth, dir.path()).expect("tokens");
         let path = path.expect("a file was written");
         let stored = std::fs::read_to_string(&path).expect("read");

@@ -20,28 +20,18 @@ pub struct JsonBody {
 pub async fn read_json(mut payload: web::Payload, limit: usize) -> Result<JsonBody, ApiError> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            ApiError::from(WireError::invalid(None, None, format!("body: {err}")))
-        })?;
+        let chunk =
+            chunk.map_err(|err| ApiError::from(WireError::invalid(None, None, format!("body: {err}"))))?;
         if buf.len() + chunk.len() > limit {
-            let error = WireError::new(
-                ErrorCode::MessageTooLarge,
-                format!("A body is limited to {limit} bytes"),
-            );
+            let error =
+                WireError::new(ErrorCode::MessageTooLarge, format!("A body is limited to {limit} bytes"));
             return Err(ApiError::with_status(error, StatusCode::PAYLOAD_TOO_LARGE));
         }
         buf.extend_from_slice(&chunk);
     }
     let value: Value = serde_json::from_slice(&buf).map_err(|err| {
-        ApiError::from(WireError::invalid(
-            None,
-            None,
-            format!("the body is not valid JSON ({err})"),
-        ))
+        ApiError::from(WireError::invalid(None, None, format!("the body is not valid JSON ({err})")))
     })?;
     inbound::check_body_bounds(&value)?;
-    Ok(JsonBody {
-        raw: buf.freeze(),
-        value,
-    })
+    Ok(JsonBody { raw: buf.freeze(), value })
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::auth::Access;
 use super::body::read_json;
 use super::error::ApiError;
-use crate::actors::persistence::{Applied, Command, Origin, Outcome, Persist};
+use crate::actors::persistence::{self, Applied, Command, Origin, Outcome};
 use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{OrderRef, Station, StationCommand};
 use crate::protocol::inbound;
@@ -24,45 +24,36 @@ use crate::store;
 
 /// Registers the cashier routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/cashier/devices")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        resource("/cashier/devices/{id}")
-            .route(web::get().to(get_one))
-            .route(web::patch().to(update))
-            .route(web::delete().to(remove)),
-    )
-    .service(resource("/cashier/devices/{id}/orders").route(web::post().to(place_orders)))
-    .service(
-        resource("/cashier/devices/{id}/orders/{index}")
-            .route(web::patch().to(update_order))
-            .route(web::delete().to(delete_order)),
-    )
-    .service(resource("/cashier/devices/{id}/reset").route(web::post().to(reset)))
-    .service(resource("/cashier/devices/{id}/transfer").route(web::post().to(transfer)))
-    .service(
-        resource("/cashier/categories")
-            .route(web::get().to(get_categories))
-            .route(web::put().to(put_categories)),
-    )
-    .service(
-        resource("/cashier/prices")
-            .route(web::get().to(get_prices))
-            .route(web::put().to(put_prices)),
-    );
+    cfg.service(resource("/cashier/devices").route(web::get().to(list)).route(web::post().to(create)))
+        .service(
+            resource("/cashier/devices/{id}")
+                .route(web::get().to(get_one))
+                .route(web::patch().to(update))
+                .route(web::delete().to(remove)),
+        )
+        .service(resource("/cashier/devices/{id}/orders").route(web::post().to(place_orders)))
+        .service(
+            resource("/cashier/devices/{id}/orders/{index}")
+                .route(web::patch().to(update_order))
+                .route(web::delete().to(delete_order)),
+        )
+        .service(resource("/cashier/devices/{id}/reset").route(web::post().to(reset)))
+        .service(resource("/cashier/devices/{id}/transfer").route(web::post().to(transfer)))
+        .service(
+            resource("/cashier/categories")
+                .route(web::get().to(get_categories))
+                .route(web::put().to(put_categories)),
+        )
+        .service(
+            resource("/cashier/prices").route(web::get().to(get_prices)).route(web::put().to(put_prices)),
+        );
 }
 
 /// A resource that answers an unknown method with the JSON 405.
 pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {
-        ApiError::from(WireError::new(
-            ErrorCode::MethodNotAllowed,
-            "Method not allowed on this endpoint",
-        ))
-        .error_response()
+        ApiError::from(WireError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this endpoint"))
+            .error_response()
     }))
 }
 
@@ -91,40 +82,19 @@ struct OrdersReply<'a> {
 }
 
 fn station_reply(status: StatusCode, station: &Station, seq: Option<u64>) -> HttpResponse {
-    HttpResponse::build(status).json(StationReply {
-        station: StationView::of(station),
-        seq,
-    })
+    HttpResponse::build(status).json(StationReply { station: StationView::of(station), seq })
 }
 
 fn orders_reply(station: &Station, seq: u64) -> HttpResponse {
-    let orders = station
-        .orders
-        .iter()
-        .enumerate()
-        .map(|(i, o)| OrderView::of(i, o))
-        .collect();
-    HttpResponse::Ok().json(OrdersReply {
-        device_id: &station.id,
-        orders,
-        seq,
-    })
+    let orders = station.orders.iter().enumerate().map(|(i, o)| OrderView::of(i, o)).collect();
+    HttpResponse::Ok().json(OrdersReply { device_id: &station.id, orders, seq })
 }
 
 async fn persist(app: &AppState, command: Command) -> Result<Applied, ApiError> {
-    Ok(app
-        .persistence
-        .send(Persist {
-            command,
-            origin: Origin::Rest,
-        })
-        .await??)
+    Ok(persistence::persist(&app.persistence, command, Origin::Rest).await?)
 }
 
-async fn persist_station(
-    app: &AppState,
-    command: StationCommand,
-) -> Result<(Station, u64), ApiError> {
+async fn persist_station(app: &AppState, command: StationCommand) -> Result<(Station, u64), ApiError> {
     let applied = persist(app, Command::Station(command)).await?;
     match applied.outcome {
         Outcome::Station(station) => Ok((station, applied.seq)),
@@ -143,9 +113,7 @@ async fn list(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse
     let txn = store::snapshot(&app.db).await?;
     let stations = store::stations::list(&txn).await?;
     txn.commit().await?;
-    Ok(HttpResponse::Ok().json(StationList {
-        devices: stations.iter().map(StationView::of).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(StationList { devices: stations.iter().map(StationView::of).collect() }))
 }
 
 async fn get_one(
@@ -160,11 +128,7 @@ async fn get_one(
     txn.commit().await?;
     match station {
         Some(station) => Ok(station_reply(StatusCode::OK, &station, None)),
-        None => Err(WireError::new(
-            ErrorCode::DeviceNotFound,
-            format!("Device {id} does not exist"),
-        )
-        .into()),
+        None => Err(WireError::new(ErrorCode::DeviceNotFound, format!("Device {id} does not exist")).into()),
     }
 }
 
@@ -190,8 +154,7 @@ async fn update(
     let station_id = station_id(&path)?;
     let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let patch = inbound::station_patch_body(&body.value)?;
-    let (station, seq) =
-        persist_station(&app, StationCommand::Update { station_id, patch }).await?;
+    let (station, seq) = persist_station(&app, StationCommand::Update { station_id, patch }).await?;
     Ok(station_reply(StatusCode::OK, &station, Some(seq)))
 }
 
@@ -202,11 +165,7 @@ async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(&req, Access::Admin, false)?;
     let station_id = station_id(&path)?;
-    persist(
-        &app,
-        Command::Station(StationCommand::Delete { station_id }),
-    )
-    .await?;
+    persist(&app, Command::Station(StationCommand::Delete { station_id })).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -220,8 +179,7 @@ async fn place_orders(
     let station_id = station_id(&path)?;
     let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let orders = inbound::place_orders_body(&body.value)?;
-    let (station, seq) =
-        persist_station(&app, StationCommand::PlaceOrders { station_id, orders }).await?;
+    let (station, seq) = persist_station(&app, StationCommand::PlaceOrders { station_id, orders }).await?;
     Ok(orders_reply(&station, seq))
 }
 
@@ -229,11 +187,7 @@ fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), Api
     let (id, index) = path.as_ref();
     inbound::station_id_param(id)?;
     let index = index.parse::<usize>().map_err(|_| {
-        ApiError::from(WireError::invalid(
-            Some("orderIndex"),
-            None,
-            "must be an integer >= 0",
-        ))
+        ApiError::from(WireError::invalid(Some("orderIndex"), None, "must be an integer >= 0"))
     })?;
     Ok((id.clone(), index))
 }
@@ -248,11 +202,7 @@ async fn update_order(
     let (station_id, index) = order_path(&path)?;
     let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let patch = inbound::order_patch_body(&body.value)?;
-    let command = StationCommand::UpdateOrder {
-        station_id,
-        target: OrderRef::Index(index),
-        patch,
-    };
+    let command = StationCommand::UpdateOrder { station_id, target: OrderRef::Index(index), patch };
     let (station, seq) = persist_station(&app, command).await?;
     Ok(orders_reply(&station, seq))
 }
@@ -264,14 +214,7 @@ async fn delete_order(
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(&req, Access::Device, false)?;
     let (station_id, index) = order_path(&path)?;
-    persist_station(
-        &app,
-        StationCommand::DeleteOrder {
-            station_id,
-            target: OrderRef::Index(index),
-        },
-    )
-    .await?;
+    persist_station(&app, StationCommand::DeleteOrder { station_id, target: OrderRef::Index(index) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -306,12 +249,8 @@ async fn get_catalogue(
     kind: CatalogueKind,
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(req, Access::Device, false)?;
-    let body = store::catalogue::get(&app.db, kind)
-        .await?
-        .unwrap_or_else(|| "null".to_owned());
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    let body = store::catalogue::get(&app.db, kind).await?.unwrap_or_else(|| "null".to_owned());
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 async fn put_catalogue(
@@ -327,26 +266,17 @@ async fn put_catalogue(
         .map_err(|_| ApiError::from(WireError::invalid(None, None, "the body is not UTF-8")))?;
     // Stored and returned byte for byte as sent.
     RawValue::from_string(text.clone()).map_err(|err| {
-        ApiError::from(WireError::invalid(
-            None,
-            None,
-            format!("the body is not valid JSON ({err})"),
-        ))
+        ApiError::from(WireError::invalid(None, None, format!("the body is not valid JSON ({err})")))
     })?;
     let applied = persist(app, Command::Catalogue { kind, body: text }).await?;
     let stored = match applied.outcome {
         Outcome::Catalogue(stored) => stored,
         _ => return Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
     };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(stored))
+    Ok(HttpResponse::Ok().content_type("application/json").body(stored))
 }
 
-async fn get_categories(
-    req: HttpRequest,
-    app: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_categories(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     get_catalogue(&req, &app, CatalogueKind::Categories).await
 }
 

@@ -26,8 +26,8 @@ impl ApiError {
 
 impl From<WireError> for ApiError {
     fn from(error: WireError) -> Self {
-        let status = StatusCode::from_u16(error.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         Self { error, status }
     }
 }
@@ -41,22 +41,14 @@ impl From<PersistError> for ApiError {
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         tracing::error!(%err, "database read failed");
-        WireError::new(
-            ErrorCode::DatabaseUnavailable,
-            "The database could not be read",
-        )
-        .into()
+        WireError::new(ErrorCode::DatabaseUnavailable, "The database could not be read").into()
     }
 }
 
 impl From<actix::MailboxError> for ApiError {
     fn from(err: actix::MailboxError) -> Self {
         tracing::error!(%err, "an actor did not answer");
-        WireError::new(
-            ErrorCode::ServerError,
-            "The server could not handle the request",
-        )
-        .into()
+        WireError::new(ErrorCode::ServerError, "The server could not handle the request").into()
     }
 }
 
@@ -79,9 +71,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(RestError {
-            success: false,
-            body: self.error.body(None),
-        })
+        HttpResponse::build(self.status).json(RestError { success: false, body: self.error.body(None) })
     }
 }

@@ -25,12 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ApiError::from(WireError::invalid(None, None, format!("bad path: {err}"))).into()
     }))
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::from(WireError::invalid(
-            None,
-            None,
-            format!("bad query string: {err}"),
-        ))
-        .into()
+        ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))).into()
     }))
     .route("/ws", web::get().to(ws::upgrade))
     .configure(cashier::routes)

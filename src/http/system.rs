@@ -63,30 +63,19 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         status,
         master_device,
         active_devices: stats.devices,
-        sync_status: if database_error.is_some() {
-            "error"
-        } else {
-            "ok"
-        },
+        sync_status: if database_error.is_some() { "error" } else { "ok" },
         last_check: time::now(),
         term,
         head_seq: app.published.get(),
         epoch: app.epoch.clone(),
         database: DatabaseHealth {
-            status: if database_error.is_some() {
-                "unavailable"
-            } else {
-                "ok"
-            },
+            status: if database_error.is_some() { "unavailable" } else { "ok" },
             error: database_error,
         },
         sessions: stats.sessions,
         uptime_seconds: (chrono::Utc::now() - app.started_at).num_seconds(),
     };
-    let mut response = if status == "unhealthy" {
-        HttpResponse::ServiceUnavailable()
-    } else {
-        HttpResponse::Ok()
-    };
+    let mut response =
+        if status == "unhealthy" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
     Ok(response.json(body))
 }

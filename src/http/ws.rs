@@ -28,18 +28,13 @@ pub struct ConnectionSlot(Arc<ConnectionSlots>);
 
 impl ConnectionSlots {
     pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            open: AtomicUsize::new(0),
-            max,
-        })
+        Arc::new(Self { open: AtomicUsize::new(0), max })
     }
 
     /// Takes a slot, or `None` when all are taken.
     pub fn try_acquire(self: &Arc<Self>) -> Option<ConnectionSlot> {
         self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
             .ok()
             .map(|_| ConnectionSlot(Arc::clone(self)))
     }
@@ -64,28 +59,15 @@ pub async fn upgrade(
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(&req, Access::Device, true)?;
     let Some(slot) = app.slots.try_acquire() else {
-        tracing::warn!(
-            max = app.settings.limits.max_connections,
-            "connection limit reached"
-        );
+        tracing::warn!(max = app.settings.limits.max_connections, "connection limit reached");
         let error = WireError::new(
             ErrorCode::ServerError,
-            format!(
-                "The server is at its connection limit ({})",
-                app.settings.limits.max_connections
-            ),
+            format!("The server is at its connection limit ({})", app.settings.limits.max_connections),
         );
-        return Err(ApiError::with_status(
-            error,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ));
+        return Err(ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE));
     };
     let mut response = ws::handshake(&req).map_err(|err| {
-        ApiError::from(WireError::invalid(
-            None,
-            None,
-            format!("not a WebSocket upgrade: {err}"),
-        ))
+        ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
     })?;
     let outbox = Outbox::new();
     let session = Session::new(app.get_ref().clone(), outbox.clone(), slot);

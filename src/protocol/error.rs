@@ -86,9 +86,7 @@ impl ErrorCode {
             Self::InvalidPayload | Self::UnknownEvent => 400,
             Self::Unauthorized => 401,
             Self::NotRegistered | Self::InsufficientPermissions => 403,
-            Self::DeviceNotFound | Self::OrderNotFound | Self::RecordNotFound | Self::NotFound => {
-                404
-            }
+            Self::DeviceNotFound | Self::OrderNotFound | Self::RecordNotFound | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::DeviceExists
             | Self::DeviceBusy
@@ -115,11 +113,7 @@ pub struct WireError {
 
 impl WireError {
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, message: message.into(), details: None }
     }
 
     /// `INVALID_PAYLOAD` naming the top-level `field` (and the full `path` to the bad value).
@@ -188,11 +182,7 @@ mod tests {
 
     #[test]
     fn every_code_serializes_as_its_name() {
-        for code in [
-            ErrorCode::InvalidPayload,
-            ErrorCode::DatabaseUnavailable,
-            ErrorCode::DeviceExists,
-        ] {
+        for code in [ErrorCode::InvalidPayload, ErrorCode::DatabaseUnavailable, ErrorCode::DeviceExists] {
             let json = serde_json::to_value(code).expect("serialize");
             assert_eq!(json, Value::String(code.as_str().to_owned()));
         }

@@ -56,17 +56,10 @@ pub struct Connect {
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Inbound, Rejected> {
     let reject = |reply_to: Option<String>, error: WireError| Rejected { reply_to, error };
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        reject(
-            None,
-            WireError::invalid(None, None, format!("not valid JSON ({e})")),
-        )
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| reject(None, WireError::invalid(None, None, format!("not valid JSON ({e})"))))?;
     let Value::Object(map) = &value else {
-        return Err(reject(
-            None,
-            WireError::invalid(None, None, "a message must be a JSON object"),
-        ));
+        return Err(reject(None, WireError::invalid(None, None, "a message must be a JSON object")));
     };
     let id = match map.get("id") {
         None | Some(Value::Null) => None,
@@ -104,11 +97,7 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
         && !ts.is_null()
         && ts.as_str().and_then(time::parse).is_none()
     {
-        return Err(WireError::invalid(
-            Some("timestamp"),
-            None,
-            "must be an RFC 3339 time with an offset",
-        ));
+        return Err(WireError::invalid(Some("timestamp"), None, "must be an RFC 3339 time with an offset"));
     }
     let kind = match map.get("type") {
         Some(Value::String(kind)) => kind.as_str(),
@@ -127,10 +116,7 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
         "ping" => ClientEvent::Ping,
         "device_update" => {
             let m: DeviceUpdateMsg = parse(value)?;
-            ClientEvent::Station(StationCommand::Update {
-                station_id: m.device_id.0,
-                patch: m.data.into(),
-            })
+            ClientEvent::Station(StationCommand::Update { station_id: m.device_id.0, patch: m.data.into() })
         }
         "order_placed" => {
             let m: OrderPlacedMsg = parse(value)?;
@@ -157,35 +143,21 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
         "device_transfer" => {
             let m: TransferMsg = parse(value)?;
             if m.from_device_id.0 == m.to_device_id.0 {
-                return Err(WireError::invalid(
-                    Some("toDeviceId"),
-                    None,
-                    "must differ from fromDeviceId",
-                ));
+                return Err(WireError::invalid(Some("toDeviceId"), None, "must differ from fromDeviceId"));
             }
-            ClientEvent::Station(StationCommand::Transfer {
-                from: m.from_device_id.0,
-                to: m.to_device_id.0,
-            })
+            ClientEvent::Station(StationCommand::Transfer { from: m.from_device_id.0, to: m.to_device_id.0 })
         }
         "device_deleted" => {
             let m: StationIdMsg = parse(value)?;
-            ClientEvent::Station(StationCommand::Delete {
-                station_id: m.device_id.0,
-            })
+            ClientEvent::Station(StationCommand::Delete { station_id: m.device_id.0 })
         }
         "device_reset" => {
             let m: StationIdMsg = parse(value)?;
-            ClientEvent::Station(StationCommand::Reset {
-                station_id: m.device_id.0,
-            })
+            ClientEvent::Station(StationCommand::Reset { station_id: m.device_id.0 })
         }
         other => {
             let shown: String = other.chars().take(64).collect();
-            return Err(WireError::new(
-                ErrorCode::UnknownEvent,
-                format!("Unknown event type '{shown}'"),
-            ));
+            return Err(WireError::new(ErrorCode::UnknownEvent, format!("Unknown event type '{shown}'")));
         }
     };
     Ok(event)
@@ -196,10 +168,7 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
 /// The body of `POST /cashier/devices`: `{deviceId, name?}`.
 pub fn create_station_body(body: &Value) -> Result<StationCommand, WireError> {
     let m: CreateStationMsg = parse_body(body)?;
-    Ok(StationCommand::Create {
-        station_id: m.device_id.0,
-        name: m.name,
-    })
+    Ok(StationCommand::Create { station_id: m.device_id.0, name: m.name })
 }
 
 /// The body of `PATCH /cashier/devices/{id}`: the `data` of a `device_update`.
@@ -222,16 +191,9 @@ pub fn order_patch_body(body: &Value) -> Result<OrderPatch, WireError> {
 pub fn transfer_body(from: &str, body: &Value) -> Result<StationCommand, WireError> {
     let m: TransferTargetMsg = parse_body(body)?;
     if m.to_device_id.0 == from {
-        return Err(WireError::invalid(
-            Some("toDeviceId"),
-            None,
-            "must differ from the source device",
-        ));
+        return Err(WireError::invalid(Some("toDeviceId"), None, "must differ from the source device"));
     }
-    Ok(StationCommand::Transfer {
-        from: from.to_owned(),
-        to: m.to_device_id.0,
-    })
+    Ok(StationCommand::Transfer { from: from.to_owned(), to: m.to_device_id.0 })
 }
 
 /// Checks a REST body against the protocol's bounds (any JSON value).
@@ -292,19 +254,13 @@ fn check_value(value: &Value, level: usize) -> Result<(), String> {
 }
 
 fn check_depth(level: usize) -> Result<(), String> {
-    if level > MAX_DEPTH {
-        Err(format!("nested deeper than {MAX_DEPTH} levels"))
-    } else {
-        Ok(())
-    }
+    if level > MAX_DEPTH { Err(format!("nested deeper than {MAX_DEPTH} levels")) } else { Ok(()) }
 }
 
 fn check_text(s: &str) -> Result<(), String> {
     // A string of at most MAX_TEXT_CHARS bytes has at most that many characters.
     if s.len() > MAX_TEXT_CHARS && s.chars().count() > MAX_TEXT_CHARS {
-        Err(format!(
-            "a string is longer than {MAX_TEXT_CHARS} characters"
-        ))
+        Err(format!("a string is longer than {MAX_TEXT_CHARS} characters"))
     } else {
         Ok(())
     }
@@ -317,10 +273,8 @@ fn parse<T: DeserializeOwned>(value: &Value) -> Result<T, WireError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let reason = err.inner().to_string();
         let path = err.path().to_string();
-        let missing = reason
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned);
+        let missing =
+            reason.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()).map(str::to_owned);
         let (field, path) = if path == "." || path.is_empty() {
             (missing.clone(), missing)
         } else {
@@ -337,18 +291,10 @@ fn parse<T: DeserializeOwned>(value: &Value) -> Result<T, WireError> {
 
 fn new_orders(orders: Vec<OrderMsg>, field: &str) -> Result<Vec<NewOrder>, WireError> {
     if orders.is_empty() {
-        return Err(WireError::invalid(
-            Some(field),
-            None,
-            "must hold at least one order",
-        ));
+        return Err(WireError::invalid(Some(field), None, "must hold at least one order"));
     }
     if orders.len() > MAX_ITEMS {
-        return Err(WireError::invalid(
-            Some(field),
-            None,
-            format!("must hold at most {MAX_ITEMS} orders"),
-        ));
+        return Err(WireError::invalid(Some(field), None, format!("must hold at most {MAX_ITEMS} orders")));
     }
     Ok(orders.into_iter().map(Into::into).collect())
 }
@@ -356,19 +302,16 @@ fn new_orders(orders: Vec<OrderMsg>, field: &str) -> Result<Vec<NewOrder>, WireE
 fn order_ref(index: Option<u64>, id: Option<WireId>) -> Result<OrderRef, WireError> {
     let index = index
         .map(|i| {
-            usize::try_from(i)
-                .map_err(|_| WireError::invalid(Some("orderIndex"), None, "is out of range"))
+            usize::try_from(i).map_err(|_| WireError::invalid(Some("orderIndex"), None, "is out of range"))
         })
         .transpose()?;
     match (index, id) {
         (Some(index), Some(id)) => Ok(OrderRef::Both { index, id: id.0 }),
         (Some(index), None) => Ok(OrderRef::Index(index)),
         (None, Some(id)) => Ok(OrderRef::Id(id.0)),
-        (None, None) => Err(WireError::invalid(
-            Some("orderIndex"),
-            None,
-            "orderIndex or orderId is required",
-        )),
+        (None, None) => {
+            Err(WireError::invalid(Some("orderIndex"), None, "orderIndex or orderId is required"))
+        }
     }
 }
 
@@ -381,9 +324,7 @@ impl<'de> Deserialize<'de> for WireId {
         let s = String::deserialize(d)?;
         let n = s.chars().count();
         if n == 0 || n > MAX_ID_CHARS {
-            return Err(D::Error::custom(format!(
-                "must be a string of 1 to {MAX_ID_CHARS} characters"
-            )));
+            return Err(D::Error::custom(format!("must be a string of 1 to {MAX_ID_CHARS} characters")));
         }
         Ok(Self(s))
     }
@@ -413,9 +354,7 @@ struct ClientTime(DateTime<Utc>);
 impl<'de> Deserialize<'de> for ClientTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        time::parse(&s)
-            .map(Self)
-            .ok_or_else(|| D::Error::custom("must be an RFC 3339 time with an offset"))
+        time::parse(&s).map(Self).ok_or_else(|| D::Error::custom("must be an RFC 3339 time with an offset"))
     }
 }
 
@@ -570,10 +509,7 @@ mod tests {
     }
 
     fn field(r: &Rejected) -> Option<String> {
-        r.error
-            .details
-            .as_ref()
-            .and_then(|d| d["field"].as_str().map(str::to_owned))
+        r.error.details.as_ref().and_then(|d| d["field"].as_str().map(str::to_owned))
     }
 
     #[test]
@@ -623,18 +559,13 @@ mod tests {
             r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"tea","price":10.5,"quantity":1}]}"#,
         );
         assert_eq!(field(&r).as_deref(), Some("orders"));
-        let path = r
-            .error
-            .details
-            .as_ref()
-            .and_then(|d| d["path"].as_str().map(str::to_owned));
+        let path = r.error.details.as_ref().and_then(|d| d["path"].as_str().map(str::to_owned));
         assert_eq!(path.as_deref(), Some("orders[0].price"));
     }
 
     #[test]
     fn negative_counts_and_zero_quantities_are_refused() {
-        let r =
-            rejected(r#"{"type":"device_update","deviceId":"pc1","data":{"elapsedSeconds":-1}}"#);
+        let r = rejected(r#"{"type":"device_update","deviceId":"pc1","data":{"elapsedSeconds":-1}}"#);
         assert_eq!(field(&r).as_deref(), Some("data"));
         let r = rejected(
             r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"tea","price":1,"quantity":0}]}"#,
@@ -670,9 +601,8 @@ mod tests {
     #[test]
     fn an_overlong_string_names_the_field() {
         let long = "x".repeat(MAX_TEXT_CHARS + 1);
-        let r = rejected(&format!(
-            r#"{{"type":"device_update","deviceId":"pc1","data":{{"notes":"{long}"}}}}"#
-        ));
+        let r =
+            rejected(&format!(r#"{{"type":"device_update","deviceId":"pc1","data":{{"notes":"{long}"}}}}"#));
         assert_eq!(field(&r).as_deref(), Some("data"));
     }
 
@@ -680,9 +610,7 @@ mod tests {
     fn too_many_orders_are_refused() {
         let one = r#"{"name":"t","price":1,"quantity":1}"#;
         let many = vec![one; MAX_ITEMS + 1].join(",");
-        let r = rejected(&format!(
-            r#"{{"type":"order_placed","deviceId":"pc1","orders":[{many}]}}"#
-        ));
+        let r = rejected(&format!(r#"{{"type":"order_placed","deviceId":"pc1","orders":[{many}]}}"#));
         assert_eq!(field(&r).as_deref(), Some("orders"));
     }
 
@@ -695,8 +623,7 @@ mod tests {
 
     #[test]
     fn an_order_is_named_by_index_or_id() {
-        let m =
-            decode(r#"{"type":"order_deleted","deviceId":"pc1","orderId":"o-1"}"#).expect("decode");
+        let m = decode(r#"{"type":"order_deleted","deviceId":"pc1","orderId":"o-1"}"#).expect("decode");
         assert_eq!(
             m.event,
             ClientEvent::Station(StationCommand::DeleteOrder {
@@ -716,8 +643,10 @@ mod tests {
 
     #[test]
     fn connect_reads_resume_fields() {
-        let m = decode(r#"{"type":"connect","clientId":"cashier-1","last_seq":42,"epoch":"e1","token":"ignored"}"#)
-            .expect("decode");
+        let m = decode(
+            r#"{"type":"connect","clientId":"cashier-1","last_seq":42,"epoch":"e1","token":"ignored"}"#,
+        )
+        .expect("decode");
         assert_eq!(
             m.event,
             ClientEvent::Connect(Connect {
@@ -726,10 +655,7 @@ mod tests {
                 epoch: Some("e1".into())
             })
         );
-        assert_eq!(
-            field(&rejected(r#"{"type":"connect","last_seq":-1}"#)).as_deref(),
-            Some("last_seq")
-        );
+        assert_eq!(field(&rejected(r#"{"type":"connect","last_seq":-1}"#)).as_deref(), Some("last_seq"));
     }
 
     #[test]

@@ -23,21 +23,13 @@ struct Envelope<'a, T: Serialize> {
 
 /// Renders `{"type": kind, …body, "reply_to"?, "timestamp"}`.
 pub fn frame<T: Serialize>(kind: &str, body: &T, reply_to: Option<&str>) -> ByteString {
-    let envelope = Envelope {
-        kind,
-        body,
-        reply_to,
-        timestamp: time::now(),
-    };
+    let envelope = Envelope { kind, body, reply_to, timestamp: time::now() };
     match serde_json::to_string(&envelope) {
         Ok(text) => ByteString::from(text),
         Err(err) => {
             // Only a bug in a server type can get here (every body is a plain struct).
             tracing::error!(kind, %err, "a server message could not be rendered");
-            let fallback = WireError::new(
-                super::ErrorCode::ServerError,
-                "a reply could not be rendered",
-            );
+            let fallback = WireError::new(super::ErrorCode::ServerError, "a reply could not be rendered");
             error_frame(&fallback, reply_to)
         }
     }
@@ -45,12 +37,8 @@ pub fn frame<T: Serialize>(kind: &str, body: &T, reply_to: Option<&str>) -> Byte
 
 /// The `error` frame.
 pub fn error_frame(error: &WireError, reply_to: Option<&str>) -> ByteString {
-    let envelope = Envelope {
-        kind: "error",
-        body: &error.body(reply_to),
-        reply_to: None,
-        timestamp: time::now(),
-    };
+    let envelope =
+        Envelope { kind: "error", body: &error.body(reply_to), reply_to: None, timestamp: time::now() };
     // The error body holds only strings, numbers and a JSON value: it always serializes.
     ByteString::from(serde_json::to_string(&envelope).unwrap_or_default())
 }
@@ -129,10 +117,7 @@ pub struct OrderView<'a> {
 
 impl<'a> StationView<'a> {
     pub fn of(station: &'a Station) -> Self {
-        Self {
-            device_id: &station.id,
-            data: StationData::of(station),
-        }
+        Self { device_id: &station.id, data: StationData::of(station) }
     }
 }
 
@@ -145,12 +130,7 @@ impl<'a> StationData<'a> {
             mode: &station.mode,
             customer_count: station.customer_count,
             notes: &station.notes,
-            orders: station
-                .orders
-                .iter()
-                .enumerate()
-                .map(|(i, o)| OrderView::of(i, o))
-                .collect(),
+            orders: station.orders.iter().enumerate().map(|(i, o)| OrderView::of(i, o)).collect(),
         }
     }
 }
@@ -265,11 +245,7 @@ mod tests {
         s.notes = "بارد جداً".into();
         let f = frame(
             "device_updated",
-            &StationState {
-                device_id: &s.id,
-                data: StationData::of(&s),
-                seq: 1,
-            },
+            &StationState { device_id: &s.id, data: StationData::of(&s), seq: 1 },
             None,
         );
         assert!(f.contains("\"notes\":\"بارد جداً\""), "{f}");

@@ -15,9 +15,7 @@ pub fn now() -> String {
 
 /// Parses a client's time; it must carry an offset (`Z` or `+03:00`).
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

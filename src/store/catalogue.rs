@@ -7,8 +7,5 @@ use crate::domain::catalogue::CatalogueKind;
 
 /// The document's JSON text as the admin sent it, or `None` if it was never written.
 pub async fn get<C: ConnectionTrait>(db: &C, kind: CatalogueKind) -> Result<Option<String>, DbErr> {
-    Ok(catalogue::Entity::find_by_id(kind.name().to_owned())
-        .one(db)
-        .await?
-        .map(|row| row.body))
+    Ok(catalogue::Entity::find_by_id(kind.name().to_owned()).one(db).await?.map(|row| row.body))
 }

@@ -1,9 +1,7 @@
 //! The change log, read for replay.
 
 use entity::change_log;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// A logged change as a session replays it.
 #[derive(Debug, Clone, PartialEq, Eq)]

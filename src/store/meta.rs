@@ -8,10 +8,7 @@ pub const EPOCH: &str = "epoch";
 
 /// The value stored under `key`, if any.
 pub async fn get<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<String>, DbErr> {
-    Ok(sync_meta::Entity::find_by_id(key.to_owned())
-        .one(db)
-        .await?
-        .map(|row| row.value))
+    Ok(sync_meta::Entity::find_by_id(key.to_owned()).one(db).await?.map(|row| row.value))
 }
 
 /// The key of the election term (the number of successful elections, ever).

@@ -20,10 +20,7 @@ pub async fn load<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Station
 
 /// Every station with its orders, by id.
 pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Station>, DbErr> {
-    let rows = station::Entity::find()
-        .order_by_asc(station::Column::StationId)
-        .all(db)
-        .await?;
+    let rows = station::Entity::find().order_by_asc(station::Column::StationId).all(db).await?;
     let mut orders = order::Entity::find()
         .order_by_asc(order::Column::StationId)
         .order_by_asc(order::Column::Position)

@@ -1,0 +1,319 @@
+//! The test harness: `spawn_app()` starts a real server on port 0 with its own SQLite file and
+//! short timings; `WsClient` is a real WebSocket client over loopback whose every wait has a
+//! timeout and whose every received frame is checked for the server's timestamp format.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use device_sync::app::{Application, ShutdownHandle};
+use device_sync::settings::{LogFormat, LogSettings, Settings};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// The admin token every test server uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub port: u16,
+    pub dir: Arc<TempDir>,
+    pub http: reqwest::Client,
+    shutdown: ShutdownHandle,
+    handle: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Settings for a test server in `dir`: port 0, its own database, short timings.
+pub fn test_settings(dir: &TempDir) -> Settings {
+    let mut s = Settings::defaults().expect("built-in defaults");
+    s.server.port = 0;
+    s.server.data_dir = dir.path().join("data");
+    s.database.url = format!("sqlite://{}?mode=rwc", db_path(dir).display());
+    s.auth.admin_token = ADMIN_TOKEN.into();
+    s.heartbeat.interval_s = 0.2;
+    s.heartbeat.timeout_s = 2.0;
+    s.limits.idle_timeout_s = 5.0;
+    s.election.ack_timeout_s = 1.0;
+    s.election.backoff_ms = vec![50, 100, 200];
+    s.election.reconnect_grace_s = 0.5;
+    s
+}
+
+/// The test database file in `dir`.
+pub fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("device-sync.db")
+}
+
+/// Starts a server with the test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server with the test settings changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    spawn_app_in(dir, configure).await
+}
+
+/// Starts a server on the database in `dir` (e.g. again, after `stop`).
+pub async fn spawn_app_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        device_sync::telemetry::init(&LogSettings { level: "debug".into(), format: LogFormat::Text });
+    }
+    let mut settings = test_settings(&dir);
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the server starts");
+    let port = app.port();
+    let shutdown = app.shutdown_handle();
+    let handle = actix_web::rt::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    TestApp { port, dir, http, shutdown, handle }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    /// Shuts the server down as SIGTERM would and waits for it; returns its directory so a
+    /// test can start it again on the same database.
+    pub async fn stop(self) -> Arc<TempDir> {
+        self.shutdown.shutdown();
+        let result = tokio::time::timeout(WAIT, self.handle).await.expect("the server stops in time");
+        result.expect("the server task").expect("the server stops cleanly");
+        self.dir
+    }
+
+    /// Opens a WebSocket without saying anything.
+    pub async fn open(&self) -> WsClient {
+        WsClient::open(&self.ws_url()).await
+    }
+
+    /// Opens a WebSocket and sends `connect` (with `last_seq`/`epoch` when given), reading up to
+    /// and including `connected`; returns the client and the `connected` frame.
+    pub async fn connect_as(&self, client_id: &str) -> (WsClient, Value) {
+        let mut ws = self.open().await;
+        ws.send(json!({"type": "connect", "clientId": client_id})).await;
+        let connected = ws.expect("connected").await;
+        (ws, connected)
+    }
+
+    /// `connect_as`, also reading the `connection_status` that follows.
+    pub async fn connect(&self, client_id: &str) -> WsClient {
+        let (mut ws, _) = self.connect_as(client_id).await;
+        ws.expect("connection_status").await;
+        ws
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.expect("JSON body")
+    }
+
+    /// An admin request.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Creates a station over REST (admin) and returns its `seq`.
+    pub async fn create_station(&self, id: &str) -> u64 {
+        let response = self
+            .admin(reqwest::Method::POST, "/cashier/devices")
+            .json(&json!({"deviceId": id}))
+            .send()
+            .await
+            .expect("POST /cashier/devices");
+        assert_eq!(response.status(), 201, "creating {id}");
+        let body: Value = response.json().await.expect("JSON body");
+        body["seq"].as_u64().expect("seq")
+    }
+
+    /// The station as REST returns it, or `None` (404).
+    pub async fn station(&self, id: &str) -> Option<Value> {
+        let response = self.get(&format!("/cashier/devices/{id}")).await;
+        match response.status().as_u16() {
+            200 => Some(response.json().await.expect("JSON body")),
+            404 => None,
+            other => panic!("GET station {id}: {other}"),
+        }
+    }
+
+    pub async fn health(&self) -> Value {
+        self.get("/system/health").await.json().await.expect("health JSON")
+    }
+
+    /// Waits until `/system/health` reports `sessions` open sessions.
+    pub async fn wait_for_sessions(&self, sessions: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let seen = self.health().await["sessions"].as_u64();
+            if seen == Some(sessions) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sessions stayed at {seen:?}, expected {sessions}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// What a client got instead of a text frame.
+#[derive(Debug)]
+pub enum Received {
+    Text(Value),
+    Closed(Option<CloseFrame>),
+}
+
+/// A WebSocket client over loopback.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn open(url: &str) -> Self {
+        let (stream, _) = tokio::time::timeout(WAIT, connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket upgrade");
+        Self { stream }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(Message::text(text)).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        tokio::time::timeout(WAIT, self.stream.send(message)).await.expect("send in time").expect("send");
+    }
+
+    /// The next text frame or the close, skipping pings and pongs.
+    pub async fn next(&mut self) -> Received {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.stream.next()).await.expect("a frame in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("a JSON frame");
+                    check_timestamp(&value);
+                    return Received::Text(value);
+                }
+                Some(Ok(Message::Close(frame))) => return Received::Closed(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("the server sent a binary frame"),
+                Some(Err(err)) => panic!("WebSocket error: {err}"),
+                None => return Received::Closed(None),
+            }
+        }
+    }
+
+    /// The next text frame as JSON.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Received::Text(value) => value,
+            Received::Closed(frame) => panic!("closed instead of a message: {frame:?}"),
+        }
+    }
+
+    /// The next text frame, which must be of type `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let value = self.recv().await;
+        assert_eq!(value["type"], kind, "expected {kind}, got {value}");
+        value
+    }
+
+    /// Reads until a frame of type `kind`, returning it and everything before it.
+    pub async fn recv_until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let value = self.recv().await;
+            if value["type"] == kind {
+                return (value, before);
+            }
+            before.push(value);
+        }
+    }
+
+    /// Reads until the server closes, returning the close frame and the text frames before it.
+    pub async fn recv_close(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Received::Text(value) => before.push(value),
+                Received::Closed(frame) => return (frame, before),
+            }
+        }
+    }
+
+    /// Sends `ping` with an id and reads up to its `pong`: proof the session is usable, and
+    /// that nothing was queued for this client before the pong (those frames are returned).
+    pub async fn roundtrip(&mut self, id: &str) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": id})).await;
+        let (pong, before) = self.recv_until("pong").await;
+        assert_eq!(pong["reply_to"], id);
+        before
+    }
+
+    /// Closes the connection from the client side.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(WAIT, self.stream.close(None)).await;
+    }
+
+    /// The raw stream, for tests that misbehave on purpose.
+    pub fn stream(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.stream
+    }
+}
+
+/// Every server message carries `timestamp`: RFC 3339, UTC, milliseconds, `Z`.
+pub fn check_timestamp(value: &Value) {
+    let ts = value["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp in {value}"));
+    assert!(is_server_time(ts), "timestamp {ts} is not RFC 3339 UTC with milliseconds and Z");
+}
+
+/// `2026-02-03T02:25:33.123Z`.
+pub fn is_server_time(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
+    b.len() == 24
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z'
+        && chrono::DateTime::parse_from_rfc3339(ts).is_ok()
+}
+
+/// The `seq` of a frame.
+pub fn seq(value: &Value) -> u64 {
+    value["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {value}"))
+}

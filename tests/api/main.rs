@@ -1,0 +1,14 @@
+//! Integration tests: real servers (`spawn_app`) on loopback, real WebSocket and HTTP clients,
+//! real SQLite files. One module per scenario.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod binary;
+mod broadcast;
+mod heartbeat;
+mod persistence;
+mod recovery;
+mod shutdown;
+mod slow_consumer;
