@@ -5,11 +5,17 @@
 //! - `change_log`: every change, numbered by a global `seq`, kept as it was broadcast.
 //! - `sync_meta`: small server facts that must survive restarts (the log's epoch).
 //! - `sync_audit_log`: who did what, when, with what outcome.
+//! - `device_role`: the devices of the fleet, their priority and role.
+//! - `sync_state`: each device's position against the change log.
+//! - `master_election_log`: every successful election, with its term.
 
 pub mod catalogue;
 pub mod change_log;
+pub mod device_role;
+pub mod master_election_log;
 pub mod order;
 pub mod prelude;
 pub mod station;
 pub mod sync_audit_log;
 pub mod sync_meta;
+pub mod sync_state;

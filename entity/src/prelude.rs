@@ -2,7 +2,10 @@
 
 pub use super::catalogue::Entity as Catalogue;
 pub use super::change_log::Entity as ChangeLog;
+pub use super::device_role::Entity as DeviceRole;
+pub use super::master_election_log::Entity as MasterElectionLog;
 pub use super::order::Entity as Order;
 pub use super::station::Entity as Station;
 pub use super::sync_audit_log::Entity as SyncAuditLog;
 pub use super::sync_meta::Entity as SyncMeta;
+pub use super::sync_state::Entity as SyncState;

@@ -9,6 +9,9 @@ mod m20261122_000003_create_catalogue;
 mod m20261122_000004_create_change_log;
 mod m20261122_000005_create_sync_meta;
 mod m20261122_000006_create_sync_audit_logs;
+mod m20261122_000007_create_device_roles;
+mod m20261122_000008_create_sync_states;
+mod m20261122_000009_create_master_election_logs;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -23,6 +26,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_change_log::Migration),
             Box::new(m20261122_000005_create_sync_meta::Migration),
             Box::new(m20261122_000006_create_sync_audit_logs::Migration),
+            Box::new(m20261122_000007_create_device_roles::Migration),
+            Box::new(m20261122_000008_create_sync_states::Migration),
+            Box::new(m20261122_000009_create_master_election_logs::Migration),
         ]
     }
 }

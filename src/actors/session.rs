@@ -121,6 +121,8 @@ pub struct Session {
     outbox: Outbox,
     _slot: ConnectionSlot,
     client_id: Option<String>,
+    /// The device this session registered as (`device_online`, `register_device`).
+    device_id: Option<String>,
     last_seen: Instant,
     last_ping: Instant,
     ping_sent_at: Option<Instant>,
@@ -152,6 +154,7 @@ impl Session {
             outbox,
             _slot: slot,
             client_id: None,
+            device_id: None,
             last_seen: now,
             last_ping: now,
             ping_sent_at: None,
@@ -491,7 +494,8 @@ impl Session {
     /// Hands a change to the Persistence actor. Success is answered through the feed (the
     /// `ack` comes in `seq` order with everything else); a refusal is answered here.
     fn submit(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command, reply_to: Option<String>) {
-        let origin = Origin::Session { session: self.id, reply_to: reply_to.clone() };
+        let origin =
+            Origin::Session { session: self.id, device: self.device_id.clone(), reply_to: reply_to.clone() };
         let request = persist(&self.app.persistence, command, origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             if let Err(err) = result {

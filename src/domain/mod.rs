@@ -2,8 +2,10 @@
 //!
 //! - `station`: a station's timer and order list, and what each cashier command does to it.
 //! - `catalogue`: the catalogue documents an admin writes.
+//! - `election`: who wins an election, default priorities, when an election gives up.
 //! - `resume`: whether a reconnecting client can be replayed what it missed.
 
 pub mod catalogue;
+pub mod election;
 pub mod resume;
 pub mod station;

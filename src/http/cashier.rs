@@ -95,8 +95,8 @@ async fn persist(app: &AppState, command: Command) -> Result<Applied, ApiError> 
 
 async fn persist_station(app: &AppState, command: StationCommand) -> Result<(Station, u64), ApiError> {
     let applied = persist(app, Command::Station(command)).await?;
-    match applied.outcome {
-        Outcome::Station(station) => Ok((station, applied.seq)),
+    match (applied.outcome, applied.seq) {
+        (Outcome::Station(station), Some(seq)) => Ok((station, seq)),
         // The station commands routed here all produce a station.
         _ => Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
     }

@@ -13,3 +13,8 @@ pub async fn get<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<String>
 
 /// The key of the election term (the number of successful elections, ever).
 pub const TERM: &str = "term";
+
+/// The election term (0 before the first election).
+pub async fn term<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    Ok(get(db, TERM).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}

@@ -4,10 +4,12 @@
 //! - `stations`: stations with their orders, as domain values.
 //! - `catalogue`: the stored catalogue documents.
 //! - `changes`: the change log, for replay.
+//! - `devices`: devices and the election log.
 //! - `meta`: server facts kept across restarts.
 
 pub mod catalogue;
 pub mod changes;
+pub mod devices;
 pub mod meta;
 pub mod stations;
 

@@ -13,34 +13,35 @@
 //! its queue and re-reads the log's head from the database before writing again: nothing
 //! acknowledged is lost, and `seq` stays gap-free.
 
+mod fleet;
+mod stations;
+
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 
 use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
-use entity::{catalogue, change_log, order, station, sync_audit_log, sync_meta};
+use entity::{change_log, device_role, sync_audit_log, sync_meta};
 use futures_util::FutureExt;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
-use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::broadcast::{Broadcast, Publish, PublishedChange};
 use crate::domain::catalogue::CatalogueKind;
-use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
-use crate::protocol::outbound::{
-    self, Ack, CatalogueUpdated, OrderModified, OrderRemoved, OrderView, OrdersAdded, StationData,
-    StationRef, StationState, Transferred,
-};
+use crate::domain::station::{Station, StationCommand, StationError};
+use crate::protocol::outbound::{self, Ack};
 use crate::protocol::{ErrorCode, WireError};
 use crate::store;
+
+pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -57,13 +58,17 @@ pub enum Command {
     Station(StationCommand),
     /// Replace a catalogue document with this JSON text.
     Catalogue { kind: CatalogueKind, body: String },
+    /// Writes about the fleet (devices, roles, elections), together in one transaction. Not a
+    /// logged change: it takes no `seq` and is not broadcast.
+    Fleet(Vec<FleetWrite>),
 }
 
 /// Who asked for a change, and so who gets the reply in place of the broadcast.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    /// A WebSocket session; with `reply_to`, it is sent an `ack` carrying the `seq`.
-    Session { session: Uuid, reply_to: Option<String> },
+    /// A WebSocket session (speaking for `device`, if it registered as one); with `reply_to`,
+    /// it is sent an `ack` carrying the `seq`.
+    Session { session: Uuid, device: Option<String>, reply_to: Option<String> },
     /// A REST request: answered over HTTP; the broadcast goes to every session.
     Rest,
 }
@@ -114,10 +119,11 @@ pub struct WriteStatus {
     pub closing: bool,
 }
 
-/// A committed change, as the caller learns it.
+/// A committed command, as the caller learns it.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub seq: u64,
+    /// The change's `seq` (fleet writes take none).
+    pub seq: Option<u64>,
     pub outcome: Outcome,
 }
 
@@ -130,6 +136,8 @@ pub enum Outcome {
     Removed,
     /// The catalogue document as stored.
     Catalogue(String),
+    /// Fleet writes were committed.
+    Fleet,
 }
 
 /// Why a change was not made.
@@ -170,29 +178,46 @@ impl PersistError {
     }
 }
 
-/// What the log needs to start: its epoch and newest `seq`.
+/// What the actors need to start: the log's epoch and newest `seq`, the election term, and
+/// the devices known.
 #[derive(Debug, Clone)]
 pub struct Bootstrap {
     pub epoch: String,
     pub head: u64,
+    pub term: u64,
+    pub devices: Vec<DeviceRecord>,
 }
 
-/// Makes the log's epoch on a new database (a random id, kept for the database's life) and
-/// reads the log's head. Run once at start, before the actors.
+/// Run once at start, before the actors: makes the log's epoch on a new database (a random id,
+/// kept for the database's life), marks every device inactive and a client (no master until a
+/// device comes online), and reads what the actors start from.
 pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
-    let fresh = Uuid::new_v4().to_string();
+    let txn = begin_write(db).await?;
     sync_meta::Entity::insert(sync_meta::ActiveModel {
         key: Set(store::meta::EPOCH.to_owned()),
-        value: Set(fresh),
+        value: Set(Uuid::new_v4().to_string()),
     })
     .on_conflict(OnConflict::column(sync_meta::Column::Key).do_nothing().to_owned())
-    .exec_without_returning(db)
+    .exec_without_returning(&txn)
     .await?;
-    let epoch = store::meta::get(db, store::meta::EPOCH)
+    let epoch = store::meta::get(&txn, store::meta::EPOCH)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the log's epoch".into()))?;
-    let head = store::changes::head(db).await?;
-    Ok(Bootstrap { epoch, head })
+    let now = Utc::now();
+    device_role::Entity::update_many()
+        .set(device_role::ActiveModel {
+            is_active: Set(false),
+            role: Set(fleet::CLIENT.to_owned()),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+    let head = store::changes::head(&txn).await?;
+    let term = store::meta::term(&txn).await?;
+    let devices = store::devices::all(&txn).await?;
+    txn.commit().await?;
+    Ok(Bootstrap { epoch, head, term, devices })
 }
 
 struct Pending {
@@ -283,8 +308,11 @@ impl Persistence {
         for item in done.items {
             match item {
                 Ok(staged) => {
-                    answers.push(Ok(Applied { seq: staged.change.seq, outcome: staged.outcome }));
-                    changes.push(staged.change);
+                    answers.push(Ok(Applied {
+                        seq: staged.change.as_ref().map(|c| c.seq),
+                        outcome: staged.outcome,
+                    }));
+                    changes.extend(staged.change);
                 }
                 Err(rejected) => answers.push(Err(PersistError::Rejected(rejected))),
             }
@@ -355,7 +383,8 @@ impl Handler<Status> for Persistence {
 // ---- the batch ---------------------------------------------------------------------------
 
 struct Staged {
-    change: PublishedChange,
+    /// The logged change, for commands that make one.
+    change: Option<PublishedChange>,
     outcome: Outcome,
 }
 
@@ -417,7 +446,9 @@ async fn write_batch(
     for (command, origin) in work {
         match apply(&txn, head + 1, Utc::now(), command, &origin).await {
             Ok(staged) => {
-                head += 1;
+                if staged.change.is_some() {
+                    head += 1;
+                }
                 items.push(Ok(staged));
             }
             Err(ApplyError::Rejected(error)) => items.push(Err(error)),
@@ -428,14 +459,18 @@ async fn write_batch(
     Ok(BatchDone { head, items })
 }
 
-/// What a change writes to the log besides its frame.
-struct LogEntry {
+/// A logged change, before its log row is written: what the log keeps besides the frame.
+struct Logged {
     table_name: &'static str,
     record_id: String,
     operation: &'static str,
     event_type: &'static str,
+    /// The record's state after the change, as JSON.
     data: Option<String>,
     version: Option<i64>,
+    /// What every session but the origin is sent.
+    frame: ByteString,
+    outcome: Outcome,
 }
 
 /// Applies one command inside the batch's transaction. Every rule is checked before anything
@@ -447,277 +482,51 @@ async fn apply(
     command: Command,
     origin: &Origin,
 ) -> Result<Staged, ApplyError> {
-    let (entry, frame, outcome) = match command {
-        Command::Station(command) => apply_station(txn, seq, now, command).await?,
-        Command::Catalogue { kind, body } => {
-            let raw = RawValue::from_string(body.clone()).map_err(|e| {
-                ApplyError::Rejected(WireError::invalid(None, None, format!("not valid JSON ({e})")))
-            })?;
-            catalogue::Entity::insert(catalogue::ActiveModel {
-                name: Set(kind.name().to_owned()),
-                body: Set(body.clone()),
-                updated_at: Set(now),
-            })
-            .on_conflict(
-                OnConflict::column(catalogue::Column::Name)
-                    .update_columns([catalogue::Column::Body, catalogue::Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-            audit(txn, now, "catalogue", "update", None, kind.name()).await?;
-            let frame = outbound::frame(kind.event(), &CatalogueUpdated { data: &raw, seq }, None);
-            let entry = LogEntry {
-                table_name: "catalogue",
-                record_id: kind.name().to_owned(),
-                operation: "update",
-                event_type: kind.event(),
-                data: Some(body.clone()),
-                version: None,
-            };
-            (entry, frame, Outcome::Catalogue(body))
+    let logged = match command {
+        Command::Station(command) => stations::apply_station(txn, seq, now, command).await?,
+        Command::Catalogue { kind, body } => stations::apply_catalogue(txn, seq, now, kind, body).await?,
+        Command::Fleet(writes) => {
+            fleet::apply(txn, now, writes).await?;
+            return Ok(Staged { change: None, outcome: Outcome::Fleet });
         }
     };
-    let (origin_session, reply) = match origin {
-        Origin::Session { session, reply_to } => {
-            (Some(*session), reply_to.as_deref().map(|id| outbound::frame("ack", &Ack { seq }, Some(id))))
-        }
-        Origin::Rest => (None, None),
+    let (origin_session, device, reply) = match origin {
+        Origin::Session { session, device, reply_to } => (
+            Some(*session),
+            device.clone(),
+            reply_to.as_deref().map(|id| outbound::frame("ack", &Ack { seq }, Some(id))),
+        ),
+        Origin::Rest => (None, None, None),
     };
     change_log::Entity::insert(change_log::ActiveModel {
         seq: Set(store::changes::to_db(seq)),
-        table_name: Set(entry.table_name.to_owned()),
-        record_id: Set(Some(entry.record_id)),
-        operation: Set(entry.operation.to_owned()),
-        event_type: Set(entry.event_type.to_owned()),
-        data: Set(entry.data),
-        version: Set(entry.version),
-        frame: Set(frame.to_string()),
+        table_name: Set(logged.table_name.to_owned()),
+        record_id: Set(Some(logged.record_id)),
+        operation: Set(logged.operation.to_owned()),
+        event_type: Set(logged.event_type.to_owned()),
+        data: Set(logged.data),
+        version: Set(logged.version),
+        frame: Set(logged.frame.to_string()),
         origin_session: Set(origin_session.map(|s| s.to_string())),
         reply_frame: Set(reply.as_ref().map(ToString::to_string)),
-        source_device: Set(None),
+        source_device: Set(device),
         committed_at: Set(now),
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(Staged { change: PublishedChange { seq, frame, origin: origin_session, reply }, outcome })
-}
-
-/// A station command's log entry, frame and outcome.
-type StationApplied = (LogEntry, ByteString, Outcome);
-
-async fn apply_station(
-    txn: &DatabaseTransaction,
-    seq: u64,
-    now: DateTime<Utc>,
-    command: StationCommand,
-) -> Result<StationApplied, ApplyError> {
-    match command {
-        StationCommand::Create { station_id, name } => {
-            if store::stations::load(txn, &station_id).await?.is_some() {
-                return Err(StationError::Exists(station_id).into());
-            }
-            let s = Station::new(station_id, name);
-            station::Entity::insert(station::ActiveModel { created_at: Set(now), ..station_row(&s, now) })
-                .exec_without_returning(txn)
-                .await?;
-            audit(txn, now, "station", "create", None, &s.id).await?;
-            let frame = state_frame("device_created", &s, seq);
-            Ok((entry_for(&s, "insert", "device_created"), frame, Outcome::Station(s)))
-        }
-        StationCommand::Update { station_id, patch } => {
-            let mut s = require(txn, &station_id).await?;
-            s.apply(patch);
-            save(txn, &mut s, now).await?;
-            let frame = state_frame("device_updated", &s, seq);
-            Ok((entry_for(&s, "update", "device_updated"), frame, Outcome::Station(s)))
-        }
-        StationCommand::PlaceOrders { station_id, orders } => {
-            let mut s = require(txn, &station_id).await?;
-            let added = s.place_orders(orders, now, || Uuid::now_v7().to_string());
-            save(txn, &mut s, now).await?;
-            let rows = added.clone().map(|i| order_row(&s.id, i, &s.orders[i]));
-            order::Entity::insert_many(rows).exec_without_returning(txn).await?;
-            let views = added.map(|i| OrderView::of(i, &s.orders[i])).collect();
-            let frame =
-                outbound::frame("order_added", &OrdersAdded { device_id: &s.id, orders: views, seq }, None);
-            Ok((entry_for(&s, "update", "order_added"), frame, Outcome::Station(s)))
-        }
-        StationCommand::UpdateOrder { station_id, target, patch } => {
-            let mut s = require(txn, &station_id).await?;
-            let index = s.update_order(&target, patch)?;
-            save(txn, &mut s, now).await?;
-            let o = &s.orders[index];
-            order::Entity::update_many()
-                .set(order::ActiveModel { order_id: NotSet, ..order_row(&s.id, index, o) })
-                .filter(order::Column::OrderId.eq(o.id.as_str()))
-                .exec(txn)
-                .await?;
-            let body = OrderModified {
-                device_id: &s.id,
-                order_index: index,
-                order_id: &o.id,
-                data: OrderView::of(index, o),
-                seq,
-            };
-            let frame = outbound::frame("order_modified", &body, None);
-            Ok((entry_for(&s, "update", "order_modified"), frame, Outcome::Station(s)))
-        }
-        StationCommand::DeleteOrder { station_id, target } => {
-            let mut s = require(txn, &station_id).await?;
-            let (index, removed) = s.remove_order(&target)?;
-            save(txn, &mut s, now).await?;
-            order::Entity::delete_by_id(removed.id.clone()).exec(txn).await?;
-            order::Entity::update_many()
-                .col_expr(order::Column::Position, Expr::col(order::Column::Position).sub(1))
-                .filter(order::Column::StationId.eq(s.id.as_str()))
-                .filter(order::Column::Position.gt(position(index)))
-                .exec(txn)
-                .await?;
-            let body = OrderRemoved { device_id: &s.id, order_index: index, order_id: &removed.id, seq };
-            let frame = outbound::frame("order_removed", &body, None);
-            Ok((entry_for(&s, "update", "order_removed"), frame, Outcome::Station(s)))
-        }
-        StationCommand::Transfer { from, to } => {
-            let mut source = require(txn, &from).await?;
-            let mut target = require(txn, &to).await?;
-            transfer(&mut source, &mut target)?;
-            save(txn, &mut source, now).await?;
-            save(txn, &mut target, now).await?;
-            order::Entity::update_many()
-                .col_expr(order::Column::StationId, Expr::value(target.id.clone()))
-                .filter(order::Column::StationId.eq(source.id.as_str()))
-                .exec(txn)
-                .await?;
-            let body = Transferred {
-                from_device_id: &source.id,
-                to_device_id: &target.id,
-                message: format!("Device data transferred from {} to {}", source.id, target.id),
-                seq,
-            };
-            let frame = outbound::frame("device_transferred", &body, None);
-            let data =
-                serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
-            let entry = LogEntry {
-                table_name: "stations",
-                record_id: source.id.clone(),
-                operation: "update",
-                event_type: "device_transferred",
-                data: Some(data.to_string()),
-                version: Some(source.version),
-            };
-            Ok((entry, frame, Outcome::Station(target)))
-        }
-        StationCommand::Delete { station_id } => {
-            let s = require(txn, &station_id).await?;
-            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
-            station::Entity::delete_by_id(s.id.clone()).exec(txn).await?;
-            audit(txn, now, "station", "delete", None, &s.id).await?;
-            let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
-            let entry = LogEntry {
-                table_name: "stations",
-                record_id: s.id,
-                operation: "delete",
-                event_type: "device_removed",
-                data: None,
-                version: Some(s.version + 1),
-            };
-            Ok((entry, frame, Outcome::Removed))
-        }
-        StationCommand::Reset { station_id } => {
-            let mut s = require(txn, &station_id).await?;
-            s.reset();
-            save(txn, &mut s, now).await?;
-            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
-            let frame = outbound::frame("device_cleared", &StationRef { device_id: &s.id, seq }, None);
-            Ok((entry_for(&s, "update", "device_cleared"), frame, Outcome::Station(s)))
-        }
-    }
-}
-
-/// `device_created` / `device_updated`: the whole station state.
-fn state_frame(kind: &str, s: &Station, seq: u64) -> ByteString {
-    outbound::frame(kind, &StationState { device_id: &s.id, data: StationData::of(s), seq }, None)
-}
-
-/// The log entry of a change to one station: its state after the change.
-fn entry_for(s: &Station, operation: &'static str, event_type: &'static str) -> LogEntry {
-    LogEntry {
-        table_name: "stations",
-        record_id: s.id.clone(),
-        operation,
-        event_type,
-        data: serde_json::to_string(&StationData::of(s)).ok(),
-        version: Some(s.version),
-    }
-}
-
-/// The station, or `DEVICE_NOT_FOUND`.
-async fn require(txn: &DatabaseTransaction, id: &str) -> Result<Station, ApplyError> {
-    store::stations::load(txn, id).await?.ok_or_else(|| StationError::NotFound(id.to_owned()).into())
-}
-
-/// Writes the station's row with its version moved on by one.
-async fn save(txn: &DatabaseTransaction, s: &mut Station, now: DateTime<Utc>) -> Result<(), DbErr> {
-    s.version += 1;
-    station::Entity::update_many()
-        .set(station::ActiveModel { station_id: NotSet, ..station_row(s, now) })
-        .filter(station::Column::StationId.eq(s.id.as_str()))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
-fn station_row(s: &Station, now: DateTime<Utc>) -> station::ActiveModel {
-    station::ActiveModel {
-        station_id: Set(s.id.clone()),
-        name: Set(s.name.clone()),
-        is_running: Set(s.is_running),
-        elapsed_seconds: Set(s.elapsed_seconds),
-        mode: Set(s.mode.clone()),
-        customer_count: Set(s.customer_count),
-        notes: Set(s.notes.clone()),
-        version: Set(s.version),
-        created_at: NotSet,
-        updated_at: Set(now),
-    }
-}
-
-fn order_row(station_id: &str, index: usize, o: &Order) -> order::ActiveModel {
-    order::ActiveModel {
-        order_id: Set(o.id.clone()),
-        station_id: Set(station_id.to_owned()),
-        position: Set(position(index)),
-        name: Set(o.name.clone()),
-        price: Set(o.price),
-        quantity: Set(o.quantity),
-        notes: Set(o.notes.clone()),
-        first_order_time: Set(o.first_order_time),
-        last_order_time: Set(o.last_order_time),
-    }
-}
-
-/// An order index as stored. Lists are bounded far below `i32::MAX` by the frame size.
-fn position(index: usize) -> i32 {
-    i32::try_from(index).unwrap_or(i32::MAX)
+    let change = PublishedChange { seq, frame: logged.frame, origin: origin_session, reply };
+    Ok(Staged { change: Some(change), outcome: logged.outcome })
 }
 
 /// Adds an audit row inside the transaction.
-async fn audit(
-    txn: &DatabaseTransaction,
-    now: DateTime<Utc>,
-    event_type: &str,
-    operation: &str,
-    device_id: Option<&str>,
-    details: &str,
-) -> Result<(), DbErr> {
+async fn audit(txn: &DatabaseTransaction, now: DateTime<Utc>, entry: AuditEntry) -> Result<(), DbErr> {
     sync_audit_log::Entity::insert(sync_audit_log::ActiveModel {
         id: NotSet,
-        event_type: Set(event_type.to_owned()),
-        operation: Set(operation.to_owned()),
-        status: Set("success".to_owned()),
-        device_id: Set(device_id.map(str::to_owned)),
-        details: Set(Some(details.to_owned())),
+        event_type: Set(entry.event_type),
+        operation: Set(entry.operation),
+        status: Set(entry.status.to_owned()),
+        device_id: Set(entry.device_id),
+        details: Set(Some(entry.details)),
         timestamp: Set(now),
     })
     .exec_without_returning(txn)

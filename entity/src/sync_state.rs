@@ -1,0 +1,27 @@
+//! A device's sync state: where it stands against the change log.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sync_states")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub device_id: String,
+    /// `pending`, `syncing`, `synced` or `error`.
+    pub sync_status: String,
+    pub pending_changes_count: i64,
+    pub last_sync_timestamp: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error_message: Option<String>,
+    /// The last `seq` the device confirmed with `sync_complete` (or `acknowledge`).
+    pub confirmed_seq: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

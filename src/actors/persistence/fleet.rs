@@ -1,0 +1,226 @@
+//! Writes about the fleet: device records, liveness, who is master, the term, the election log
+//! and the audit trail. Applied inside a batch like every write; they take no `seq`.
+
+use chrono::{DateTime, Utc};
+use entity::{device_role, master_election_log, sync_meta};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+};
+
+use super::audit;
+use crate::store;
+
+/// The stored role of the master.
+pub const MASTER: &str = "master";
+/// The stored role of every other device.
+pub const CLIENT: &str = "client";
+
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub name: Option<String>,
+    pub device_type: Option<String>,
+    pub priority: i32,
+    pub capabilities: Vec<String>,
+    /// `master` or `client`. Written only through `FleetWrite::Master`.
+    pub role: String,
+    pub is_active: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A successful election, as `master_election_logs` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionLogEntry {
+    pub election_id: String,
+    pub term: u64,
+    pub previous_master_id: Option<String>,
+    pub new_master_id: String,
+    pub reason: &'static str,
+    pub method: &'static str,
+    pub at: DateTime<Utc>,
+    pub devices_participating: usize,
+}
+
+/// An audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub event_type: String,
+    pub operation: String,
+    /// `success` or `error`.
+    pub status: &'static str,
+    pub device_id: Option<String>,
+    pub details: String,
+}
+
+impl AuditEntry {
+    pub fn success(event_type: &str, operation: &str, device_id: Option<&str>, details: &str) -> Self {
+        Self::new("success", event_type, operation, device_id, details)
+    }
+
+    pub fn error(event_type: &str, operation: &str, device_id: Option<&str>, details: &str) -> Self {
+        Self::new("error", event_type, operation, device_id, details)
+    }
+
+    fn new(
+        status: &'static str,
+        event_type: &str,
+        operation: &str,
+        device_id: Option<&str>,
+        details: &str,
+    ) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            operation: operation.to_owned(),
+            status,
+            device_id: device_id.map(str::to_owned),
+            details: details.to_owned(),
+        }
+    }
+}
+
+/// One fleet write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetWrite {
+    /// Insert a device, or update its name, type, priority, capabilities and liveness.
+    Device(DeviceRecord),
+    /// A device became active or inactive.
+    Activity {
+        device_id: String,
+        active: bool,
+        last_seen: DateTime<Utc>,
+    },
+    /// When devices were last heard from.
+    Seen(Vec<(String, DateTime<Utc>)>),
+    /// Makes this device the master and every other one a client (`None`: no master).
+    Master(Option<String>),
+    /// The election term.
+    Term(u64),
+    /// A successful election.
+    ElectionLog(ElectionLogEntry),
+    Audit(AuditEntry),
+}
+
+/// Applies the writes, in order, inside the batch's transaction.
+pub(super) async fn apply(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    writes: Vec<FleetWrite>,
+) -> Result<(), DbErr> {
+    for write in writes {
+        match write {
+            FleetWrite::Device(d) => upsert_device(txn, now, d).await?,
+            FleetWrite::Activity { device_id, active, last_seen } => {
+                device_role::Entity::update_many()
+                    .set(device_role::ActiveModel {
+                        is_active: Set(active),
+                        last_seen: Set(Some(last_seen)),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    })
+                    .filter(device_role::Column::DeviceId.eq(device_id))
+                    .exec(txn)
+                    .await?;
+            }
+            FleetWrite::Seen(seen) => {
+                for (device_id, at) in seen {
+                    device_role::Entity::update_many()
+                        .set(device_role::ActiveModel { last_seen: Set(Some(at)), ..Default::default() })
+                        .filter(device_role::Column::DeviceId.eq(device_id))
+                        .exec(txn)
+                        .await?;
+                }
+            }
+            FleetWrite::Master(master) => {
+                let mut demote = device_role::Entity::update_many()
+                    .set(device_role::ActiveModel {
+                        role: Set(CLIENT.to_owned()),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    })
+                    .filter(device_role::Column::Role.eq(MASTER));
+                if let Some(master) = &master {
+                    demote = demote.filter(device_role::Column::DeviceId.ne(master.as_str()));
+                }
+                demote.exec(txn).await?;
+                if let Some(master) = master {
+                    device_role::Entity::update_many()
+                        .set(device_role::ActiveModel {
+                            role: Set(MASTER.to_owned()),
+                            updated_at: Set(now),
+                            ..Default::default()
+                        })
+                        .filter(device_role::Column::DeviceId.eq(master))
+                        .exec(txn)
+                        .await?;
+                }
+            }
+            FleetWrite::Term(term) => {
+                sync_meta::Entity::insert(sync_meta::ActiveModel {
+                    key: Set(store::meta::TERM.to_owned()),
+                    value: Set(term.to_string()),
+                })
+                .on_conflict(
+                    OnConflict::column(sync_meta::Column::Key)
+                        .update_column(sync_meta::Column::Value)
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+            }
+            FleetWrite::ElectionLog(e) => {
+                master_election_log::Entity::insert(master_election_log::ActiveModel {
+                    id: NotSet,
+                    election_id: Set(e.election_id),
+                    term: Set(i64::try_from(e.term).unwrap_or(i64::MAX)),
+                    previous_master_id: Set(e.previous_master_id),
+                    new_master_id: Set(e.new_master_id),
+                    election_reason: Set(e.reason.to_owned()),
+                    election_method: Set(e.method.to_owned()),
+                    election_timestamp: Set(e.at),
+                    devices_participating: Set(i32::try_from(e.devices_participating).unwrap_or(i32::MAX)),
+                    created_at: Set(now),
+                })
+                .exec_without_returning(txn)
+                .await?;
+            }
+            FleetWrite::Audit(entry) => audit(txn, now, entry).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn upsert_device(txn: &DatabaseTransaction, now: DateTime<Utc>, d: DeviceRecord) -> Result<(), DbErr> {
+    let capabilities = serde_json::to_string(&d.capabilities).unwrap_or_else(|_| "[]".to_owned());
+    device_role::Entity::insert(device_role::ActiveModel {
+        id: NotSet,
+        device_id: Set(d.device_id),
+        device_name: Set(d.name),
+        device_type: Set(d.device_type),
+        role: Set(CLIENT.to_owned()),
+        priority: Set(d.priority),
+        capabilities: Set(capabilities),
+        last_seen: Set(d.last_seen),
+        is_active: Set(d.is_active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(device_role::Column::DeviceId)
+            .update_columns([
+                device_role::Column::DeviceName,
+                device_role::Column::DeviceType,
+                device_role::Column::Priority,
+                device_role::Column::Capabilities,
+                device_role::Column::LastSeen,
+                device_role::Column::IsActive,
+                device_role::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Logged changes to stations and the catalogue (document 002), applied inside a batch.
+
+use bytestring::ByteString;
+use chrono::{DateTime, Utc};
+use entity::{catalogue, order, station};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::{ApplyError, AuditEntry, Logged, Outcome, audit};
+use crate::domain::catalogue::CatalogueKind;
+use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
+use crate::protocol::WireError;
+use crate::protocol::outbound::{
+    self, CatalogueUpdated, OrderModified, OrderRemoved, OrderView, OrdersAdded, StationData, StationRef,
+    StationState, Transferred,
+};
+use crate::store;
+
+/// Replaces a catalogue document.
+pub(super) async fn apply_catalogue(
+    txn: &DatabaseTransaction,
+    seq: u64,
+    now: DateTime<Utc>,
+    kind: CatalogueKind,
+    body: String,
+) -> Result<Logged, ApplyError> {
+    let raw = RawValue::from_string(body.clone())
+        .map_err(|e| ApplyError::Rejected(WireError::invalid(None, None, format!("not valid JSON ({e})"))))?;
+    catalogue::Entity::insert(catalogue::ActiveModel {
+        name: Set(kind.name().to_owned()),
+        body: Set(body.clone()),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(catalogue::Column::Name)
+            .update_columns([catalogue::Column::Body, catalogue::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    audit(txn, now, AuditEntry::success("catalogue", "update", None, kind.name())).await?;
+    let frame = outbound::frame(kind.event(), &CatalogueUpdated { data: &raw, seq }, None);
+    Ok(Logged {
+        table_name: "catalogue",
+        record_id: kind.name().to_owned(),
+        operation: "update",
+        event_type: kind.event(),
+        data: Some(body.clone()),
+        version: None,
+        frame,
+        outcome: Outcome::Catalogue(body),
+    })
+}
+
+/// Applies a station command.
+pub(super) async fn apply_station(
+    txn: &DatabaseTransaction,
+    seq: u64,
+    now: DateTime<Utc>,
+    command: StationCommand,
+) -> Result<Logged, ApplyError> {
+    match command {
+        StationCommand::Create { station_id, name } => {
+            if store::stations::load(txn, &station_id).await?.is_some() {
+                return Err(StationError::Exists(station_id).into());
+            }
+            let s = Station::new(station_id, name);
+            station::Entity::insert(station::ActiveModel { created_at: Set(now), ..station_row(&s, now) })
+                .exec_without_returning(txn)
+                .await?;
+            audit(txn, now, AuditEntry::success("station", "create", None, &s.id)).await?;
+            let frame = state_frame("device_created", &s, seq);
+            Ok(logged_station(s, "insert", "device_created", frame))
+        }
+        StationCommand::Update { station_id, patch } => {
+            let mut s = require(txn, &station_id).await?;
+            s.apply(patch);
+            save(txn, &mut s, now).await?;
+            let frame = state_frame("device_updated", &s, seq);
+            Ok(logged_station(s, "update", "device_updated", frame))
+        }
+        StationCommand::PlaceOrders { station_id, orders } => {
+            let mut s = require(txn, &station_id).await?;
+            let added = s.place_orders(orders, now, || Uuid::now_v7().to_string());
+            save(txn, &mut s, now).await?;
+            let rows = added.clone().map(|i| order_row(&s.id, i, &s.orders[i]));
+            order::Entity::insert_many(rows).exec_without_returning(txn).await?;
+            let views = added.map(|i| OrderView::of(i, &s.orders[i])).collect();
+            let frame =
+                outbound::frame("order_added", &OrdersAdded { device_id: &s.id, orders: views, seq }, None);
+            Ok(logged_station(s, "update", "order_added", frame))
+        }
+        StationCommand::UpdateOrder { station_id, target, patch } => {
+            let mut s = require(txn, &station_id).await?;
+            let index = s.update_order(&target, patch)?;
+            save(txn, &mut s, now).await?;
+            let o = &s.orders[index];
+            order::Entity::update_many()
+                .set(order::ActiveModel { order_id: NotSet, ..order_row(&s.id, index, o) })
+                .filter(order::Column::OrderId.eq(o.id.as_str()))
+                .exec(txn)
+                .await?;
+            let body = OrderModified {
+                device_id: &s.id,
+                order_index: index,
+                order_id: &o.id,
+                data: OrderView::of(index, o),
+                seq,
+            };
+            let frame = outbound::frame("order_modified", &body, None);
+            Ok(logged_station(s, "update", "order_modified", frame))
+        }
+        StationCommand::DeleteOrder { station_id, target } => {
+            let mut s = require(txn, &station_id).await?;
+            let (index, removed) = s.remove_order(&target)?;
+            save(txn, &mut s, now).await?;
+            order::Entity::delete_by_id(removed.id.clone()).exec(txn).await?;
+            order::Entity::update_many()
+                .col_expr(order::Column::Position, Expr::col(order::Column::Position).sub(1))
+                .filter(order::Column::StationId.eq(s.id.as_str()))
+                .filter(order::Column::Position.gt(position(index)))
+                .exec(txn)
+                .await?;
+            let body = OrderRemoved { device_id: &s.id, order_index: index, order_id: &removed.id, seq };
+            let frame = outbound::frame("order_removed", &body, None);
+            Ok(logged_station(s, "update", "order_removed", frame))
+        }
+        StationCommand::Transfer { from, to } => {
+            let mut source = require(txn, &from).await?;
+            let mut target = require(txn, &to).await?;
+            transfer(&mut source, &mut target)?;
+            save(txn, &mut source, now).await?;
+            save(txn, &mut target, now).await?;
+            order::Entity::update_many()
+                .col_expr(order::Column::StationId, Expr::value(target.id.clone()))
+                .filter(order::Column::StationId.eq(source.id.as_str()))
+                .exec(txn)
+                .await?;
+            let body = Transferred {
+                from_device_id: &source.id,
+                to_device_id: &target.id,
+                message: format!("Device data transferred from {} to {}", source.id, target.id),
+                seq,
+            };
+            let frame = outbound::frame("device_transferred", &body, None);
+            let data =
+                serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
+            Ok(Logged {
+                table_name: "stations",
+                record_id: source.id.clone(),
+                operation: "update",
+                event_type: "device_transferred",
+                data: Some(data.to_string()),
+                version: Some(source.version),
+                frame,
+                outcome: Outcome::Station(target),
+            })
+        }
+        StationCommand::Delete { station_id } => {
+            let s = require(txn, &station_id).await?;
+            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
+            station::Entity::delete_by_id(s.id.clone()).exec(txn).await?;
+            audit(txn, now, AuditEntry::success("station", "delete", None, &s.id)).await?;
+            let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
+            Ok(Logged {
+                table_name: "stations",
+                record_id: s.id,
+                operation: "delete",
+                event_type: "device_removed",
+                data: None,
+                version: Some(s.version + 1),
+                frame,
+                outcome: Outcome::Removed,
+            })
+        }
+        StationCommand::Reset { station_id } => {
+            let mut s = require(txn, &station_id).await?;
+            s.reset();
+            save(txn, &mut s, now).await?;
+            order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
+            let frame = outbound::frame("device_cleared", &StationRef { device_id: &s.id, seq }, None);
+            Ok(logged_station(s, "update", "device_cleared", frame))
+        }
+    }
+}
+
+/// `device_created` / `device_updated`: the whole station state.
+fn state_frame(kind: &str, s: &Station, seq: u64) -> ByteString {
+    outbound::frame(kind, &StationState { device_id: &s.id, data: StationData::of(s), seq }, None)
+}
+
+/// A change to one station, logged with its state after the change.
+fn logged_station(
+    s: Station,
+    operation: &'static str,
+    event_type: &'static str,
+    frame: ByteString,
+) -> Logged {
+    Logged {
+        table_name: "stations",
+        record_id: s.id.clone(),
+        operation,
+        event_type,
+        data: serde_json::to_string(&StationData::of(&s)).ok(),
+        version: Some(s.version),
+        frame,
+        outcome: Outcome::Station(s),
+    }
+}
+
+/// The station, or `DEVICE_NOT_FOUND`.
+async fn require(txn: &DatabaseTransaction, id: &str) -> Result<Station, ApplyError> {
+    store::stations::load(txn, id).await?.ok_or_else(|| StationError::NotFound(id.to_owned()).into())
+}
+
+/// Writes the station's row with its version moved on by one.
+async fn save(txn: &DatabaseTransaction, s: &mut Station, now: DateTime<Utc>) -> Result<(), DbErr> {
+    s.version += 1;
+    station::Entity::update_many()
+        .set(station::ActiveModel { station_id: NotSet, ..station_row(s, now) })
+        .filter(station::Column::StationId.eq(s.id.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+fn station_row(s: &Station, now: DateTime<Utc>) -> station::ActiveModel {
+    station::ActiveModel {
+        station_id: Set(s.id.clone()),
+        name: Set(s.name.clone()),
+        is_running: Set(s.is_running),
+        elapsed_seconds: Set(s.elapsed_seconds),
+        mode: Set(s.mode.clone()),
+        customer_count: Set(s.customer_count),
+        notes: Set(s.notes.clone()),
+        version: Set(s.version),
+        created_at: NotSet,
+        updated_at: Set(now),
+    }
+}
+
+fn order_row(station_id: &str, index: usize, o: &Order) -> order::ActiveModel {
+    order::ActiveModel {
+        order_id: Set(o.id.clone()),
+        station_id: Set(station_id.to_owned()),
+        position: Set(position(index)),
+        name: Set(o.name.clone()),
+        price: Set(o.price),
+        quantity: Set(o.quantity),
+        notes: Set(o.notes.clone()),
+        first_order_time: Set(o.first_order_time),
+        last_order_time: Set(o.last_order_time),
+    }
+}
+
+/// An order index as stored. Lists are bounded far below `i32::MAX` by the frame size.
+fn position(index: usize) -> i32 {
+    i32::try_from(index).unwrap_or(i32::MAX)
+}
