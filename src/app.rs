@@ -17,6 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 
 use crate::actors::broadcast::{Broadcast, CloseAll};
+use crate::actors::election::Election;
 use crate::actors::persistence::{self, Flush, Persistence};
 use crate::actors::registry::Registry;
 use crate::actors::session::close;
@@ -84,7 +85,6 @@ impl Application {
         let broadcast = Broadcast::new(boot.head);
         let published = broadcast.published();
         let broadcast = broadcast.start();
-        let registry = Registry::new(broadcast.clone()).start();
         let persistence = {
             let (db, broadcast) = (db.clone(), broadcast.clone());
             Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
@@ -94,6 +94,16 @@ impl Application {
                 Persistence::new(db, broadcast, boot.head)
             })
         };
+        let election = Election::new(
+            settings.election.clone(),
+            settings.heartbeat.clone(),
+            persistence.clone(),
+            broadcast.clone(),
+            boot.term,
+            boot.devices,
+        )
+        .start();
+        let registry = Registry::new(broadcast.clone(), election.clone()).start();
 
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
@@ -102,6 +112,7 @@ impl Application {
             registry,
             broadcast,
             persistence,
+            election,
             published,
             tokens,
             started_at: Utc::now(),

@@ -31,6 +31,12 @@ enum Commands {
         /// The device token, when the server requires one.
         #[arg(long)]
         token: Option<String>,
+        /// Register as this device (`device_online`) and confirm role changes, as a device does.
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
+        /// The device's election priority (0..=100), with `--device`.
+        #[arg(long, requires = "device", value_parser = clap::value_parser!(u8).range(0..=100))]
+        priority: Option<u8>,
     },
 }
 
@@ -38,11 +44,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => serve(cli.config),
-        Commands::Client { url, token } => client(&url, token.as_deref()),
+        Commands::Client { url, token, device, priority } => {
+            client(&url, token.as_deref(), device_sync::client::Identity { device, priority })
+        }
     }
 }
 
-fn client(url: &str, token: Option<&str>) -> ExitCode {
+fn client(url: &str, token: Option<&str>, identity: device_sync::client::Identity) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -50,7 +58,7 @@ fn client(url: &str, token: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(device_sync::client::run(url, token)) {
+    match runtime.block_on(device_sync::client::run(url, token, identity)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("device-sync client: {err}");

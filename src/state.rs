@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use crate::actors::broadcast::{Broadcast, PublishedSeq};
+use crate::actors::election::Election;
 use crate::actors::persistence::Persistence;
 use crate::actors::registry::Registry;
 use crate::http::auth::Tokens;
@@ -29,6 +30,7 @@ pub struct Shared {
     pub registry: Addr<Registry>,
     pub broadcast: Addr<Broadcast>,
     pub persistence: Addr<Persistence>,
+    pub election: Addr<Election>,
     /// The newest `seq` handed to the sessions.
     pub published: PublishedSeq,
     /// The admission gate for WebSocket sessions (`limits.max_connections`).

@@ -58,12 +58,21 @@ pub struct Publish {
     pub changes: Vec<PublishedChange>,
 }
 
-/// A frame that is not a logged change (e.g. an election notice), to every session but `except`.
+/// A frame that is not a logged change (e.g. an election notice), to every session but those
+/// in `except` (which are answered directly).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Notify {
     pub frame: ByteString,
-    pub except: Option<Uuid>,
+    pub except: Vec<Uuid>,
+}
+
+/// A frame for one session, in order with the notices sent before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendTo {
+    pub session: Uuid,
+    pub frame: ByteString,
 }
 
 /// Close every session (server shutdown); answered once every close is queued, after every
@@ -150,9 +159,19 @@ impl Handler<Notify> for Broadcast {
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
         for (id, session) in &self.subscribers {
-            if Some(*id) != msg.except {
+            if !msg.except.contains(id) {
                 session.do_send(Outbound::Frame { seq: None, frame: msg.frame.clone() });
             }
+        }
+    }
+}
+
+impl Handler<SendTo> for Broadcast {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendTo, _: &mut Context<Self>) {
+        if let Some(session) = self.subscribers.get(&msg.session) {
+            session.do_send(Outbound::Frame { seq: None, frame: msg.frame });
         }
     }
 }

@@ -5,11 +5,11 @@
 //! - `registry`: who is connected, as which client; keeps Broadcast's subscriber list current.
 //! - `broadcast`: fans each committed change out to every session, rendered once.
 //! - `persistence`: the only writer; commits changes (group commit), assigns `seq`, publishes.
-//!
-//! The Election actor (master, term, heartbeat deadlines) joins these with device registration;
-//! sessions will report device events to it through the Registry.
+//! - `election`: the devices as elections see them, the master and the term; heartbeat
+//!   deadlines; elections with ack, retry and backoff.
 
 pub mod broadcast;
+pub mod election;
 pub mod outbox;
 pub mod persistence;
 pub mod registry;

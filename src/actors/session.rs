@@ -27,14 +27,18 @@ use bytestring::ByteString;
 use uuid::Uuid;
 
 use super::broadcast::Outbound;
+use super::election::{Departure, DeviceGone, Online, RequestElection, Requester, RoleChangeAck, Seen};
 use super::outbox::Outbox;
 use super::persistence::{Command, Origin, persist};
-use super::registry::{Identify, Register, Stats, Unregister};
+use super::registry::{BindDevice, Identify, Latency, Register, Stats, Unregister};
 use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
-use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
-use crate::protocol::outbound::{self, Connected, ConnectionStatus, Empty, ResyncRequired};
-use crate::protocol::{ErrorCode, WireError};
+use crate::protocol::inbound::{self, ClientEvent, Connect, DeviceOnline, Inbound, Rejected};
+use crate::protocol::outbound::{
+    self, Ack, Connected, ConnectionStatus, DeviceGoneAck, DeviceOnlineAck, Empty, HeartbeatAck, Registered,
+    ResyncRequired,
+};
+use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store;
 
@@ -42,6 +46,9 @@ use crate::store;
 pub const ATTACH_GRACE: Duration = Duration::from_secs(1);
 /// How long `connection_status` waits for the first pong to report a latency.
 const STATUS_WAIT: Duration = Duration::from_secs(1);
+/// How long a session the server closes waits for the client's close frame (the close
+/// handshake) before it ends the connection anyway.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -85,6 +92,24 @@ struct CatchUp {
     buffer: VecDeque<(u64, ByteString)>,
     /// A log read is under way.
     reading: bool,
+}
+
+/// A reply that is sent once the session's catch-up is done (after the replay it follows).
+enum Reply {
+    Connected {
+        reply_to: Option<String>,
+    },
+    DeviceOnline {
+        reply_to: Option<String>,
+        device_id: String,
+        online: Online,
+        sync_required: bool,
+        legacy: bool,
+    },
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A token bucket: `rate` messages a second, bursts of up to `rate`.
@@ -132,8 +157,10 @@ pub struct Session {
     /// Where the current attachment started: changes after it were sent by this session.
     attached_from: u64,
     feed: Feed,
-    /// A `connect` waiting for the catch-up to finish before `connected` is sent.
-    pending_connect: Option<Option<String>>,
+    /// Replies (`connected`, `device_online_ack`) waiting for the catch-up to finish.
+    pending_replies: Vec<Reply>,
+    /// When life was last reported to the Election actor.
+    reported_life: Instant,
     /// `connection_status` waits for a pong to report latency.
     status_pending: bool,
     limiter: RateLimiter,
@@ -162,7 +189,8 @@ impl Session {
             opened_at,
             attached_from: opened_at,
             feed: Feed::Unattached,
-            pending_connect: None,
+            pending_replies: Vec::new(),
+            reported_life: now,
             status_pending: false,
             limiter: RateLimiter::new(rate),
             fragments: None,
@@ -220,7 +248,8 @@ impl Session {
         self.closing = true;
         ctx.close(Some(CloseReason { code: code.into(), description: Some(reason.to_owned()) }));
         self.outbox.note_written();
-        ctx.stop();
+        // The connection ends when the client answers the close, or after a short wait.
+        ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
     }
 
     fn ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -360,7 +389,7 @@ impl Session {
                     self.write_paced(ctx, frame);
                 }
                 self.feed = Feed::Live { last };
-                self.finish_connect(ctx);
+                self.flush_replies(ctx);
                 return;
             }
         }
@@ -408,7 +437,30 @@ impl Session {
                     self.ensure_attached(ctx);
                     self.submit(ctx, Command::Station(command), id);
                 }
+                ClientEvent::DeviceOnline(online) => self.on_device_online(ctx, id, online),
+                event => {
+                    self.ensure_attached(ctx);
+                    self.on_device_event(ctx, id, event);
+                }
             },
+        }
+    }
+
+    /// Resumes from `last_seq` (replay, or `resync_required`), or attaches from where the log
+    /// stood when the socket opened.
+    fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>, last_seq: Option<u64>, epoch: Option<&str>) {
+        let head = self.app.published.get();
+        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.app.epoch, 0, head)) {
+            Some(Resume::Resync { reason }) => {
+                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
+                let frame = outbound::frame("resync_required", &body, None);
+                self.write(ctx, frame);
+                if matches!(self.feed, Feed::Unattached) {
+                    self.attach(ctx, head);
+                }
+            }
+            Some(Resume::Replay { after }) => self.resume_late(ctx, after),
+            None => self.ensure_attached(ctx),
         }
     }
 
@@ -422,42 +474,210 @@ impl Session {
             self.app.registry.do_send(Identify { session: self.id, client_id: client_id.clone() });
             self.client_id = Some(client_id);
         }
+        self.resume(ctx, connect.last_seq, connect.epoch.as_deref());
+        self.reply_when_live(ctx, Reply::Connected { reply_to });
+    }
+
+    /// `device_online` / `register_device`: resume like `connect`, bind the session to the
+    /// device (through the Registry, which asks the Election actor for its role), then answer
+    /// once the session is live.
+    fn on_device_online(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        online: DeviceOnline,
+    ) {
+        if let Some(bound) = self.device_id.as_ref().filter(|bound| **bound != online.device_id) {
+            let error = WireError::new(
+                ErrorCode::InsufficientPermissions,
+                format!("This session speaks for device {bound}, not {}", online.device_id),
+            );
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        if online.legacy {
+            self.ensure_attached(ctx);
+        } else {
+            self.resume(ctx, online.last_seq, online.epoch.as_deref());
+        }
+        let (device_id, legacy) = (online.device_id.clone(), online.legacy);
+        // The session speaks for the device from now on: the Election actor may ask it to
+        // confirm a role before the registration's answer is back here.
+        self.device_id = Some(device_id.clone());
+        let bind = self.app.registry.send(BindDevice { session: self.id, info: online });
+        let db = self.app.db.clone();
         let head = self.app.published.get();
-        let decision = connect
-            .last_seq
-            .map(|last_seq| resume::decide(connect.epoch.as_deref(), last_seq, &self.app.epoch, 0, head));
-        match decision {
-            Some(Resume::Resync { reason }) => {
-                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
-                let frame = outbound::frame("resync_required", &body, None);
+        let key = device_id.clone();
+        let outcome = async move {
+            let online = bind.await.unwrap_or_else(|_| {
+                Err(WireError::new(ErrorCode::ServerError, "The registry is unavailable"))
+            })?;
+            // Changes it has not confirmed: when its confirmed position cannot be read, assume so.
+            let confirmed = store::sync_states::confirmed_seq(&db, &key).await;
+            Ok::<_, WireError>((online, confirmed.map_or(true, |c| head > c)))
+        };
+        ctx.spawn(outcome.into_actor(self).map(move |result, act, ctx| match result {
+            Ok((online, sync_required)) => {
+                let reply = Reply::DeviceOnline { reply_to, device_id, online, sync_required, legacy };
+                act.reply_when_live(ctx, reply);
+            }
+            Err(error) => {
+                if act.device_id.as_deref() == Some(device_id.as_str()) {
+                    act.device_id = None;
+                }
+                act.send_error(ctx, &error, reply_to.as_deref());
+            }
+        }));
+    }
+
+    /// The events of sections 4 and 5 that need a registered device, speaking for itself.
+    fn on_device_event(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        event: ClientEvent,
+    ) {
+        let Some(device_id) = self.device_id.clone() else {
+            let error = WireError::new(ErrorCode::NotRegistered, "Register first with device_online");
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        };
+        if let Some(named) = event.device_id().filter(|named| **named != device_id) {
+            let error = WireError::new(
+                ErrorCode::InsufficientPermissions,
+                format!("This session speaks for device {device_id}, not {named}"),
+            );
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        let election = self.app.election.clone();
+        match event {
+            ClientEvent::Heartbeat { .. } => {
+                election.do_send(Seen { device_id: device_id.clone(), session: self.id, at: Instant::now() });
+                self.reported_life = self.last_seen;
+                let body =
+                    HeartbeatAck { device_id: &device_id, status: "acknowledged", server_time: time::now() };
+                let frame = outbound::frame("heartbeat_ack", &body, reply_to.as_deref());
                 self.write(ctx, frame);
-                if matches!(self.feed, Feed::Unattached) {
-                    self.attach(ctx, head);
+            }
+            ClientEvent::DeviceOffline { .. } | ClientEvent::DeviceShutdown { .. } => {
+                let (how, kind) = match event {
+                    ClientEvent::DeviceOffline { .. } => (Departure::Offline, "device_offline_ack"),
+                    _ => (Departure::Shutdown, "device_shutdown_ack"),
+                };
+                let gone = election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how });
+                ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
+                    let triggered = result.map(|g| g.election_triggered).unwrap_or(false);
+                    let message = match (how, triggered) {
+                        (Departure::Offline, _) => format!("Device {device_id} is offline"),
+                        (_, true) => format!("Device {device_id} shut down; a new master is being elected"),
+                        (_, false) => format!("Device {device_id} shut down"),
+                    };
+                    let body = DeviceGoneAck {
+                        status: "success",
+                        device_id: &device_id,
+                        master_election_triggered: triggered,
+                        message,
+                    };
+                    let frame = outbound::frame(kind, &body, reply_to.as_deref());
+                    act.write(ctx, frame);
+                }));
+            }
+            ClientEvent::RoleChangeAck { accepted, election_id, .. } => {
+                election.do_send(RoleChangeAck { device_id, session: self.id, accepted, election_id });
+                if let Some(id) = reply_to.as_deref() {
+                    let frame = outbound::frame(
+                        "ack",
+                        &Ack { seq: self.position().unwrap_or(self.opened_at) },
+                        Some(id),
+                    );
+                    self.write(ctx, frame);
                 }
             }
-            Some(Resume::Replay { after }) => self.resume_late(ctx, after),
-            None => self.ensure_attached(ctx),
-        }
-        self.pending_connect = Some(reply_to);
-        if matches!(self.feed, Feed::Live { .. }) {
-            self.finish_connect(ctx);
+            ClientEvent::MasterElection { initiated_by, preferred_master, .. } => {
+                let request = election.send(RequestElection {
+                    requester: Requester::Device { device_id, session: self.id },
+                    initiated_by,
+                    preferred: preferred_master,
+                    require_preferred: false,
+                    exclude_master: false,
+                });
+                ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+                    let result = result.unwrap_or_else(|_| {
+                        Err(WireError::new(ErrorCode::ServerError, "The election service is unavailable"))
+                    });
+                    match result {
+                        Ok(elected) => {
+                            let frame =
+                                outbound::frame("master_elected", &elected.announcement, reply_to.as_deref());
+                            act.write(ctx, frame);
+                        }
+                        Err(error) => act.send_error(ctx, &error, reply_to.as_deref()),
+                    }
+                }));
+            }
+            // Handled before: connect, ping, station commands, device_online.
+            ClientEvent::Connect(_)
+            | ClientEvent::Ping
+            | ClientEvent::Station(_)
+            | ClientEvent::DeviceOnline(_) => {}
         }
     }
 
-    /// Sends `connected` (and then `connection_status`) for a `connect` whose catch-up is done.
-    fn finish_connect(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(reply_to) = self.pending_connect.take() else {
-            return;
-        };
-        let body = Connected {
-            success: true,
-            message: "Connected to server",
-            session_id: &self.id_text,
-            last_seq: self.position().unwrap_or(self.opened_at),
-            epoch: &self.app.epoch,
-        };
-        let frame = outbound::frame("connected", &body, reply_to.as_deref());
-        self.write(ctx, frame);
+    /// Sends `reply` now if the session is live, or once its catch-up is done.
+    fn reply_when_live(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply: Reply) {
+        self.pending_replies.push(reply);
+        if matches!(self.feed, Feed::Live { .. }) {
+            self.flush_replies(ctx);
+        }
+    }
+
+    /// Sends the replies that waited for the catch-up, in order.
+    fn flush_replies(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let last_seq = self.position().unwrap_or(self.opened_at);
+        for reply in std::mem::take(&mut self.pending_replies) {
+            match reply {
+                Reply::Connected { reply_to } => {
+                    let body = Connected {
+                        success: true,
+                        message: "Connected to server",
+                        session_id: &self.id_text,
+                        last_seq,
+                        epoch: &self.app.epoch,
+                    };
+                    let frame = outbound::frame("connected", &body, reply_to.as_deref());
+                    self.write(ctx, frame);
+                    self.connection_status(ctx);
+                }
+                Reply::DeviceOnline { reply_to, device_id, online, sync_required, legacy } => {
+                    let role = online.role.as_str();
+                    let frame = if legacy {
+                        outbound::frame(
+                            "registered",
+                            &Registered { device_id: &device_id, role },
+                            reply_to.as_deref(),
+                        )
+                    } else {
+                        let body = DeviceOnlineAck {
+                            status: "success",
+                            device_id: &device_id,
+                            role,
+                            assigned_role: role,
+                            current_master: online.current_master.as_deref(),
+                            term: online.term,
+                            sync_required,
+                            last_seq,
+                            epoch: &self.app.epoch,
+                            heartbeat_interval_ms: duration_ms(self.app.settings.heartbeat.interval()),
+                            message: format!("Device {device_id} is online as {role}"),
+                        };
+                        outbound::frame("device_online_ack", &body, reply_to.as_deref())
+                    };
+                    self.write(ctx, frame);
+                }
+            }
+        }
+    }
+
+    /// Sends `connection_status`, once the latency is known (or after a short wait).
+    fn connection_status(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if self.rtt.is_some() {
             self.send_status(ctx);
         } else {
@@ -569,6 +789,13 @@ impl Session {
         if now.duration_since(self.last_ping) >= self.app.settings.heartbeat.interval() {
             self.ping(ctx);
         }
+        if let Some(device_id) = &self.device_id
+            && self.last_seen > self.reported_life
+        {
+            self.reported_life = self.last_seen;
+            let seen = Seen { device_id: device_id.clone(), session: self.id, at: self.last_seen };
+            self.app.election.do_send(seen);
+        }
     }
 }
 
@@ -613,6 +840,10 @@ impl Handler<Drained> for Session {
 impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
     fn handle(&mut self, msg: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
         if self.closing {
+            // Waiting for the client's answer to our close; nothing else is read.
+            if matches!(msg, Ok(ws::Message::Close(_))) {
+                ctx.stop();
+            }
             return;
         }
         self.last_seen = Instant::now();
@@ -629,7 +860,9 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             }
             Ok(ws::Message::Pong(_)) => {
                 if let Some(sent) = self.ping_sent_at.take() {
-                    self.rtt = Some(sent.elapsed());
+                    let rtt = sent.elapsed();
+                    self.rtt = Some(rtt);
+                    self.app.registry.do_send(Latency { session: self.id, rtt_ms: duration_ms(rtt) });
                     if self.status_pending {
                         self.send_status(ctx);
                     }

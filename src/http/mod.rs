@@ -2,7 +2,9 @@
 //!
 //! - `ws`: `GET /ws`, the upgrade into a Session actor, and the connection limit.
 //! - `cashier`: stations, orders and the catalogue (document 002).
-//! - `system`: health.
+//! - `devices`: device registration and roles, manual elections, election and audit logs.
+//! - `system`: health and network status.
+//! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
 //! - `body`: bounded JSON request bodies.
 //! - `error`: the JSON error answer every endpoint uses.
@@ -10,7 +12,9 @@
 pub mod auth;
 pub mod body;
 pub mod cashier;
+pub mod devices;
 pub mod error;
+pub mod query;
 pub mod system;
 pub mod ws;
 
@@ -29,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }))
     .route("/ws", web::get().to(ws::upgrade))
     .configure(cashier::routes)
+    .configure(devices::routes)
     .configure(system::routes)
     .default_service(web::to(not_found));
 }

@@ -1,21 +1,23 @@
-//! `GET /system/health`: whether the server can do its job, for anyone to ask.
+//! `GET /system/health` (for anyone) and `GET /system/network` (device endpoint).
 //! Healthy when the database answers and is writable and there is a master; degraded without a
 //! master; unhealthy (503) when the database is down.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
+use super::auth::Access;
 use super::cashier::resource;
 use super::error::ApiError;
+use crate::actors::election::Fleet;
 use crate::actors::persistence::Status;
 use crate::actors::registry::Stats;
 use crate::protocol::time;
 use crate::state::AppState;
-use crate::store;
 
 /// Registers the system routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/system/health").route(web::get().to(health)));
+    cfg.service(resource("/system/health").route(web::get().to(health)))
+        .service(resource("/system/network").route(web::get().to(network)));
 }
 
 #[derive(Serialize)]
@@ -28,6 +30,7 @@ struct Health {
     term: u64,
     head_seq: u64,
     epoch: String,
+    election_failed: bool,
     database: DatabaseHealth,
     sessions: usize,
     uptime_seconds: i64,
@@ -44,30 +47,27 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let read = app.db.ping().await;
     let write = app.persistence.send(Status).await?;
     let stats = app.registry.send(Stats).await?;
-    let term = match store::meta::get(&app.db, store::meta::TERM).await {
-        Ok(value) => value.and_then(|v| v.parse().ok()).unwrap_or(0),
-        Err(_) => 0,
-    };
+    let fleet = app.election.send(Fleet).await?;
     let database_error = match (&read, &write.last_error) {
         (Err(err), _) => Some(err.to_string()),
         (Ok(()), Some(err)) => Some(err.clone()),
         (Ok(()), None) => None,
     };
-    let master_device: Option<String> = None;
-    let status = match (&database_error, &master_device) {
+    let status = match (&database_error, &fleet.master) {
         (Some(_), _) => "unhealthy",
         (None, None) => "degraded",
         (None, Some(_)) => "healthy",
     };
     let body = Health {
         status,
-        master_device,
-        active_devices: stats.devices,
+        master_device: fleet.master.clone(),
+        active_devices: fleet.devices.iter().filter(|d| d.is_active).count(),
         sync_status: if database_error.is_some() { "error" } else { "ok" },
         last_check: time::now(),
-        term,
+        term: fleet.term,
         head_seq: app.published.get(),
         epoch: app.epoch.clone(),
+        election_failed: fleet.election_failed,
         database: DatabaseHealth {
             status: if database_error.is_some() { "unavailable" } else { "ok" },
             error: database_error,
@@ -78,4 +78,17 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut response =
         if status == "unhealthy" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
     Ok(response.json(body))
+}
+
+async fn network(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let stats = app.registry.send(Stats).await?;
+    let fleet = app.election.send(Fleet).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "network_status": if stats.sessions > 0 { "connected" } else { "disconnected" },
+        "active_connections": stats.sessions,
+        "connected_devices": stats.devices,
+        "last_heartbeat": fleet.last_heartbeat.map(time::format),
+        "network_latency": stats.mean_rtt_ms,
+    })))
 }

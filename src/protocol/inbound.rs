@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ErrorCode, WireError};
 use super::time;
+use crate::domain::election::{MAX_PRIORITY, Role};
 use crate::domain::station::{NewOrder, OrderPatch, OrderRef, StationCommand, StationPatch};
 
 /// Longest id (`device_id`, `deviceId`, `clientId`, `table_name`, `record_id`, `id`), in characters.
@@ -43,6 +44,49 @@ pub enum ClientEvent {
     Ping,
     /// A cashier command on stations (document 002).
     Station(StationCommand),
+    /// `device_online`, or the legacy `register_device`: registers the session as a device.
+    DeviceOnline(DeviceOnline),
+    /// `device_offline`: the device is no longer a candidate; its session stays open.
+    DeviceOffline { device_id: String, reason: Option<String> },
+    /// `device_shutdown`: the device is going away.
+    DeviceShutdown { device_id: String, reason: Option<String>, pending_operations: Option<u64> },
+    /// `heartbeat`.
+    Heartbeat { device_id: String },
+    /// `master_election`: a manual election.
+    MasterElection { reason: Option<String>, initiated_by: Option<String>, preferred_master: Option<String> },
+    /// `role_change_ack`: a device confirms (or, with `status: "error"`, declines) a role change.
+    RoleChangeAck { device_id: String, new_role: Role, accepted: bool, election_id: Option<String> },
+}
+
+impl ClientEvent {
+    /// The device the event speaks for, for events that name one (sections 4 and 5).
+    pub fn device_id(&self) -> Option<&str> {
+        match self {
+            Self::DeviceOnline(d) => Some(&d.device_id),
+            Self::DeviceOffline { device_id, .. }
+            | Self::DeviceShutdown { device_id, .. }
+            | Self::Heartbeat { device_id }
+            | Self::RoleChangeAck { device_id, .. } => Some(device_id),
+            Self::Connect(_) | Self::Ping | Self::Station(_) | Self::MasterElection { .. } => None,
+        }
+    }
+}
+
+/// `device_online` (or `register_device`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceOnline {
+    pub device_id: String,
+    pub name: Option<String>,
+    pub device_type: Option<String>,
+    /// The role the device asks for; the server decides (a device that arrives while there is a
+    /// master is a client).
+    pub role: Option<Role>,
+    pub priority: Option<i32>,
+    pub capabilities: Option<Vec<String>>,
+    pub last_seq: Option<u64>,
+    pub epoch: Option<String>,
+    /// Sent as the legacy `register_device`, answered by `registered`.
+    pub legacy: bool,
 }
 
 /// The `connect` event.
@@ -114,6 +158,68 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
             })
         }
         "ping" => ClientEvent::Ping,
+        "device_online" | "register_device" => {
+            let m: DeviceOnlineMsg = parse(value)?;
+            let capabilities = m.capabilities;
+            if capabilities.as_ref().is_some_and(|c| c.len() > MAX_ITEMS) {
+                return Err(WireError::invalid(
+                    Some("capabilities"),
+                    None,
+                    format!("at most {MAX_ITEMS} items"),
+                ));
+            }
+            ClientEvent::DeviceOnline(DeviceOnline {
+                device_id: m.device_id.0,
+                name: m.device_name,
+                device_type: m.device_type,
+                role: m.role,
+                priority: m.priority.map(|p| p.0),
+                capabilities,
+                last_seq: m.last_seq,
+                epoch: m.epoch,
+                legacy: kind == "register_device",
+            })
+        }
+        "device_offline" => {
+            let m: DeviceOfflineMsg = parse(value)?;
+            ClientEvent::DeviceOffline { device_id: m.device_id.0, reason: m.reason }
+        }
+        "device_shutdown" => {
+            let m: DeviceShutdownMsg = parse(value)?;
+            ClientEvent::DeviceShutdown {
+                device_id: m.device_id.0,
+                reason: m.reason.or(m.shutdown_reason),
+                pending_operations: m.pending_operations,
+            }
+        }
+        "heartbeat" => {
+            let m: HeartbeatMsg = parse(value)?;
+            ClientEvent::Heartbeat { device_id: m.device_id.0 }
+        }
+        "master_election" => {
+            let m: MasterElectionMsg = parse(value)?;
+            ClientEvent::MasterElection {
+                reason: m.reason,
+                initiated_by: m.initiated_by.map(|w| w.0),
+                preferred_master: m.preferred_master.map(|w| w.0),
+            }
+        }
+        "role_change_ack" => {
+            let m: RoleChangeAckMsg = parse(value)?;
+            let accepted = match m.status.as_deref() {
+                None | Some("success") => true,
+                Some("error") => false,
+                Some(_) => {
+                    return Err(WireError::invalid(Some("status"), None, "must be \"success\" or \"error\""));
+                }
+            };
+            ClientEvent::RoleChangeAck {
+                device_id: m.device_id.0,
+                new_role: m.new_role,
+                accepted,
+                election_id: m.election_id,
+            }
+        }
         "device_update" => {
             let m: DeviceUpdateMsg = parse(value)?;
             ClientEvent::Station(StationCommand::Update { station_id: m.device_id.0, patch: m.data.into() })
@@ -356,6 +462,75 @@ impl<'de> Deserialize<'de> for ClientTime {
         let s = String::deserialize(d)?;
         time::parse(&s).map(Self).ok_or_else(|| D::Error::custom("must be an RFC 3339 time with an offset"))
     }
+}
+
+/// A priority: an integer within 0..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Priority(i32);
+
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let message = || D::Error::custom(format!("must be an integer within 0..={MAX_PRIORITY}"));
+        match Value::deserialize(d)? {
+            Value::Number(n) => match n.as_i64().and_then(|v| i32::try_from(v).ok()) {
+                Some(v) if (0..=MAX_PRIORITY).contains(&v) => Ok(Self(v)),
+                _ => Err(message()),
+            },
+            _ => Err(message()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeviceOnlineMsg {
+    device_id: WireId,
+    device_name: Option<String>,
+    device_type: Option<String>,
+    role: Option<Role>,
+    priority: Option<Priority>,
+    capabilities: Option<Vec<String>>,
+    last_seq: Option<u64>,
+    epoch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceOfflineMsg {
+    device_id: WireId,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceShutdownMsg {
+    device_id: WireId,
+    reason: Option<String>,
+    shutdown_reason: Option<String>,
+    pending_operations: Option<u64>,
+}
+
+/// The fields of a heartbeat are checked for their types; only `device_id` is used.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct HeartbeatMsg {
+    device_id: WireId,
+    status: Option<String>,
+    uptime_seconds: Option<f64>,
+    memory_usage: Option<f64>,
+    cpu_usage: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct MasterElectionMsg {
+    reason: Option<String>,
+    initiated_by: Option<WireId>,
+    preferred_master: Option<WireId>,
+}
+
+#[derive(Deserialize)]
+struct RoleChangeAckMsg {
+    device_id: WireId,
+    new_role: Role,
+    status: Option<String>,
+    election_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -656,6 +831,61 @@ mod tests {
             })
         );
         assert_eq!(field(&rejected(r#"{"type":"connect","last_seq":-1}"#)).as_deref(), Some("last_seq"));
+    }
+
+    #[test]
+    fn device_online_reads_both_seeds_fields() {
+        let m = decode(r#"{"type":"device_online","device_id":"till-1","device_name":"Till 1","device_type":"manager","priority":80,"capabilities":["sync"],"last_seq":3,"epoch":"e"}"#)
+            .expect("decode");
+        let ClientEvent::DeviceOnline(d) = m.event else { panic!("{:?}", m.event) };
+        assert_eq!((d.device_id.as_str(), d.priority, d.last_seq), ("till-1", Some(80), Some(3)));
+        assert_eq!(d.capabilities, Some(vec!["sync".to_owned()]));
+        assert!(!d.legacy);
+        let m = decode(r#"{"type":"register_device","device_id":"t2","role":"master"}"#).expect("decode");
+        let ClientEvent::DeviceOnline(d) = m.event else { panic!("{:?}", m.event) };
+        assert!(d.legacy);
+        assert_eq!(d.role, Some(Role::Master));
+    }
+
+    #[test]
+    fn a_priority_outside_0_to_100_is_refused() {
+        for bad in ["101", "-1", "50.5", "\"high\""] {
+            let r = rejected(&format!(r#"{{"type":"device_online","device_id":"t","priority":{bad}}}"#));
+            assert_eq!(field(&r).as_deref(), Some("priority"), "{bad}");
+        }
+        let r = rejected(r#"{"type":"device_online","device_id":"t","role":"boss"}"#);
+        assert_eq!(field(&r).as_deref(), Some("role"));
+    }
+
+    #[test]
+    fn device_shutdown_takes_either_reason_field() {
+        let m = decode(r#"{"type":"device_shutdown","device_id":"t","shutdown_reason":"closing time","pending_operations":2}"#)
+            .expect("decode");
+        assert_eq!(
+            m.event,
+            ClientEvent::DeviceShutdown {
+                device_id: "t".into(),
+                reason: Some("closing time".into()),
+                pending_operations: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn role_change_ack_may_decline() {
+        let m = decode(r#"{"type":"role_change_ack","device_id":"t","new_role":"master","status":"error"}"#)
+            .expect("decode");
+        assert!(matches!(m.event, ClientEvent::RoleChangeAck { accepted: false, .. }));
+        let r =
+            rejected(r#"{"type":"role_change_ack","device_id":"t","new_role":"master","status":"maybe"}"#);
+        assert_eq!(field(&r).as_deref(), Some("status"));
+    }
+
+    #[test]
+    fn heartbeat_fields_are_type_checked() {
+        assert!(decode(r#"{"type":"heartbeat","device_id":"t","status":"healthy","uptime_seconds":5,"memory_usage":0.5,"cpu_usage":12}"#).is_ok());
+        let r = rejected(r#"{"type":"heartbeat","device_id":"t","cpu_usage":"hot"}"#);
+        assert_eq!(field(&r).as_deref(), Some("cpu_usage"));
     }
 
     #[test]

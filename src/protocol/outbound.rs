@@ -80,6 +80,92 @@ pub struct ResyncRequired<'a> {
     pub reason: &'a str,
 }
 
+/// The reply to `device_online`.
+#[derive(Serialize)]
+pub struct DeviceOnlineAck<'a> {
+    pub status: &'static str,
+    pub device_id: &'a str,
+    pub role: &'static str,
+    pub assigned_role: &'static str,
+    pub current_master: Option<&'a str>,
+    pub term: u64,
+    pub sync_required: bool,
+    pub last_seq: u64,
+    pub epoch: &'a str,
+    pub heartbeat_interval_ms: u64,
+    pub message: String,
+}
+
+/// The reply to the legacy `register_device`.
+#[derive(Serialize)]
+pub struct Registered<'a> {
+    pub device_id: &'a str,
+    pub role: &'static str,
+}
+
+/// The reply to `device_offline` and `device_shutdown`.
+#[derive(Serialize)]
+pub struct DeviceGoneAck<'a> {
+    pub status: &'static str,
+    pub device_id: &'a str,
+    pub master_election_triggered: bool,
+    pub message: String,
+}
+
+/// The reply to `heartbeat`.
+#[derive(Serialize)]
+pub struct HeartbeatAck<'a> {
+    pub device_id: &'a str,
+    pub status: &'static str,
+    pub server_time: String,
+}
+
+/// A candidate, as `master_election` lists it.
+#[derive(Serialize, Clone, Debug)]
+pub struct CandidateView {
+    pub device_id: String,
+    pub priority: i32,
+    pub capabilities: Vec<String>,
+    pub last_seen: Option<String>,
+}
+
+/// `master_election`: an election has started.
+#[derive(Serialize)]
+pub struct ElectionStarted<'a> {
+    pub election_id: &'a str,
+    pub trigger_reason: &'static str,
+    pub reason: &'static str,
+    pub candidates: &'a [CandidateView],
+    pub term: u64,
+}
+
+/// `role_change`: a device's role is changing (to `master`: please confirm with
+/// `role_change_ack`).
+#[derive(Serialize)]
+pub struct RoleChange<'a> {
+    pub device_id: &'a str,
+    pub new_role: &'static str,
+    pub previous_role: &'static str,
+    pub reason: &'static str,
+    pub election_id: &'a str,
+    pub term: u64,
+}
+
+/// `master_elected`.
+#[derive(Serialize, Clone, Debug)]
+pub struct MasterElected {
+    pub new_master_id: String,
+    pub new_master_name: Option<String>,
+    pub previous_master: Option<String>,
+    pub previous_master_id: Option<String>,
+    pub election_id: String,
+    pub election_reason: &'static str,
+    pub election_timestamp: String,
+    pub election_method: &'static str,
+    pub devices_participating: usize,
+    pub term: u64,
+}
+
 /// A station as REST returns it and as `device_created` carries it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

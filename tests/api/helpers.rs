@@ -184,7 +184,7 @@ pub enum Received {
 
 /// A WebSocket client over loopback.
 pub struct WsClient {
-    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub(crate) stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl WsClient {
@@ -316,4 +316,177 @@ pub fn is_server_time(ts: &str) -> bool {
 /// The `seq` of a frame.
 pub fn seq(value: &Value) -> u64 {
     value["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {value}"))
+}
+
+/// A device: a WebSocket session registered with `device_online`, read continuously by a task
+/// of its own as a real device would (so it answers pings), which confirms every `role_change`
+/// that makes it master unless told not to, and hands every frame to the test.
+pub struct TestDevice {
+    pub id: String,
+    frames: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    commands: tokio::sync::mpsc::UnboundedSender<DeviceCommand>,
+    confirms: Arc<std::sync::atomic::AtomicBool>,
+    task: actix_web::rt::task::JoinHandle<()>,
+}
+
+enum DeviceCommand {
+    Send(Message),
+    /// Stop reading (and so stop answering pings) until `Resume`.
+    Pause,
+    Resume,
+}
+
+impl TestApp {
+    /// Registers a device with this priority; returns it and its `device_online_ack`.
+    pub async fn device(&self, id: &str, priority: i64) -> (TestDevice, Value) {
+        self.device_with(json!({"type": "device_online", "device_id": id, "priority": priority})).await
+    }
+
+    /// Registers a device with this `device_online` message.
+    pub async fn device_with(&self, online: Value) -> (TestDevice, Value) {
+        let id = online["device_id"].as_str().expect("device_id").to_owned();
+        let mut device = TestDevice::start(self.open().await, id);
+        device.send(online).await;
+        let (ack, _) = device.recv_until("device_online_ack").await;
+        (device, ack)
+    }
+
+    /// `/sync/master-election-logs` as JSON.
+    pub async fn election_logs(&self, query: &str) -> Value {
+        self.get_json(&format!("/sync/master-election-logs{query}")).await
+    }
+}
+
+impl TestDevice {
+    fn start(ws: WsClient, id: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let (frame_tx, frames) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, mut command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let confirms = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (me, confirm) = (id.clone(), Arc::clone(&confirms));
+        let mut stream = ws.stream;
+        let task = actix_web::rt::spawn(async move {
+            let mut reading = true;
+            loop {
+                tokio::select! {
+                    command = command_rx.recv() => match command {
+                        Some(DeviceCommand::Send(m)) => { let _ = stream.send(m).await; }
+                        Some(DeviceCommand::Pause) => reading = false,
+                        Some(DeviceCommand::Resume) => reading = true,
+                        None => return,
+                    },
+                    frame = stream.next(), if reading => {
+                        let received = match frame {
+                            Some(Ok(Message::Text(text))) => {
+                                let value: Value = serde_json::from_str(&text).expect("a JSON frame");
+                                check_timestamp(&value);
+                                if confirm.load(Ordering::SeqCst)
+                                    && value["type"] == "role_change"
+                                    && value["device_id"] == me.as_str()
+                                    && value["new_role"] == "master"
+                                {
+                                    let ack = json!({"type": "role_change_ack", "device_id": me, "new_role": "master",
+                                        "status": "success", "election_id": value["election_id"]});
+                                    let _ = stream.send(Message::text(ack.to_string())).await;
+                                }
+                                Received::Text(value)
+                            }
+                            Some(Ok(Message::Close(frame))) => Received::Closed(frame),
+                            Some(Ok(_)) => continue,
+                            Some(Err(_)) | None => Received::Closed(None),
+                        };
+                        let closed = matches!(received, Received::Closed(_));
+                        if frame_tx.send(received).is_err() || closed {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Self { id, frames, commands, confirms, task }
+    }
+
+    /// Whether to confirm `role_change` to master (a device that does not, never becomes one).
+    pub fn confirm_role_changes(&self, confirm: bool) {
+        self.confirms.store(confirm, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops reading: the device falls silent (no frames, no pongs).
+    pub fn go_silent(&self) {
+        let _ = self.commands.send(DeviceCommand::Pause);
+    }
+
+    /// Reads again.
+    pub fn resume(&self) {
+        let _ = self.commands.send(DeviceCommand::Resume);
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        let _ = self.commands.send(DeviceCommand::Send(Message::text(message.to_string())));
+    }
+
+    /// The next frame or the close.
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(WAIT, self.frames.recv())
+            .await
+            .expect("a frame in time")
+            .unwrap_or(Received::Closed(None))
+    }
+
+    /// The next text frame.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Received::Text(value) => value,
+            Received::Closed(frame) => panic!("{} was closed: {frame:?}", self.id),
+        }
+    }
+
+    /// Reads until a frame of type `kind`; returns it and the frames before it.
+    pub async fn recv_until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return (frame, before);
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Reads until `master_elected`.
+    pub async fn elected(&mut self) -> Value {
+        self.recv_until("master_elected").await.0
+    }
+
+    /// Reads until the close, returning it and the text frames before it.
+    pub async fn recv_close(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Received::Text(value) => before.push(value),
+                Received::Closed(frame) => return (frame, before),
+            }
+        }
+    }
+
+    /// Sends `ping` with an id and reads up to its `pong`, returning what came before.
+    pub async fn roundtrip(&mut self, id: &str) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": id})).await;
+        let (pong, before) = self.recv_until("pong").await;
+        assert_eq!(pong["reply_to"], id);
+        before
+    }
+
+    /// Closes the connection with a close handshake.
+    pub async fn close(mut self) {
+        let _ = self.commands.send(DeviceCommand::Send(Message::Close(None)));
+        let _ = tokio::time::timeout(WAIT, &mut self.task).await;
+    }
+}
+
+impl Drop for TestDevice {
+    /// A dropped device vanishes without a close handshake.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod broadcast;
+mod election;
 mod heartbeat;
 mod persistence;
 mod recovery;

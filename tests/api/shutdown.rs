@@ -21,9 +21,9 @@ async fn shutdown_closes_sessions_with_1001_and_keeps_every_acknowledged_write()
     for _ in 0..20 {
         frames.push(writer.expect("ack").await);
     }
-    let dir = app.stop().await;
-
-    let (close, rest) = writer.recv_close().await;
+    // The clients keep reading while the server stops, as clients do.
+    let (dir, (close, rest), (listener_close, heard)) =
+        tokio::join!(app.stop(), writer.recv_close(), listener.recv_close());
     frames.extend(rest);
     assert_eq!(close.expect("a close frame").code, CloseCode::Away);
     let acked: Vec<u64> = frames
@@ -34,8 +34,7 @@ async fn shutdown_closes_sessions_with_1001_and_keeps_every_acknowledged_write()
     assert!(frames.iter().all(|f| f["type"] == "ack" || f["code"] == "SERVER_ERROR"), "acks, then refusals");
     assert_eq!(acked, (0..acked.len() as u64).collect::<Vec<_>>(), "acknowledged in the order sent");
     assert!(acked.len() >= 20 && acked.len() <= sent as usize);
-    let (close, heard) = listener.recv_close().await;
-    assert_eq!(close.expect("a close frame").code, CloseCode::Away);
+    assert_eq!(listener_close.expect("a close frame").code, CloseCode::Away);
     assert_eq!(heard.len(), acked.len(), "every committed change reached the listener before its close");
 
     let app = spawn_app_in(dir, |_| {}).await;

@@ -1,0 +1,326 @@
+//! The fleet over REST (document 001): device registration and roles, manual elections, and
+//! the election and audit logs.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use entity::sync_audit_log;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::auth::Access;
+use super::body::read_json;
+use super::cashier::resource;
+use super::error::ApiError;
+use super::query::Query;
+use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
+use crate::domain::election::{MAX_PRIORITY, Role};
+use crate::protocol::inbound::MAX_ID_CHARS;
+use crate::protocol::{ErrorCode, WireError, time};
+use crate::state::AppState;
+use crate::store;
+
+/// Registers the fleet routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/device/register").route(web::post().to(register)))
+        .service(resource("/device/roles").route(web::get().to(roles)))
+        .service(
+            resource("/device/roles/{device_id}").route(web::get().to(role)).route(web::put().to(set_role)),
+        )
+        .service(resource("/master-election").route(web::post().to(elect)))
+        .service(resource("/sync/master-election-logs").route(web::get().to(election_logs)))
+        .service(resource("/sync/audit-logs").route(web::get().to(audit_logs)));
+}
+
+/// Parses a body into `T`, as `INVALID_PAYLOAD` naming the field when it does not fit.
+fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = err.path().to_string();
+        let reason = err.inner().to_string();
+        let field = reason
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+            .or_else(|| (path != ".").then(|| path.split(['.', '[']).next().unwrap_or_default().to_owned()));
+        ApiError::from(WireError::invalid(field.as_deref(), None, reason))
+    })
+}
+
+fn check_id(name: &str, id: &str) -> Result<(), ApiError> {
+    let n = id.chars().count();
+    if n == 0 || n > MAX_ID_CHARS {
+        return Err(
+            WireError::invalid(Some(name), None, format!("must be 1 to {MAX_ID_CHARS} characters")).into()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RoleView<'a> {
+    device_id: &'a str,
+    role: Role,
+    priority: i32,
+    last_seen: Option<String>,
+    is_active: bool,
+    device_name: Option<&'a str>,
+    device_type: Option<&'a str>,
+    capabilities: &'a [String],
+}
+
+impl<'a> RoleView<'a> {
+    fn of(d: &'a DeviceView) -> Self {
+        Self {
+            device_id: &d.device_id,
+            role: d.role,
+            priority: d.priority,
+            last_seen: d.last_seen.map(time::format),
+            is_active: d.is_active,
+            device_name: d.name.as_deref(),
+            device_type: d.device_type.as_deref(),
+            capabilities: &d.capabilities,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    device_id: String,
+    #[allow(dead_code)]
+    role: Option<Role>,
+    priority: Option<i32>,
+    capabilities: Option<Vec<String>>,
+}
+
+async fn register(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let b: RegisterBody = parse(&body.value)?;
+    check_id("device_id", &b.device_id)?;
+    if b.priority.is_some_and(|p| !(0..=MAX_PRIORITY).contains(&p)) {
+        return Err(WireError::invalid(Some("priority"), None, "must be an integer within 0..=100").into());
+    }
+    let registration = app
+        .election
+        .send(RegisterDevice {
+            device_id: b.device_id.clone(),
+            priority: b.priority,
+            capabilities: b.capabilities,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "success": true,
+        "device_id": b.device_id,
+        "role": registration.role,
+        "master_device_id": registration.master,
+        "sync_status": if registration.connected { "connected" } else { "disconnected" },
+    })))
+}
+
+async fn roles(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let fleet = app.election.send(Fleet).await?;
+    let devices: Vec<RoleView<'_>> = fleet.devices.iter().map(RoleView::of).collect();
+    Ok(HttpResponse::Ok().json(
+        serde_json::json!({ "devices": devices, "master_device_id": fleet.master, "term": fleet.term }),
+    ))
+}
+
+async fn role(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let fleet = app.election.send(Fleet).await?;
+    let device = fleet.devices.iter().find(|d| d.device_id == *path).ok_or_else(|| not_found(&path))?;
+    Ok(HttpResponse::Ok().json(RoleView::of(device)))
+}
+
+fn not_found(device_id: &str) -> ApiError {
+    WireError::new(ErrorCode::DeviceNotFound, format!("Device {device_id} does not exist")).into()
+}
+
+#[derive(Deserialize)]
+struct SetRoleBody {
+    role: Role,
+    reason: Option<String>,
+}
+
+async fn set_role(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Admin, false)?;
+    let device_id = path.into_inner();
+    check_id("device_id", &device_id)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let b: SetRoleBody = parse(&body.value)?;
+    let reason = b.reason.unwrap_or_else(|| "manual".to_owned());
+    let fleet = app.election.send(Fleet).await?;
+    let is_master = fleet.master.as_deref() == Some(device_id.as_str());
+    if !fleet.devices.iter().any(|d| d.device_id == device_id) {
+        return Err(not_found(&device_id));
+    }
+    let elected = match b.role {
+        Role::Master => Some(
+            app.election
+                .send(RequestElection {
+                    requester: Requester::Admin,
+                    initiated_by: Some(format!("admin: {reason}")),
+                    preferred: Some(device_id.clone()),
+                    require_preferred: true,
+                    exclude_master: false,
+                })
+                .await??,
+        ),
+        Role::Client if is_master => Some(
+            app.election
+                .send(RequestElection {
+                    requester: Requester::Admin,
+                    initiated_by: Some(format!("admin: {reason}")),
+                    preferred: None,
+                    require_preferred: false,
+                    exclude_master: true,
+                })
+                .await??,
+        ),
+        // Already a client: nothing to elect.
+        Role::Client => None,
+    };
+    let new_role = match &elected {
+        Some(e) if e.announcement.new_master_id == device_id => Role::Master,
+        _ => Role::Client,
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "success": true,
+        "device_id": device_id,
+        "new_role": new_role,
+        "reason": reason,
+        "election_id": elected.as_ref().map(|e| e.announcement.election_id.clone()),
+        "term": elected.as_ref().map_or(fleet.term, |e| e.announcement.term),
+    })))
+}
+
+#[derive(Deserialize)]
+struct ElectBody {
+    reason: Option<String>,
+    initiated_by: Option<String>,
+    preferred_master: Option<String>,
+}
+
+async fn elect(
+    req: HttpRequest,
+    app: web::Data<AppState>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Admin, false)?;
+    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+    let b: ElectBody = if body.raw.is_empty() {
+        ElectBody { reason: None, initiated_by: None, preferred_master: None }
+    } else {
+        parse(&body.value)?
+    };
+    if let Some(p) = &b.preferred_master {
+        check_id("preferred_master", p)?;
+    }
+    let initiated_by = b.initiated_by.or(b.reason);
+    let Elected { announcement: a } = app
+        .election
+        .send(RequestElection {
+            requester: Requester::Admin,
+            initiated_by,
+            preferred: b.preferred_master,
+            require_preferred: false,
+            exclude_master: false,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "success": true,
+        "election_id": a.election_id,
+        "new_master_id": a.new_master_id,
+        "previous_master_id": a.previous_master_id,
+        "term": a.term,
+        "devices_participating": a.devices_participating,
+        "election_method": a.election_method,
+        "election_timestamp": a.election_timestamp,
+    })))
+}
+
+#[derive(Serialize)]
+struct Pagination {
+    limit: u64,
+    offset: u64,
+    total: u64,
+}
+
+async fn election_logs(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Device, false)?;
+    let query = Query::of(&req)?;
+    let (limit, offset) = query.page(10)?;
+    let (rows, total) = store::devices::election_logs(&app.db, limit, offset).await?;
+    let logs: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "election_id": r.election_id,
+                "term": r.term,
+                "previous_master_id": r.previous_master_id,
+                "new_master_id": r.new_master_id,
+                "election_reason": r.election_reason,
+                "election_method": r.election_method,
+                "election_timestamp": time::format(r.election_timestamp),
+                "devices_participating": r.devices_participating,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "logs": logs, "pagination": Pagination { limit, offset, total } })))
+}
+
+async fn audit_logs(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.tokens.check(&req, Access::Admin, false)?;
+    let query = Query::of(&req)?;
+    let (limit, offset) = query.page(50)?;
+    let start: Option<DateTime<Utc>> = query.time("start_date")?;
+    let end: Option<DateTime<Utc>> = query.time("end_date")?;
+    let mut select = sync_audit_log::Entity::find();
+    if let Some(device_id) = query.text("device_id") {
+        select = select.filter(sync_audit_log::Column::DeviceId.eq(device_id));
+    }
+    if let Some(event_type) = query.text("event_type") {
+        select = select.filter(sync_audit_log::Column::EventType.eq(event_type));
+    }
+    if let Some(start) = start {
+        select = select.filter(sync_audit_log::Column::Timestamp.gte(start));
+    }
+    if let Some(end) = end {
+        select = select.filter(sync_audit_log::Column::Timestamp.lte(end));
+    }
+    let total = select.clone().count(&app.db).await?;
+    let rows =
+        select.order_by_desc(sync_audit_log::Column::Id).offset(offset).limit(limit).all(&app.db).await?;
+    let logs: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "event_type": r.event_type,
+                "operation": r.operation,
+                "status": r.status,
+                "device_id": r.device_id,
+                "details": r.details,
+                "timestamp": time::format(r.timestamp),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "logs": logs, "pagination": Pagination { limit, offset, total } })))
+}

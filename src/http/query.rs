@@ -1,0 +1,56 @@
+//! Query strings: read leniently as text, then checked, so that a bad value is a 400 naming
+//! the parameter.
+
+use std::collections::HashMap;
+
+use actix_web::HttpRequest;
+use chrono::{DateTime, Utc};
+
+use super::error::ApiError;
+use crate::protocol::{WireError, time};
+
+/// The most a `limit` may ask for.
+pub const MAX_LIMIT: u64 = 10_000;
+
+/// A request's query parameters.
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string()).map_err(
+            |err| ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))),
+        )?;
+        Ok(Self(pairs.into_inner().into_iter().collect()))
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A non-negative integer parameter.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.text(name)
+            .map(|v| v.parse::<u64>().map_err(|_| invalid(name, "must be an integer >= 0")))
+            .transpose()
+    }
+
+    /// `limit` (1..=10000, `default` when absent) and `offset` (>= 0).
+    pub fn page(&self, default: u64) -> Result<(u64, u64), ApiError> {
+        let limit = self.number("limit")?.unwrap_or(default);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(invalid("limit", "must be within 1..=10000"));
+        }
+        Ok((limit, self.number("offset")?.unwrap_or(0)))
+    }
+
+    /// An RFC 3339 time parameter.
+    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.text(name)
+            .map(|v| time::parse(v).ok_or_else(|| invalid(name, "must be an RFC 3339 time with an offset")))
+            .transpose()
+    }
+}
+
+fn invalid(name: &str, reason: &str) -> ApiError {
+    WireError::invalid(Some(name), None, reason).into()
+}
