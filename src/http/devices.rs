@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::query::Query;
 use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
 use crate::domain::election::{MAX_PRIORITY, Role};
-use crate::protocol::inbound::MAX_ID_CHARS;
+use crate::protocol::inbound::{self, MAX_ID_CHARS};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store;
@@ -32,18 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/sync/audit-logs").route(web::get().to(audit_logs)));
 }
 
-/// Parses a body into `T`, as `INVALID_PAYLOAD` naming the field when it does not fit.
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
-        let path = err.path().to_string();
-        let reason = err.inner().to_string();
-        let field = reason
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned)
-            .or_else(|| (path != ".").then(|| path.split(['.', '[']).next().unwrap_or_default().to_owned()));
-        ApiError::from(WireError::invalid(field.as_deref(), None, reason))
-    })
+    Ok(inbound::parse_body(value)?)
 }
 
 fn check_id(name: &str, id: &str) -> Result<(), ApiError> {

@@ -322,7 +322,9 @@ pub fn station_id_param(id: &str) -> Result<(), WireError> {
     Ok(())
 }
 
-fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, WireError> {
+/// Parses a REST body into `T`: the protocol's bounds, then the fields, with every error an
+/// `INVALID_PAYLOAD` naming the field.
+pub fn parse_body<T: DeserializeOwned>(body: &Value) -> Result<T, WireError> {
     check_body_bounds(body)?;
     parse(body)
 }

@@ -12,6 +12,14 @@ async fn master_of(app: &TestApp) -> Value {
     app.health().await["master_device"].clone()
 }
 
+/// `/sync/audit-logs` with the admin token.
+async fn audit(app: &TestApp, query: &str) -> Value {
+    let response =
+        app.admin(reqwest::Method::GET, &format!("/sync/audit-logs{query}")).send().await.expect("GET");
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.expect("json")
+}
+
 async fn elect_over_rest(app: &TestApp, body: Value) -> reqwest::Response {
     app.admin(reqwest::Method::POST, "/master-election")
         .json(&body)
@@ -221,15 +229,8 @@ async fn a_candidate_that_never_acknowledges_is_skipped() {
     assert_eq!(asked, ["tablet", "till-1"], "the silent candidate first, then the next");
     assert_eq!(elected["new_master_id"], "till-1");
     assert_eq!(silent.elected().await["new_master_id"], "till-1");
-    let audit = app
-        .admin(reqwest::Method::GET, "/sync/audit-logs?device_id=tablet&event_type=master_election")
-        .send()
-        .await
-        .expect("audit")
-        .json::<Value>()
-        .await
-        .expect("json");
-    assert_eq!(audit["logs"][0]["status"], "error", "the skip is audited: {audit}");
+    let skips = audit(&app, "?device_id=tablet&event_type=master_election").await;
+    assert_eq!(skips["logs"][0]["status"], "error", "the skip is audited: {skips}");
 }
 
 #[actix_web::test]
@@ -485,41 +486,14 @@ async fn audit_logs_are_for_admins_and_filter() {
     till.send(json!({"type": "device_offline", "device_id": "till-1"})).await;
     till.recv_until("device_offline_ack").await;
     assert_eq!(app.get("/sync/audit-logs").await.status(), 401);
-    let all: Value = app
-        .http
-        .get(app.url("/sync/audit-logs?device_id=till-1&limit=100"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let all = audit(&app, "?device_id=till-1&limit=100").await;
     let events: Vec<&str> =
         all["logs"].as_array().expect("logs").iter().filter_map(|l| l["event_type"].as_str()).collect();
     assert!(events.contains(&"device_online") && events.contains(&"device_offline"), "{events:?}");
     assert!(events.contains(&"master_elected"));
-    let offline: Value = app
-        .http
-        .get(app.url("/sync/audit-logs?event_type=device_offline"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
+    let offline = audit(&app, "?event_type=device_offline").await;
     assert_eq!(offline["pagination"]["total"], 1);
-    let since_tomorrow = app
-        .http
-        .get(app.url("/sync/audit-logs?start_date=2999-01-01T00:00:00Z"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json::<Value>()
-        .await
-        .expect("json");
+    let since_tomorrow = audit(&app, "?start_date=2999-01-01T00:00:00Z").await;
     assert_eq!(since_tomorrow["pagination"]["total"], 0);
     let bad = app
         .http
