@@ -87,11 +87,12 @@ impl Application {
         let broadcast = broadcast.start();
         let persistence = {
             let (db, broadcast) = (db.clone(), broadcast.clone());
+            let policy = settings.sync.conflict_policy;
             Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(db, broadcast, boot.head)
+                Persistence::new(db, broadcast, boot.head, policy)
             })
         };
         let election = Election::new(

@@ -12,6 +12,7 @@
 //!   `seq` order), Persistence (the only writer, group commit), and a session's outbox.
 //! - `http`: REST by resource and the `/ws` upgrade; auth; the JSON error answer.
 //! - `store`: read queries shared by REST, catch-up and Persistence.
+//! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //! - `client`: `device-sync client`, a terminal WebSocket client for trying the server by hand.
 
 pub mod actors;
@@ -23,4 +24,5 @@ pub mod protocol;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -8,6 +8,8 @@
 //! - `device_role`: the devices of the fleet, their priority and role.
 //! - `sync_state`: each device's position against the change log.
 //! - `master_election_log`: every successful election, with its term.
+//! - `record`: generic records (table, id, JSON, version, tombstone).
+//! - `push_receipt`: events applied by `POST /sync/push`, once each.
 
 pub mod catalogue;
 pub mod change_log;
@@ -15,6 +17,8 @@ pub mod device_role;
 pub mod master_election_log;
 pub mod order;
 pub mod prelude;
+pub mod push_receipt;
+pub mod record;
 pub mod station;
 pub mod sync_audit_log;
 pub mod sync_meta;

@@ -5,6 +5,8 @@ pub use super::change_log::Entity as ChangeLog;
 pub use super::device_role::Entity as DeviceRole;
 pub use super::master_election_log::Entity as MasterElectionLog;
 pub use super::order::Entity as Order;
+pub use super::push_receipt::Entity as PushReceipt;
+pub use super::record::Entity as Record;
 pub use super::station::Entity as Station;
 pub use super::sync_audit_log::Entity as SyncAuditLog;
 pub use super::sync_meta::Entity as SyncMeta;

@@ -17,6 +17,10 @@ pub struct Model {
     pub last_error_message: Option<String>,
     /// The last `seq` the device confirmed with `sync_complete` (or `acknowledge`).
     pub confirmed_seq: i64,
+    /// Sync errors the device reported (`sync_error`).
+    pub error_count: i64,
+    /// The pending count the device itself last reported (`PUT /sync/state`).
+    pub reported_pending: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -12,6 +12,8 @@ mod m20261122_000006_create_sync_audit_logs;
 mod m20261122_000007_create_device_roles;
 mod m20261122_000008_create_sync_states;
 mod m20261122_000009_create_master_election_logs;
+mod m20261122_000010_create_records;
+mod m20261122_000011_create_push_receipts;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_device_roles::Migration),
             Box::new(m20261122_000008_create_sync_states::Migration),
             Box::new(m20261122_000009_create_master_election_logs::Migration),
+            Box::new(m20261122_000010_create_records::Migration),
+            Box::new(m20261122_000011_create_push_receipts::Migration),
         ]
     }
 }

@@ -26,6 +26,8 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(SyncStates::LastSyncTimestamp).timestamp_with_time_zone().null())
                     .col(ColumnDef::new(SyncStates::LastErrorMessage).text().null())
                     .col(ColumnDef::new(SyncStates::ConfirmedSeq).big_integer().not_null().default(0))
+                    .col(ColumnDef::new(SyncStates::ErrorCount).big_integer().not_null().default(0))
+                    .col(ColumnDef::new(SyncStates::ReportedPending).big_integer().null())
                     .col(ColumnDef::new(SyncStates::CreatedAt).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(SyncStates::UpdatedAt).timestamp_with_time_zone().not_null())
                     .to_owned(),
@@ -58,6 +60,8 @@ enum SyncStates {
     LastSyncTimestamp,
     LastErrorMessage,
     ConfirmedSeq,
+    ErrorCount,
+    ReportedPending,
     CreatedAt,
     UpdatedAt,
 }

@@ -148,6 +148,11 @@ pub struct Registration {
 #[rtype(result = "FleetView")]
 pub struct Fleet;
 
+/// The master's device id, if there is a master.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct MasterId;
+
 /// The answer to `Fleet`.
 #[derive(Debug, Clone, MessageResponse)]
 pub struct FleetView {
@@ -965,6 +970,14 @@ impl Handler<RegisterDevice> for Election {
             let connected = act.devices.get(&device_id).is_some_and(|d| d.session.is_some());
             Ok(Registration { role: act.role_of(&device_id), master: act.master.clone(), connected })
         })))
+    }
+}
+
+impl Handler<MasterId> for Election {
+    type Result = Option<String>;
+
+    fn handle(&mut self, _: MasterId, _: &mut Context<Self>) -> Option<String> {
+        self.master.clone()
     }
 }
 

@@ -3,6 +3,7 @@
 //! - `ws`: `GET /ws`, the upgrade into a Session actor, and the connection limit.
 //! - `cashier`: stations, orders and the catalogue (document 002).
 //! - `devices`: device registration and roles, manual elections, election and audit logs.
+//! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
 //! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
@@ -15,6 +16,7 @@ pub mod cashier;
 pub mod devices;
 pub mod error;
 pub mod query;
+pub mod sync;
 pub mod system;
 pub mod ws;
 
@@ -34,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/ws", web::get().to(ws::upgrade))
     .configure(cashier::routes)
     .configure(devices::routes)
+    .configure(sync::routes)
     .configure(system::routes)
     .default_service(web::to(not_found));
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::error::{ErrorCode, WireError};
 use super::time;
 use crate::domain::election::{MAX_PRIORITY, Role};
+use crate::domain::records::{self, Operation, RESERVED_TABLES};
 use crate::domain::station::{NewOrder, OrderPatch, OrderRef, StationCommand, StationPatch};
 
 /// Longest id (`device_id`, `deviceId`, `clientId`, `table_name`, `record_id`, `id`), in characters.
@@ -56,7 +57,132 @@ pub enum ClientEvent {
     MasterElection { reason: Option<String>, initiated_by: Option<String>, preferred_master: Option<String> },
     /// `role_change_ack`: a device confirms (or, with `status: "error"`, declines) a role change.
     RoleChangeAck { device_id: String, new_role: Role, accepted: bool, election_id: Option<String> },
+    /// The data and sync events of section 5.
+    Sync(SyncEvent),
 }
+
+/// The data and sync events (section 5), each from a registered device.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncEvent {
+    DataUpdate(DataUpdate),
+    DataRequest(DataRequest),
+    SyncRequest(SyncRequest),
+    SyncComplete {
+        device_id: String,
+        sync_id: Option<String>,
+        last_seq: Option<u64>,
+        changes_count: Option<u64>,
+    },
+    SyncError {
+        device_id: String,
+        error_type: String,
+        error_message: String,
+        sync_type: Option<SyncType>,
+        retry_count: u32,
+    },
+    /// `queue_status` or `queue_status_request`.
+    QueueStatus {
+        device_id: String,
+        queue_type: Option<String>,
+    },
+    /// A client's own conflict report (document 000's `sync_conflict`).
+    SyncConflict(DataUpdate),
+    /// Legacy (003): logged, broadcast, `acknowledged`.
+    CriticalEvent {
+        device_id: String,
+        event_type: String,
+        payload: Value,
+    },
+    /// Legacy (003): the device processed everything up to `seq`.
+    Acknowledge {
+        device_id: String,
+        seq: u64,
+    },
+}
+
+impl SyncEvent {
+    pub fn device_id(&self) -> &str {
+        match self {
+            Self::DataUpdate(u) | Self::SyncConflict(u) => &u.device_id,
+            Self::DataRequest(r) => &r.device_id,
+            Self::SyncRequest(r) => &r.device_id,
+            Self::SyncComplete { device_id, .. }
+            | Self::SyncError { device_id, .. }
+            | Self::QueueStatus { device_id, .. }
+            | Self::CriticalEvent { device_id, .. }
+            | Self::Acknowledge { device_id, .. } => device_id,
+        }
+    }
+}
+
+/// A write to a generic record (`data_update`, or a reported `sync_conflict`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataUpdate {
+    pub device_id: String,
+    pub table: String,
+    /// The canonical record id.
+    pub record_id: String,
+    pub operation: Operation,
+    /// The JSON object written (`None` for a delete).
+    pub data: Option<Map<String, Value>>,
+    pub base_version: Option<i64>,
+    /// The client's time of the write (the message's `timestamp`), for last-writer-wins.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What a `data_request` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    Single(String),
+    Batch(Vec<String>),
+    Latest(u64),
+}
+
+/// `data_request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRequest {
+    pub device_id: String,
+    pub table: String,
+    pub kind: RequestKind,
+}
+
+/// The kinds of sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncType {
+    Full,
+    Incremental,
+    Critical,
+}
+
+impl SyncType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// `sync_request`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    pub device_id: String,
+    pub sync_type: SyncType,
+    pub last_seq: Option<u64>,
+    pub last_sync_timestamp: Option<DateTime<Utc>>,
+    pub epoch: Option<String>,
+    pub requested_tables: Option<Vec<String>>,
+    pub limit: u64,
+}
+
+/// Default page size of an incremental sync.
+pub const DEFAULT_SYNC_LIMIT: u64 = 1000;
+/// Default count of a `latest` data request.
+pub const DEFAULT_LATEST_LIMIT: u64 = 50;
+/// Largest `limit`.
+pub const MAX_LIMIT: u64 = 10_000;
 
 impl ClientEvent {
     /// The device the event speaks for, for events that name one (sections 4 and 5).
@@ -67,6 +193,7 @@ impl ClientEvent {
             | Self::DeviceShutdown { device_id, .. }
             | Self::Heartbeat { device_id }
             | Self::RoleChangeAck { device_id, .. } => Some(device_id),
+            Self::Sync(event) => Some(event.device_id()),
             Self::Connect(_) | Self::Ping | Self::Station(_) | Self::MasterElection { .. } => None,
         }
     }
@@ -121,6 +248,14 @@ pub fn decode(text: &str) -> Result<Inbound, Rejected> {
     };
     let event = parse_event(map, &value).map_err(|error| reject(id.clone(), error))?;
     Ok(Inbound { id, event })
+}
+
+/// Decodes one event given as a parsed JSON value (an event of a `/sync/push`).
+pub fn decode_value(value: &Value) -> Result<ClientEvent, WireError> {
+    let Value::Object(map) = value else {
+        return Err(WireError::invalid(None, None, "an event must be a JSON object"));
+    };
+    parse_event(map, value)
 }
 
 /// Reads just the `id` of a frame that will not be processed (e.g. rate-limited), if it has one.
@@ -204,6 +339,96 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
                 preferred_master: m.preferred_master.map(|w| w.0),
             }
         }
+        "data_update" => ClientEvent::Sync(SyncEvent::DataUpdate(data_update(value, map, false)?)),
+        "sync_conflict" => ClientEvent::Sync(SyncEvent::SyncConflict(data_update(value, map, true)?)),
+        "data_request" => {
+            let m: DataRequestMsg = parse(value)?;
+            let table = table_of(m.table_name, m.table)?;
+            let kind = match m.request_type.as_deref().unwrap_or("single") {
+                "single" => RequestKind::Single(
+                    m.record_id.ok_or_else(|| WireError::invalid(Some("record_id"), None, "is required"))?.0,
+                ),
+                "batch" => {
+                    let ids = m
+                        .record_ids
+                        .ok_or_else(|| WireError::invalid(Some("record_ids"), None, "is required"))?;
+                    if ids.len() > MAX_ITEMS {
+                        return Err(WireError::invalid(
+                            Some("record_ids"),
+                            None,
+                            format!("at most {MAX_ITEMS} ids"),
+                        ));
+                    }
+                    RequestKind::Batch(ids.into_iter().map(|id| id.0).collect())
+                }
+                "latest" => RequestKind::Latest(limit_of(m.limit, DEFAULT_LATEST_LIMIT)?),
+                _ => {
+                    return Err(WireError::invalid(
+                        Some("request_type"),
+                        None,
+                        "must be single, batch or latest",
+                    ));
+                }
+            };
+            ClientEvent::Sync(SyncEvent::DataRequest(DataRequest { device_id: m.device_id.0, table, kind }))
+        }
+        "sync_request" => {
+            let m: SyncRequestMsg = parse(value)?;
+            if m.requested_tables.as_ref().is_some_and(|t| t.len() > MAX_ITEMS) {
+                return Err(WireError::invalid(
+                    Some("requested_tables"),
+                    None,
+                    format!("at most {MAX_ITEMS} tables"),
+                ));
+            }
+            ClientEvent::Sync(SyncEvent::SyncRequest(SyncRequest {
+                device_id: m.device_id.0,
+                sync_type: m.sync_type.unwrap_or(SyncType::Full),
+                last_seq: m.last_seq,
+                last_sync_timestamp: m.last_sync_timestamp.map(|t| t.0),
+                epoch: m.epoch,
+                requested_tables: m.requested_tables.map(|t| t.into_iter().map(|t| t.0).collect()),
+                limit: limit_of(m.limit, DEFAULT_SYNC_LIMIT)?,
+            }))
+        }
+        "sync_complete" => {
+            let m: SyncCompleteMsg = parse(value)?;
+            ClientEvent::Sync(SyncEvent::SyncComplete {
+                device_id: m.device_id.0,
+                sync_id: m.sync_id,
+                last_seq: m.last_seq,
+                changes_count: m.changes_count.or(m.records_processed),
+            })
+        }
+        "sync_error" => {
+            let m: SyncErrorMsg = parse(value)?;
+            ClientEvent::Sync(SyncEvent::SyncError {
+                device_id: m.device_id.0,
+                error_type: m.error_type,
+                error_message: m.error_message,
+                sync_type: m.sync_type,
+                retry_count: m.retry_count.unwrap_or(0),
+            })
+        }
+        "queue_status" | "queue_status_request" => {
+            let m: QueueStatusMsg = parse(value)?;
+            ClientEvent::Sync(SyncEvent::QueueStatus { device_id: m.device_id.0, queue_type: m.queue_type })
+        }
+        "critical_event" => {
+            let m: CriticalEventMsg = parse(value)?;
+            if !m.payload.is_object() {
+                return Err(WireError::invalid(Some("payload"), None, "must be a JSON object"));
+            }
+            ClientEvent::Sync(SyncEvent::CriticalEvent {
+                device_id: m.device_id.0,
+                event_type: m.event_type.0,
+                payload: m.payload,
+            })
+        }
+        "acknowledge" => {
+            let m: AcknowledgeMsg = parse(value)?;
+            ClientEvent::Sync(SyncEvent::Acknowledge { device_id: m.device_id.0, seq: m.seq })
+        }
         "role_change_ack" => {
             let m: RoleChangeAckMsg = parse(value)?;
             let accepted = match m.status.as_deref() {
@@ -267,6 +492,85 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
         }
     };
     Ok(event)
+}
+
+/// `data_update` (or a reported `sync_conflict`): the seed aliases, the record-id rule, and the
+/// data that must be an object unless the record is deleted.
+fn data_update(value: &Value, map: &Map<String, Value>, reported: bool) -> Result<DataUpdate, WireError> {
+    let m: DataUpdateMsg = parse(value)?;
+    let table = table_of(m.table_name, m.table)?;
+    let record_id = match &m.record_id {
+        None => return Err(WireError::invalid(Some("record_id"), None, "is required")),
+        Some(v) => records::canonical_id(v)
+            .filter(|id| (1..=MAX_ID_CHARS).contains(&id.chars().count()))
+            .ok_or_else(|| {
+                WireError::invalid(
+                    Some("record_id"),
+                    None,
+                    "must be a string of 1 to 128 characters or an integer",
+                )
+            })?,
+    };
+    let operation = match m.operation.as_deref() {
+        None => Operation::Update,
+        Some(name) => Operation::parse(name).ok_or_else(|| {
+            WireError::invalid(Some("operation"), None, "must be insert, create, update or delete")
+        })?,
+    };
+    let (field, data) = if reported {
+        ("local_data", m.local_data)
+    } else if m.new_data.is_some() {
+        ("new_data", m.new_data)
+    } else {
+        ("data", m.data)
+    };
+    let data = match (operation, data) {
+        (Operation::Delete, _) if !reported => None,
+        (_, Some(Value::Object(object))) => Some(object),
+        (_, None | Some(Value::Null)) => {
+            return Err(WireError::invalid(Some(field), None, "is required: the record's JSON object"));
+        }
+        (_, Some(_)) => return Err(WireError::invalid(Some(field), None, "must be a JSON object")),
+    };
+    let base_version = if reported { m.server_version.or(m.base_version) } else { m.base_version };
+    let at = map.get("timestamp").and_then(Value::as_str).and_then(time::parse);
+    Ok(DataUpdate {
+        device_id: m.device_id.0,
+        table,
+        record_id,
+        operation: if reported { Operation::Update } else { operation },
+        data,
+        base_version: base_version.map(|v| v.0),
+        at,
+    })
+}
+
+/// The table of a data event, named `table_name` (001) or `table` (000).
+fn table_of(table_name: Option<WireId>, table: Option<WireId>) -> Result<String, WireError> {
+    let (field, table) = match (table_name, table) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(WireError::invalid(
+                Some("table"),
+                None,
+                "table and table_name name different tables",
+            ));
+        }
+        (Some(t), _) => ("table_name", t.0),
+        (None, Some(t)) => ("table", t.0),
+        (None, None) => return Err(WireError::invalid(Some("table_name"), None, "is required")),
+    };
+    if RESERVED_TABLES.contains(&table.as_str()) {
+        return Err(WireError::invalid(Some(field), None, format!("table {table} is kept by the server")));
+    }
+    Ok(table)
+}
+
+fn limit_of(limit: Option<u64>, default: u64) -> Result<u64, WireError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(WireError::invalid(Some("limit"), None, format!("must be within 1..={MAX_LIMIT}"))),
+    }
 }
 
 // ---- REST bodies ------------------------------------------------------------------------
@@ -493,6 +797,96 @@ struct DeviceOnlineMsg {
     capabilities: Option<Vec<String>>,
     last_seq: Option<u64>,
     epoch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DataUpdateMsg {
+    device_id: WireId,
+    table_name: Option<WireId>,
+    table: Option<WireId>,
+    record_id: Option<Value>,
+    new_data: Option<Value>,
+    data: Option<Value>,
+    local_data: Option<Value>,
+    operation: Option<String>,
+    base_version: Option<AtLeast<0>>,
+    server_version: Option<AtLeast<0>>,
+}
+
+#[derive(Deserialize)]
+struct DataRequestMsg {
+    device_id: WireId,
+    table_name: Option<WireId>,
+    table: Option<WireId>,
+    record_id: Option<WireIdOrInt>,
+    record_ids: Option<Vec<WireIdOrInt>>,
+    request_type: Option<String>,
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SyncRequestMsg {
+    device_id: WireId,
+    sync_type: Option<SyncType>,
+    last_seq: Option<u64>,
+    last_sync_timestamp: Option<ClientTime>,
+    epoch: Option<String>,
+    requested_tables: Option<Vec<WireId>>,
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct SyncCompleteMsg {
+    device_id: WireId,
+    sync_id: Option<String>,
+    last_seq: Option<u64>,
+    changes_count: Option<u64>,
+    records_processed: Option<u64>,
+    conflicts_resolved: Option<u64>,
+    duration_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SyncErrorMsg {
+    device_id: WireId,
+    error_type: String,
+    error_message: String,
+    sync_type: Option<SyncType>,
+    retry_count: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct QueueStatusMsg {
+    device_id: WireId,
+    queue_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CriticalEventMsg {
+    device_id: WireId,
+    event_type: WireId,
+    payload: Value,
+}
+
+#[derive(Deserialize)]
+struct AcknowledgeMsg {
+    device_id: WireId,
+    seq: u64,
+}
+
+/// A record id in a request: a string of 1 to 128 characters or an integer, canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WireIdOrInt(String);
+
+impl<'de> Deserialize<'de> for WireIdOrInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        records::canonical_id(&value)
+            .filter(|id| (1..=MAX_ID_CHARS).contains(&id.chars().count()))
+            .map(Self)
+            .ok_or_else(|| D::Error::custom("must be a string of 1 to 128 characters or an integer"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -888,6 +1282,182 @@ mod tests {
         assert!(decode(r#"{"type":"heartbeat","device_id":"t","status":"healthy","uptime_seconds":5,"memory_usage":0.5,"cpu_usage":12}"#).is_ok());
         let r = rejected(r#"{"type":"heartbeat","device_id":"t","cpu_usage":"hot"}"#);
         assert_eq!(field(&r).as_deref(), Some("cpu_usage"));
+    }
+
+    fn sync_event(text: &str) -> SyncEvent {
+        match decode(text).expect("decode").event {
+            ClientEvent::Sync(event) => event,
+            other => panic!("not a sync event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_update_takes_both_seeds_field_names() {
+        let a = sync_event(
+            r#"{"type":"data_update","device_id":"t","table_name":"products","record_id":42,"new_data":{"n":1},"operation":"create","base_version":2,"timestamp":"2026-02-03T02:25:33+03:00"}"#,
+        );
+        let b = sync_event(
+            r#"{"type":"data_update","device_id":"t","table":"products","record_id":"42","data":{"n":1},"operation":"insert","base_version":2,"timestamp":"2026-02-03T02:25:33+03:00"}"#,
+        );
+        assert_eq!(a, b);
+        let SyncEvent::DataUpdate(u) = a else { panic!() };
+        assert_eq!(
+            (u.table.as_str(), u.record_id.as_str(), u.operation),
+            ("products", "42", Operation::Insert)
+        );
+        assert!(u.at.is_some());
+    }
+
+    #[test]
+    fn data_update_defaults_to_update_and_a_delete_needs_no_data() {
+        let SyncEvent::DataUpdate(u) =
+            sync_event(r#"{"type":"data_update","device_id":"t","table":"p","record_id":"x","data":{}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(u.operation, Operation::Update);
+        let SyncEvent::DataUpdate(d) = sync_event(
+            r#"{"type":"data_update","device_id":"t","table":"p","record_id":"x","operation":"delete"}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!((d.operation, d.data), (Operation::Delete, None));
+    }
+
+    #[test]
+    fn malformed_data_updates_name_their_field() {
+        let cases = [
+            (r#"{"type":"data_update","device_id":"t","record_id":1,"data":{}}"#, "table_name"),
+            (
+                r#"{"type":"data_update","device_id":"t","table":"a","table_name":"b","record_id":1,"data":{}}"#,
+                "table",
+            ),
+            (r#"{"type":"data_update","device_id":"t","table":"p","data":{}}"#, "record_id"),
+            (r#"{"type":"data_update","device_id":"t","table":"p","record_id":1.5,"data":{}}"#, "record_id"),
+            (r#"{"type":"data_update","device_id":"t","table":"p","record_id":1}"#, "data"),
+            (
+                r#"{"type":"data_update","device_id":"t","table":"p","record_id":1,"new_data":[1]}"#,
+                "new_data",
+            ),
+            (
+                r#"{"type":"data_update","device_id":"t","table":"p","record_id":1,"data":{},"operation":"merge"}"#,
+                "operation",
+            ),
+            (
+                r#"{"type":"data_update","device_id":"t","table":"p","record_id":1,"data":{},"base_version":-1}"#,
+                "base_version",
+            ),
+            (
+                r#"{"type":"data_update","device_id":"t","table":"stations","record_id":"pc1","data":{}}"#,
+                "table",
+            ),
+            (r#"{"type":"data_update","table":"p","record_id":1,"data":{}}"#, "device_id"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(field(&rejected(text)).as_deref(), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn data_request_kinds_and_their_fields() {
+        let SyncEvent::DataRequest(r) = sync_event(
+            r#"{"type":"data_request","device_id":"t","table":"p","record_ids":[1,"b"],"request_type":"batch"}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.kind, RequestKind::Batch(vec!["1".into(), "b".into()]));
+        let SyncEvent::DataRequest(r) =
+            sync_event(r#"{"type":"data_request","device_id":"t","table_name":"p","request_type":"latest"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.kind, RequestKind::Latest(50));
+        assert_eq!(
+            field(&rejected(r#"{"type":"data_request","device_id":"t","table":"p"}"#)).as_deref(),
+            Some("record_id")
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"data_request","device_id":"t","table":"p","request_type":"batch"}"#))
+                .as_deref(),
+            Some("record_ids")
+        );
+        assert_eq!(
+            field(&rejected(
+                r#"{"type":"data_request","device_id":"t","table":"p","request_type":"all","record_id":1}"#
+            ))
+            .as_deref(),
+            Some("request_type")
+        );
+        assert_eq!(
+            field(&rejected(
+                r#"{"type":"data_request","device_id":"t","table":"p","request_type":"latest","limit":0}"#
+            ))
+            .as_deref(),
+            Some("limit")
+        );
+    }
+
+    #[test]
+    fn sync_request_defaults_and_bounds() {
+        let SyncEvent::SyncRequest(r) = sync_event(r#"{"type":"sync_request","device_id":"t"}"#) else {
+            panic!()
+        };
+        assert_eq!((r.sync_type, r.limit, r.last_seq), (SyncType::Full, 1000, None));
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_request","device_id":"t","sync_type":"partial"}"#)).as_deref(),
+            Some("sync_type")
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_request","device_id":"t","limit":10001}"#)).as_deref(),
+            Some("limit")
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_request","device_id":"t","last_seq":"5"}"#)).as_deref(),
+            Some("last_seq")
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_request","device_id":"t","last_sync_timestamp":"monday"}"#))
+                .as_deref(),
+            Some("last_sync_timestamp")
+        );
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_request","device_id":"t","requested_tables":"p"}"#)).as_deref(),
+            Some("requested_tables")
+        );
+    }
+
+    #[test]
+    fn legacy_and_status_events_decode() {
+        assert!(matches!(
+            sync_event(
+                r#"{"type":"critical_event","device_id":"t","event_type":"sale","payload":{"total":5}}"#
+            ),
+            SyncEvent::CriticalEvent { .. }
+        ));
+        assert_eq!(
+            field(&rejected(r#"{"type":"critical_event","device_id":"t","event_type":"sale","payload":5}"#))
+                .as_deref(),
+            Some("payload")
+        );
+        assert_eq!(
+            sync_event(r#"{"type":"acknowledge","device_id":"t","seq":9}"#),
+            SyncEvent::Acknowledge { device_id: "t".into(), seq: 9 }
+        );
+        assert!(matches!(
+            sync_event(r#"{"type":"queue_status_request","device_id":"t"}"#),
+            SyncEvent::QueueStatus { .. }
+        ));
+        assert_eq!(
+            field(&rejected(r#"{"type":"sync_error","device_id":"t","error_type":"network"}"#)).as_deref(),
+            Some("error_message")
+        );
+        assert_eq!(field(&rejected(r#"{"type":"sync_error","device_id":"t","error_type":"n","error_message":"m","retry_count":-1}"#)).as_deref(), Some("retry_count"));
+        let SyncEvent::SyncConflict(c) = sync_event(
+            r#"{"type":"sync_conflict","device_id":"t","table":"p","record_id":1,"local_version":2,"server_version":3,"local_data":{"a":1},"server_data":{"a":0}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!((c.base_version, c.data.is_some()), (Some(3), true));
     }
 
     #[test]

@@ -166,6 +166,24 @@ pub struct MasterElected {
     pub term: u64,
 }
 
+/// `sync_response` (and, without `data`, a `/sync/pull` page).
+#[derive(Serialize, Debug)]
+pub struct SyncResponse {
+    pub device_id: String,
+    pub sync_type: &'static str,
+    pub status: &'static str,
+    pub sync_id: String,
+    pub master_device_id: Option<String>,
+    pub changes: Vec<crate::sync::Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<std::collections::BTreeMap<String, Vec<crate::sync::RecordView>>>,
+    pub conflicts: Vec<serde_json::Value>,
+    pub last_seq: u64,
+    pub head_seq: u64,
+    pub has_more: bool,
+    pub epoch: String,
+}
+
 /// A station as REST returns it and as `device_created` carries it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,3 +9,8 @@ use crate::domain::catalogue::CatalogueKind;
 pub async fn get<C: ConnectionTrait>(db: &C, kind: CatalogueKind) -> Result<Option<String>, DbErr> {
     Ok(catalogue::Entity::find_by_id(kind.name().to_owned()).one(db).await?.map(|row| row.body))
 }
+
+/// Every stored catalogue document: its name, JSON text and time of writing.
+pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<catalogue::Model>, DbErr> {
+    catalogue::Entity::find().all(db).await
+}

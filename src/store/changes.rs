@@ -1,5 +1,6 @@
 //! The change log, read for replay.
 
+use chrono::{DateTime, Utc};
 use entity::change_log;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -40,6 +41,68 @@ pub async fn frames_after<C: ConnectionTrait>(
             frame,
             origin_session,
             reply_frame,
+        })
+        .collect())
+}
+
+/// A logged change as sync sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: u64,
+    pub table_name: String,
+    pub record_id: Option<String>,
+    pub operation: String,
+    /// The record's state after the change, as JSON text.
+    pub data: Option<String>,
+    pub version: Option<i64>,
+    pub committed_at: DateTime<Utc>,
+}
+
+/// Where a page of changes starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// After this `seq`.
+    Seq(u64),
+    /// Committed after this time.
+    Time(DateTime<Utc>),
+}
+
+/// Up to `limit` changes from `since`, oldest first, of `tables` when given.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    since: Since,
+    tables: Option<&[String]>,
+    limit: u64,
+) -> Result<Vec<ChangeRow>, DbErr> {
+    let mut select = change_log::Entity::find()
+        .select_only()
+        .column(change_log::Column::Seq)
+        .column(change_log::Column::TableName)
+        .column(change_log::Column::RecordId)
+        .column(change_log::Column::Operation)
+        .column(change_log::Column::Data)
+        .column(change_log::Column::Version)
+        .column(change_log::Column::CommittedAt);
+    select = match since {
+        Since::Seq(after) => select.filter(change_log::Column::Seq.gt(to_db(after))),
+        Since::Time(at) => select.filter(change_log::Column::CommittedAt.gt(at)),
+    };
+    if let Some(tables) = tables {
+        select = select.filter(change_log::Column::TableName.is_in(tables.iter().cloned()));
+    }
+    type Row = (i64, String, Option<String>, String, Option<String>, Option<i64>, DateTime<Utc>);
+    let rows: Vec<Row> =
+        select.order_by_asc(change_log::Column::Seq).limit(limit).into_tuple().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, table_name, record_id, operation, data, version, committed_at)| ChangeRow {
+            seq: from_db(seq),
+            table_name,
+            record_id,
+            operation,
+            data,
+            version,
+            committed_at,
         })
         .collect())
 }

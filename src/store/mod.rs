@@ -6,12 +6,14 @@
 //! - `changes`: the change log, for replay.
 //! - `devices`: devices and the election log.
 //! - `meta`: server facts kept across restarts.
+//! - `records`: generic records.
 //! - `sync_states`: each device's position against the log.
 
 pub mod catalogue;
 pub mod changes;
 pub mod devices;
 pub mod meta;
+pub mod records;
 pub mod stations;
 pub mod sync_states;
 

@@ -1,5 +1,6 @@
 //! Stations and their orders, read into domain values.
 
+use chrono::{DateTime, Utc};
 use entity::{order, station};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
@@ -20,6 +21,11 @@ pub async fn load<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Station
 
 /// Every station with its orders, by id.
 pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Station>, DbErr> {
+    Ok(list_with_times(db).await?.into_iter().map(|(station, _)| station).collect())
+}
+
+/// Every station with its orders and the time of its last write, by id.
+pub async fn list_with_times<C: ConnectionTrait>(db: &C) -> Result<Vec<(Station, DateTime<Utc>)>, DbErr> {
     let rows = station::Entity::find().order_by_asc(station::Column::StationId).all(db).await?;
     let mut orders = order::Entity::find()
         .order_by_asc(order::Column::StationId)
@@ -38,7 +44,8 @@ pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<Station>, DbErr> {
         while let Some(o) = orders.next_if(|o| o.station_id == row.station_id) {
             own.push(o);
         }
-        stations.push(to_station(row, own));
+        let updated_at = row.updated_at;
+        stations.push((to_station(row, own), updated_at));
     }
     Ok(stations)
 }

@@ -10,3 +10,8 @@ pub async fn confirmed_seq<C: ConnectionTrait>(db: &C, device_id: &str) -> Resul
     let row = sync_state::Entity::find().filter(sync_state::Column::DeviceId.eq(device_id)).one(db).await?;
     Ok(row.map_or(0, |r| from_db(r.confirmed_seq)))
 }
+
+/// A device's sync state, if it has one.
+pub async fn get<C: ConnectionTrait>(db: &C, device_id: &str) -> Result<Option<sync_state::Model>, DbErr> {
+    sync_state::Entity::find().filter(sync_state::Column::DeviceId.eq(device_id)).one(db).await
+}

@@ -358,6 +358,16 @@ impl TestApp {
 }
 
 impl TestDevice {
+    /// Opens a session for device `id` without registering it.
+    pub async fn connect(app: &TestApp, id: &str) -> Self {
+        Self::start(app.open().await, id.to_owned())
+    }
+
+    /// Reads `ws` as device `id` would (without registering it).
+    pub fn from_ws(ws: WsClient, id: &str) -> Self {
+        Self::start(ws, id.to_owned())
+    }
+
     fn start(ws: WsClient, id: String) -> Self {
         use std::sync::atomic::Ordering;
         let (frame_tx, frames) = tokio::sync::mpsc::unbounded_channel();

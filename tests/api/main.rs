@@ -13,3 +13,4 @@ mod persistence;
 mod recovery;
 mod shutdown;
 mod slow_consumer;
+mod sync;

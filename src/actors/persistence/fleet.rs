@@ -2,7 +2,7 @@
 //! and the audit trail. Applied inside a batch like every write; they take no `seq`.
 
 use chrono::{DateTime, Utc};
-use entity::{device_role, master_election_log, sync_meta};
+use entity::{device_role, master_election_log, sync_meta, sync_state};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -101,6 +101,27 @@ pub enum FleetWrite {
     /// A successful election.
     ElectionLog(ElectionLogEntry),
     Audit(AuditEntry),
+    /// A device's sync state.
+    SyncState(SyncStateWrite),
+}
+
+/// A change to a device's sync state; fields left `None` stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStateWrite {
+    pub device_id: String,
+    /// `pending`, `syncing`, `synced` or `error`.
+    pub status: Option<&'static str>,
+    /// The last `seq` the device confirmed.
+    pub confirmed_seq: Option<u64>,
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The last error message.
+    pub error: Option<String>,
+    /// Count it in `error_count` (a `sync_error`).
+    pub count_error: bool,
+    /// Clears the last error (after a successful sync).
+    pub clear_error: bool,
+    /// The pending count the device reports itself (`PUT /sync/state`).
+    pub reported_pending: Option<i64>,
 }
 
 /// Applies the writes, in order, inside the batch's transaction.
@@ -187,6 +208,7 @@ pub(super) async fn apply(
                 .await?;
             }
             FleetWrite::Audit(entry) => audit(txn, now, entry).await?,
+            FleetWrite::SyncState(state) => write_sync_state(txn, now, state).await?,
         }
     }
     Ok(())
@@ -222,5 +244,76 @@ async fn upsert_device(txn: &DatabaseTransaction, now: DateTime<Utc>, d: DeviceR
     )
     .exec_without_returning(txn)
     .await?;
+    Ok(())
+}
+
+async fn write_sync_state(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    w: SyncStateWrite,
+) -> Result<(), DbErr> {
+    let existing = sync_state::Entity::find()
+        .filter(sync_state::Column::DeviceId.eq(w.device_id.as_str()))
+        .one(txn)
+        .await?;
+    let errors = existing.as_ref().map_or(0, |e| e.error_count) + i64::from(w.count_error);
+    let mut row = match existing {
+        Some(e) => sync_state::ActiveModel {
+            id: Set(e.id),
+            device_id: Set(e.device_id),
+            sync_status: Set(e.sync_status),
+            pending_changes_count: Set(e.pending_changes_count),
+            last_sync_timestamp: Set(e.last_sync_timestamp),
+            last_error_message: Set(e.last_error_message),
+            confirmed_seq: Set(e.confirmed_seq),
+            error_count: Set(e.error_count),
+            reported_pending: Set(e.reported_pending),
+            created_at: Set(e.created_at),
+            updated_at: Set(now),
+        },
+        None => sync_state::ActiveModel {
+            id: NotSet,
+            device_id: Set(w.device_id.clone()),
+            sync_status: Set("pending".to_owned()),
+            pending_changes_count: Set(0),
+            last_sync_timestamp: Set(None),
+            last_error_message: Set(None),
+            confirmed_seq: Set(0),
+            error_count: Set(0),
+            reported_pending: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    };
+    if let Some(status) = w.status {
+        row.sync_status = Set(status.to_owned());
+    }
+    if let Some(seq) = w.confirmed_seq {
+        row.confirmed_seq = Set(store::changes::to_db(seq));
+    }
+    if let Some(at) = w.synced_at {
+        row.last_sync_timestamp = Set(Some(at));
+    }
+    if w.clear_error {
+        row.last_error_message = Set(None);
+    }
+    if let Some(error) = w.error {
+        row.last_error_message = Set(Some(error));
+    }
+    if w.count_error {
+        row.error_count = Set(errors);
+    }
+    if let Some(pending) = w.reported_pending {
+        row.reported_pending = Set(Some(pending));
+        row.pending_changes_count = Set(pending);
+    }
+    match row.id {
+        Set(_) => {
+            sync_state::Entity::update(row).exec(txn).await?;
+        }
+        _ => {
+            sync_state::Entity::insert(row).exec_without_returning(txn).await?;
+        }
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! acknowledged is lost, and `seq` stays gap-free.
 
 mod fleet;
+mod records;
 mod stations;
 
 use std::collections::VecDeque;
@@ -34,14 +35,16 @@ use tokio::sync::oneshot;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::broadcast::{Broadcast, Publish, PublishedChange};
+use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
 use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{Station, StationCommand, StationError};
 use crate::protocol::outbound::{self, Ack};
 use crate::protocol::{ErrorCode, WireError};
+use crate::settings::ConflictPolicy;
 use crate::store;
 
-pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite};
+pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite, SyncStateWrite};
+pub use records::RecordWrite;
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -58,9 +61,16 @@ pub enum Command {
     Station(StationCommand),
     /// Replace a catalogue document with this JSON text.
     Catalogue { kind: CatalogueKind, body: String },
-    /// Writes about the fleet (devices, roles, elections), together in one transaction. Not a
-    /// logged change: it takes no `seq` and is not broadcast.
+    /// Writes about the fleet (devices, roles, elections, sync states), together in one
+    /// transaction. Not a logged change: it takes no `seq` and is not broadcast.
     Fleet(Vec<FleetWrite>),
+    /// A write to a generic record (`data_update`, or a reported `sync_conflict`).
+    Record(RecordWrite),
+    /// A legacy critical event.
+    Critical { device_id: String, event_type: String, payload: serde_json::Value },
+    /// An event of a device's offline queue (`POST /sync/push`): applied at most once per
+    /// device and event id.
+    Pushed { device_id: String, event_id: String, command: Box<Command> },
 }
 
 /// Who asked for a change, and so who gets the reply in place of the broadcast.
@@ -138,6 +148,16 @@ pub enum Outcome {
     Catalogue(String),
     /// Fleet writes were committed.
     Fleet,
+    /// A record after the write.
+    Record { table: String, record_id: String, version: i64 },
+    /// A conflict the stored copy won: nothing was written. `conflict` is the `sync_conflict`
+    /// body for the writer (none for its own conflict report), `resolved` the
+    /// `sync_conflict_resolved` body.
+    Conflict { conflict: Option<serde_json::Value>, resolved: serde_json::Value },
+    /// A critical event was logged.
+    Critical,
+    /// A pushed event applied before, as change `seq`.
+    Duplicate { seq: Option<u64> },
 }
 
 /// Why a change was not made.
@@ -236,6 +256,7 @@ fn answer(reply: Option<oneshot::Sender<PersistResult>>, result: PersistResult) 
 /// The writer.
 pub struct Persistence {
     db: DatabaseConnection,
+    policy: ConflictPolicy,
     broadcast: Addr<Broadcast>,
     /// The newest committed `seq`, when known; `None` after a failure until re-read.
     head: Option<u64>,
@@ -247,9 +268,15 @@ pub struct Persistence {
 }
 
 impl Persistence {
-    pub fn new(db: DatabaseConnection, broadcast: Addr<Broadcast>, head: u64) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        broadcast: Addr<Broadcast>,
+        head: u64,
+        policy: ConflictPolicy,
+    ) -> Self {
         Self {
             db,
+            policy,
             broadcast,
             head: Some(head),
             queue: VecDeque::new(),
@@ -275,7 +302,8 @@ impl Persistence {
         let (work, replies): (Vec<_>, Vec<_>) =
             self.queue.drain(..take).map(|p| ((p.command, p.origin), p.reply)).unzip();
         self.committing = true;
-        let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, work)).catch_unwind();
+        let batch =
+            AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, work)).catch_unwind();
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
             act.committing = false;
             match result {
@@ -304,21 +332,25 @@ impl Persistence {
         self.head = Some(done.head);
         self.last_error = None;
         let mut changes = Vec::with_capacity(done.items.len());
+        let mut notices = Vec::new();
         let mut answers = Vec::with_capacity(done.items.len());
         for item in done.items {
             match item {
                 Ok(staged) => {
-                    answers.push(Ok(Applied {
-                        seq: staged.change.as_ref().map(|c| c.seq),
-                        outcome: staged.outcome,
-                    }));
+                    let seq = staged.change.as_ref().map(|c| c.seq);
+                    answers.push(Ok(Applied { seq, outcome: staged.outcome }));
                     changes.extend(staged.change);
+                    notices.extend(staged.notify);
                 }
                 Err(rejected) => answers.push(Err(PersistError::Rejected(rejected))),
             }
         }
         if !changes.is_empty() {
             self.broadcast.do_send(Publish { changes });
+        }
+        // After the changes they follow (Broadcast takes its mail in order).
+        for frame in notices {
+            self.broadcast.do_send(Notify { frame, except: Vec::new() });
         }
         for (reply, result) in replies.into_iter().zip(answers) {
             answer(reply, result);
@@ -385,6 +417,8 @@ impl Handler<Status> for Persistence {
 struct Staged {
     /// The logged change, for commands that make one.
     change: Option<PublishedChange>,
+    /// A frame for every session after the change.
+    notify: Option<ByteString>,
     outcome: Outcome,
 }
 
@@ -435,6 +469,7 @@ async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbE
 async fn write_batch(
     db: DatabaseConnection,
     known_head: Option<u64>,
+    policy: ConflictPolicy,
     work: Vec<(Command, Origin)>,
 ) -> Result<BatchDone, DbErr> {
     let txn = begin_write(&db).await?;
@@ -444,7 +479,7 @@ async fn write_batch(
     };
     let mut items = Vec::with_capacity(work.len());
     for (command, origin) in work {
-        match apply(&txn, head + 1, Utc::now(), command, &origin).await {
+        match apply(&txn, head + 1, Utc::now(), policy, command, &origin).await {
             Ok(staged) => {
                 if staged.change.is_some() {
                     head += 1;
@@ -461,7 +496,7 @@ async fn write_batch(
 
 /// A logged change, before its log row is written: what the log keeps besides the frame.
 struct Logged {
-    table_name: &'static str,
+    table_name: String,
     record_id: String,
     operation: &'static str,
     event_type: &'static str,
@@ -470,6 +505,11 @@ struct Logged {
     version: Option<i64>,
     /// What every session but the origin is sent.
     frame: ByteString,
+    /// The type and body of the origin session's reply, when the event has one of its own;
+    /// without, an origin that gave an `id` gets `ack`.
+    reply: Option<(&'static str, serde_json::Value)>,
+    /// A frame for every session after the change.
+    notify: Option<ByteString>,
     outcome: Outcome,
 }
 
@@ -479,28 +519,51 @@ async fn apply(
     txn: &DatabaseTransaction,
     seq: u64,
     now: DateTime<Utc>,
+    policy: ConflictPolicy,
     command: Command,
     origin: &Origin,
 ) -> Result<Staged, ApplyError> {
     let logged = match command {
         Command::Station(command) => stations::apply_station(txn, seq, now, command).await?,
         Command::Catalogue { kind, body } => stations::apply_catalogue(txn, seq, now, kind, body).await?,
+        Command::Record(write) => match records::apply_record(txn, seq, now, policy, write).await? {
+            records::RecordResult::Logged(logged) => *logged,
+            records::RecordResult::Kept(outcome) => {
+                return Ok(Staged { change: None, notify: None, outcome });
+            }
+        },
+        Command::Critical { device_id, event_type, payload } => {
+            records::apply_critical(seq, device_id, event_type, payload)
+        }
         Command::Fleet(writes) => {
             fleet::apply(txn, now, writes).await?;
-            return Ok(Staged { change: None, outcome: Outcome::Fleet });
+            return Ok(Staged { change: None, notify: None, outcome: Outcome::Fleet });
+        }
+        Command::Pushed { device_id, event_id, command } => {
+            if let Some(seq) = records::receipt(txn, &device_id, &event_id).await? {
+                return Ok(Staged { change: None, notify: None, outcome: Outcome::Duplicate { seq } });
+            }
+            let staged = Box::pin(apply(txn, seq, now, policy, *command, origin)).await?;
+            if let Some(change) = &staged.change {
+                records::keep_receipt(txn, now, &device_id, &event_id, Some(change.seq)).await?;
+            }
+            return Ok(staged);
         }
     };
     let (origin_session, device, reply) = match origin {
-        Origin::Session { session, device, reply_to } => (
-            Some(*session),
-            device.clone(),
-            reply_to.as_deref().map(|id| outbound::frame("ack", &Ack { seq }, Some(id))),
-        ),
+        Origin::Session { session, device, reply_to } => {
+            let reply = match (&logged.reply, reply_to) {
+                (Some((kind, body)), reply_to) => Some(outbound::frame(kind, body, reply_to.as_deref())),
+                (None, Some(id)) => Some(outbound::frame("ack", &Ack { seq }, Some(id))),
+                (None, None) => None,
+            };
+            (Some(*session), device.clone(), reply)
+        }
         Origin::Rest => (None, None, None),
     };
     change_log::Entity::insert(change_log::ActiveModel {
         seq: Set(store::changes::to_db(seq)),
-        table_name: Set(logged.table_name.to_owned()),
+        table_name: Set(logged.table_name),
         record_id: Set(Some(logged.record_id)),
         operation: Set(logged.operation.to_owned()),
         event_type: Set(logged.event_type.to_owned()),
@@ -515,7 +578,7 @@ async fn apply(
     .exec_without_returning(txn)
     .await?;
     let change = PublishedChange { seq, frame: logged.frame, origin: origin_session, reply };
-    Ok(Staged { change: Some(change), outcome: logged.outcome })
+    Ok(Staged { change: Some(change), notify: logged.notify, outcome: logged.outcome })
 }
 
 /// Adds an audit row inside the transaction.

@@ -46,13 +46,15 @@ pub(super) async fn apply_catalogue(
     audit(txn, now, AuditEntry::success("catalogue", "update", None, kind.name())).await?;
     let frame = outbound::frame(kind.event(), &CatalogueUpdated { data: &raw, seq }, None);
     Ok(Logged {
-        table_name: "catalogue",
+        table_name: "catalogue".to_owned(),
         record_id: kind.name().to_owned(),
         operation: "update",
         event_type: kind.event(),
         data: Some(body.clone()),
         version: None,
         frame,
+        reply: None,
+        notify: None,
         outcome: Outcome::Catalogue(body),
     })
 }
@@ -151,13 +153,15 @@ pub(super) async fn apply_station(
             let data =
                 serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
             Ok(Logged {
-                table_name: "stations",
+                table_name: "stations".to_owned(),
                 record_id: source.id.clone(),
                 operation: "update",
                 event_type: "device_transferred",
                 data: Some(data.to_string()),
                 version: Some(source.version),
                 frame,
+                reply: None,
+                notify: None,
                 outcome: Outcome::Station(target),
             })
         }
@@ -168,13 +172,15 @@ pub(super) async fn apply_station(
             audit(txn, now, AuditEntry::success("station", "delete", None, &s.id)).await?;
             let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
             Ok(Logged {
-                table_name: "stations",
+                table_name: "stations".to_owned(),
                 record_id: s.id,
                 operation: "delete",
                 event_type: "device_removed",
                 data: None,
                 version: Some(s.version + 1),
                 frame,
+                reply: None,
+                notify: None,
                 outcome: Outcome::Removed,
             })
         }
@@ -202,13 +208,15 @@ fn logged_station(
     frame: ByteString,
 ) -> Logged {
     Logged {
-        table_name: "stations",
+        table_name: "stations".to_owned(),
         record_id: s.id.clone(),
         operation,
         event_type,
         data: serde_json::to_string(&StationData::of(&s)).ok(),
         version: Some(s.version),
         frame,
+        reply: None,
+        notify: None,
         outcome: Outcome::Station(s),
     }
 }

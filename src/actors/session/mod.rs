@@ -27,18 +27,17 @@ use bytestring::ByteString;
 use uuid::Uuid;
 
 use super::broadcast::Outbound;
-use super::election::{Departure, DeviceGone, Online, RequestElection, Requester, RoleChangeAck, Seen};
+use super::election::{Online, Seen};
 use super::outbox::Outbox;
-use super::persistence::{Command, Origin, persist};
-use super::registry::{BindDevice, Identify, Latency, Register, Stats, Unregister};
+use super::persistence::{Applied, Command, Origin, Outcome, persist};
+use super::registry::{Identify, Latency, Register, Stats, Unregister};
 use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
-use crate::protocol::inbound::{self, ClientEvent, Connect, DeviceOnline, Inbound, Rejected};
+use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
 use crate::protocol::outbound::{
-    self, Ack, Connected, ConnectionStatus, DeviceGoneAck, DeviceOnlineAck, Empty, HeartbeatAck, Registered,
-    ResyncRequired,
+    self, Connected, ConnectionStatus, DeviceOnlineAck, Empty, Registered, ResyncRequired,
 };
-use crate::protocol::{ErrorCode, WireError, time};
+use crate::protocol::{ErrorCode, WireError};
 use crate::state::AppState;
 use crate::store;
 
@@ -51,6 +50,9 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 
 /// WebSocket close codes the server uses.
+mod devices;
+mod sync;
+
 pub mod close {
     /// Server shutdown.
     pub const GOING_AWAY: u16 = 1001;
@@ -478,149 +480,6 @@ impl Session {
         self.reply_when_live(ctx, Reply::Connected { reply_to });
     }
 
-    /// `device_online` / `register_device`: resume like `connect`, bind the session to the
-    /// device (through the Registry, which asks the Election actor for its role), then answer
-    /// once the session is live.
-    fn on_device_online(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        reply_to: Option<String>,
-        online: DeviceOnline,
-    ) {
-        if let Some(bound) = self.device_id.as_ref().filter(|bound| **bound != online.device_id) {
-            let error = WireError::new(
-                ErrorCode::InsufficientPermissions,
-                format!("This session speaks for device {bound}, not {}", online.device_id),
-            );
-            return self.send_error(ctx, &error, reply_to.as_deref());
-        }
-        if online.legacy {
-            self.ensure_attached(ctx);
-        } else {
-            self.resume(ctx, online.last_seq, online.epoch.as_deref());
-        }
-        let (device_id, legacy) = (online.device_id.clone(), online.legacy);
-        // The session speaks for the device from now on: the Election actor may ask it to
-        // confirm a role before the registration's answer is back here.
-        self.device_id = Some(device_id.clone());
-        let bind = self.app.registry.send(BindDevice { session: self.id, info: online });
-        let db = self.app.db.clone();
-        let head = self.app.published.get();
-        let key = device_id.clone();
-        let outcome = async move {
-            let online = bind.await.unwrap_or_else(|_| {
-                Err(WireError::new(ErrorCode::ServerError, "The registry is unavailable"))
-            })?;
-            // Changes it has not confirmed: when its confirmed position cannot be read, assume so.
-            let confirmed = store::sync_states::confirmed_seq(&db, &key).await;
-            Ok::<_, WireError>((online, confirmed.map_or(true, |c| head > c)))
-        };
-        ctx.spawn(outcome.into_actor(self).map(move |result, act, ctx| match result {
-            Ok((online, sync_required)) => {
-                let reply = Reply::DeviceOnline { reply_to, device_id, online, sync_required, legacy };
-                act.reply_when_live(ctx, reply);
-            }
-            Err(error) => {
-                if act.device_id.as_deref() == Some(device_id.as_str()) {
-                    act.device_id = None;
-                }
-                act.send_error(ctx, &error, reply_to.as_deref());
-            }
-        }));
-    }
-
-    /// The events of sections 4 and 5 that need a registered device, speaking for itself.
-    fn on_device_event(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        reply_to: Option<String>,
-        event: ClientEvent,
-    ) {
-        let Some(device_id) = self.device_id.clone() else {
-            let error = WireError::new(ErrorCode::NotRegistered, "Register first with device_online");
-            return self.send_error(ctx, &error, reply_to.as_deref());
-        };
-        if let Some(named) = event.device_id().filter(|named| **named != device_id) {
-            let error = WireError::new(
-                ErrorCode::InsufficientPermissions,
-                format!("This session speaks for device {device_id}, not {named}"),
-            );
-            return self.send_error(ctx, &error, reply_to.as_deref());
-        }
-        let election = self.app.election.clone();
-        match event {
-            ClientEvent::Heartbeat { .. } => {
-                election.do_send(Seen { device_id: device_id.clone(), session: self.id, at: Instant::now() });
-                self.reported_life = self.last_seen;
-                let body =
-                    HeartbeatAck { device_id: &device_id, status: "acknowledged", server_time: time::now() };
-                let frame = outbound::frame("heartbeat_ack", &body, reply_to.as_deref());
-                self.write(ctx, frame);
-            }
-            ClientEvent::DeviceOffline { .. } | ClientEvent::DeviceShutdown { .. } => {
-                let (how, kind) = match event {
-                    ClientEvent::DeviceOffline { .. } => (Departure::Offline, "device_offline_ack"),
-                    _ => (Departure::Shutdown, "device_shutdown_ack"),
-                };
-                let gone = election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how });
-                ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
-                    let triggered = result.map(|g| g.election_triggered).unwrap_or(false);
-                    let message = match (how, triggered) {
-                        (Departure::Offline, _) => format!("Device {device_id} is offline"),
-                        (_, true) => format!("Device {device_id} shut down; a new master is being elected"),
-                        (_, false) => format!("Device {device_id} shut down"),
-                    };
-                    let body = DeviceGoneAck {
-                        status: "success",
-                        device_id: &device_id,
-                        master_election_triggered: triggered,
-                        message,
-                    };
-                    let frame = outbound::frame(kind, &body, reply_to.as_deref());
-                    act.write(ctx, frame);
-                }));
-            }
-            ClientEvent::RoleChangeAck { accepted, election_id, .. } => {
-                election.do_send(RoleChangeAck { device_id, session: self.id, accepted, election_id });
-                if let Some(id) = reply_to.as_deref() {
-                    let frame = outbound::frame(
-                        "ack",
-                        &Ack { seq: self.position().unwrap_or(self.opened_at) },
-                        Some(id),
-                    );
-                    self.write(ctx, frame);
-                }
-            }
-            ClientEvent::MasterElection { initiated_by, preferred_master, .. } => {
-                let request = election.send(RequestElection {
-                    requester: Requester::Device { device_id, session: self.id },
-                    initiated_by,
-                    preferred: preferred_master,
-                    require_preferred: false,
-                    exclude_master: false,
-                });
-                ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-                    let result = result.unwrap_or_else(|_| {
-                        Err(WireError::new(ErrorCode::ServerError, "The election service is unavailable"))
-                    });
-                    match result {
-                        Ok(elected) => {
-                            let frame =
-                                outbound::frame("master_elected", &elected.announcement, reply_to.as_deref());
-                            act.write(ctx, frame);
-                        }
-                        Err(error) => act.send_error(ctx, &error, reply_to.as_deref()),
-                    }
-                }));
-            }
-            // Handled before: connect, ping, station commands, device_online.
-            ClientEvent::Connect(_)
-            | ClientEvent::Ping
-            | ClientEvent::Station(_)
-            | ClientEvent::DeviceOnline(_) => {}
-        }
-    }
-
     /// Sends `reply` now if the session is live, or once its catch-up is done.
     fn reply_when_live(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply: Reply) {
         self.pending_replies.push(reply);
@@ -712,15 +571,24 @@ impl Session {
     }
 
     /// Hands a change to the Persistence actor. Success is answered through the feed (the
-    /// `ack` comes in `seq` order with everything else); a refusal is answered here.
+    /// `ack` comes in `seq` order with everything else); a refusal, or a conflict the stored copy
+    /// won, is answered here.
     fn submit(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command, reply_to: Option<String>) {
         let origin =
             Origin::Session { session: self.id, device: self.device_id.clone(), reply_to: reply_to.clone() };
         let request = persist(&self.app.persistence, command, origin);
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            if let Err(err) = result {
-                act.send_error(ctx, &err.to_wire(), reply_to.as_deref());
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(Applied { outcome: Outcome::Conflict { conflict, resolved }, .. }) => {
+                let resolved_reply = if conflict.is_some() { None } else { reply_to.as_deref() };
+                if let Some(conflict) = conflict {
+                    let frame = outbound::frame("sync_conflict", &conflict, reply_to.as_deref());
+                    act.write(ctx, frame);
+                }
+                let frame = outbound::frame("sync_conflict_resolved", &resolved, resolved_reply);
+                act.write(ctx, frame);
             }
+            Ok(_) => {}
+            Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
         }));
     }
 

@@ -1,0 +1,258 @@
+//! Logged changes to generic records and the legacy critical events, applied inside a batch,
+//! and the receipts that make a pushed event apply once.
+
+use chrono::{DateTime, Utc};
+use entity::{push_receipt, record};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait};
+use serde_json::{Map, Value, json};
+
+use super::{ApplyError, Logged, Outcome};
+use crate::domain::records::{self, CRITICAL_EVENTS, Operation, Stored, Verdict};
+use crate::protocol::outbound;
+use crate::protocol::{ErrorCode, WireError, time};
+use crate::settings::ConflictPolicy;
+use crate::store;
+
+/// A write to a generic record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    pub table: String,
+    /// Canonical.
+    pub record_id: String,
+    pub operation: Operation,
+    /// The object written; `None` for a delete.
+    pub data: Option<Map<String, Value>>,
+    pub base_version: Option<i64>,
+    /// The client's time of the write.
+    pub at: Option<DateTime<Utc>>,
+    /// The device that wrote it.
+    pub device: Option<String>,
+    /// A client's own conflict report (`sync_conflict`): always judged by the policy.
+    pub reported: bool,
+    /// The version the writer had (`local_version`).
+    pub local_version: Option<i64>,
+}
+
+impl RecordWrite {
+    /// The write a `data_update` (or, `reported`, a client's `sync_conflict`) asks for.
+    pub fn from_update(update: crate::protocol::inbound::DataUpdate, reported: bool) -> Self {
+        Self {
+            local_version: if reported { None } else { update.base_version },
+            table: update.table,
+            record_id: update.record_id,
+            operation: update.operation,
+            data: update.data,
+            base_version: update.base_version,
+            at: update.at,
+            device: Some(update.device_id),
+            reported,
+        }
+    }
+}
+
+/// What a record write came to.
+pub(super) enum RecordResult {
+    Logged(Box<Logged>),
+    /// A conflict the stored copy won: nothing was written; the writer is told.
+    Kept(Outcome),
+}
+
+fn policy_name(policy: ConflictPolicy) -> &'static str {
+    match policy {
+        ConflictPolicy::ServerWins => "server_wins",
+        ConflictPolicy::LastWriterWins => "last_writer_wins",
+    }
+}
+
+fn data_json(data: Option<&str>) -> Value {
+    data.and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null)
+}
+
+pub(super) async fn apply_record(
+    txn: &DatabaseTransaction,
+    seq: u64,
+    now: DateTime<Utc>,
+    policy: ConflictPolicy,
+    w: RecordWrite,
+) -> Result<RecordResult, ApplyError> {
+    let stored = record::Entity::find_by_id((w.table.clone(), w.record_id.clone())).one(txn).await?;
+    let live = stored.as_ref().filter(|r| !r.deleted);
+    let record_id = records::id_to_json(&w.record_id);
+    if w.operation == Operation::Delete && live.is_none() && !w.reported {
+        return Err(ApplyError::Rejected(WireError::new(
+            ErrorCode::RecordNotFound,
+            format!("Record {} of {} does not exist", w.record_id, w.table),
+        )));
+    }
+    let meta = stored.as_ref().map(|r| Stored { version: r.version, written_at: r.written_at });
+    let verdict = records::judge(policy, w.base_version, meta, w.at, w.reported);
+    let server_data = data_json(live.and_then(|r| r.data.as_deref()));
+    let server_version = meta.map_or(0, |m| m.version);
+    let local_data = w.data.clone().map(Value::Object).unwrap_or(Value::Null);
+    if verdict == (Verdict::Conflict { incoming_wins: false }) {
+        let conflict = (!w.reported).then(|| {
+            json!({
+                "device_id": w.device,
+                "table_name": w.table,
+                "table": w.table,
+                "record_id": record_id,
+                "conflict_type": "version",
+                "local_version": w.local_version.or(w.base_version),
+                "server_version": server_version,
+                "local_data": local_data,
+                "server_data": server_data,
+                "conflict_data": {
+                    "local_version": w.local_version.or(w.base_version),
+                    "remote_version": server_version,
+                    "timestamp": time::format(now),
+                },
+            })
+        });
+        let resolved = json!({
+            "device_id": w.device,
+            "table_name": w.table,
+            "table": w.table,
+            "record_id": record_id,
+            "resolution": "server_wins",
+            "resolution_method": policy_name(policy),
+            "resolved_data": server_data,
+            "version": server_version,
+        });
+        return Ok(RecordResult::Kept(Outcome::Conflict { conflict, resolved }));
+    }
+    let version = server_version + 1;
+    let deleted = w.operation == Operation::Delete;
+    let data_text =
+        if deleted { None } else { Some(Value::Object(w.data.clone().unwrap_or_default()).to_string()) };
+    record::Entity::insert(record::ActiveModel {
+        table_name: Set(w.table.clone()),
+        record_id: Set(w.record_id.clone()),
+        data: Set(data_text.clone()),
+        version: Set(version),
+        deleted: Set(deleted),
+        written_at: Set(w.at.unwrap_or(now)),
+        updated_at: Set(now),
+        last_seq: Set(store::changes::to_db(seq)),
+        source_device: Set(w.device.clone()),
+    })
+    .on_conflict(
+        OnConflict::columns([record::Column::TableName, record::Column::RecordId])
+            .update_columns([
+                record::Column::Data,
+                record::Column::Version,
+                record::Column::Deleted,
+                record::Column::WrittenAt,
+                record::Column::UpdatedAt,
+                record::Column::LastSeq,
+                record::Column::SourceDevice,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    let data = if deleted { Value::Null } else { Value::Object(w.data.unwrap_or_default()) };
+    let frame = outbound::frame(
+        "data_update",
+        &json!({
+            "table": w.table,
+            "table_name": w.table,
+            "operation": w.operation.as_str(),
+            "record_id": record_id,
+            "data": data,
+            "new_data": data,
+            "version": version,
+            "seq": seq,
+            "source_device": w.device,
+        }),
+        None,
+    );
+    let reply = json!({
+        "status": "success",
+        "table_name": w.table,
+        "record_id": record_id,
+        "version": version,
+        "seq": seq,
+    });
+    let notify = matches!(verdict, Verdict::Conflict { incoming_wins: true }).then(|| {
+        outbound::frame(
+            "sync_conflict_resolved",
+            &json!({
+                "device_id": w.device,
+                "table_name": w.table,
+                "table": w.table,
+                "record_id": record_id,
+                "resolution": "local_wins",
+                "resolution_method": policy_name(policy),
+                "resolved_data": data,
+                "version": version,
+                "seq": seq,
+            }),
+            None,
+        )
+    });
+    Ok(RecordResult::Logged(Box::new(Logged {
+        table_name: w.table.clone(),
+        record_id: w.record_id.clone(),
+        operation: w.operation.as_str(),
+        event_type: "data_update",
+        data: data_text,
+        version: Some(version),
+        frame,
+        reply: Some(("data_update_ack", reply)),
+        notify,
+        outcome: Outcome::Record { table: w.table, record_id: w.record_id, version },
+    })))
+}
+
+/// A legacy critical event: logged as a change of `critical_events`.
+pub(super) fn apply_critical(seq: u64, device_id: String, event_type: String, payload: Value) -> Logged {
+    let id = uuid::Uuid::now_v7().to_string();
+    let data = json!({ "event_type": event_type, "payload": payload, "device_id": device_id });
+    let frame = outbound::frame(
+        "critical_event",
+        &json!({ "event_type": event_type, "payload": payload, "device_id": device_id, "seq": seq }),
+        None,
+    );
+    Logged {
+        table_name: CRITICAL_EVENTS.to_owned(),
+        record_id: id,
+        operation: "insert",
+        event_type: "critical_event",
+        data: Some(data.to_string()),
+        version: None,
+        frame,
+        reply: Some(("acknowledged", json!({ "message": "Critical event received", "seq": seq }))),
+        notify: None,
+        outcome: Outcome::Critical,
+    }
+}
+
+/// The change a device's pushed event made before, if it was applied already.
+pub(super) async fn receipt(
+    txn: &DatabaseTransaction,
+    device_id: &str,
+    event_id: &str,
+) -> Result<Option<Option<u64>>, DbErr> {
+    let row = push_receipt::Entity::find_by_id((device_id.to_owned(), event_id.to_owned())).one(txn).await?;
+    Ok(row.map(|r| r.seq.map(store::changes::from_db)))
+}
+
+/// Records that a device's pushed event was applied (as change `seq`).
+pub(super) async fn keep_receipt(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    device_id: &str,
+    event_id: &str,
+    seq: Option<u64>,
+) -> Result<(), DbErr> {
+    push_receipt::Entity::insert(push_receipt::ActiveModel {
+        device_id: Set(device_id.to_owned()),
+        event_id: Set(event_id.to_owned()),
+        seq: Set(seq.map(store::changes::to_db)),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

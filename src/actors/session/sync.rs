@@ -1,0 +1,347 @@
+//! A session's data and sync events (section 5): record writes and conflicts, record requests,
+//! sync requests, the device's sync state, and the legacy critical events.
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use chrono::Utc;
+use serde_json::json;
+
+use super::Session;
+use crate::actors::broadcast::Notify;
+use crate::actors::election::MasterId;
+use crate::actors::persistence::FleetWrite;
+use crate::actors::persistence::{Command, Origin, RecordWrite, SyncStateWrite, persist};
+use crate::domain::records::{RetryPlan, retry_plan};
+use crate::domain::resume::{self, Resume};
+use crate::protocol::inbound::{DataRequest, RequestKind, SyncEvent, SyncRequest, SyncType};
+use crate::protocol::outbound::{self, ResyncRequired, SyncResponse};
+use crate::protocol::{ErrorCode, WireError, time};
+use crate::store;
+use crate::sync;
+
+impl Session {
+    pub(super) fn on_sync_event(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        event: SyncEvent,
+    ) {
+        match event {
+            SyncEvent::DataUpdate(update) => {
+                self.submit(ctx, Command::Record(RecordWrite::from_update(update, false)), reply_to)
+            }
+            SyncEvent::SyncConflict(report) => {
+                self.submit(ctx, Command::Record(RecordWrite::from_update(report, true)), reply_to)
+            }
+            SyncEvent::CriticalEvent { device_id, event_type, payload } => {
+                self.submit(ctx, Command::Critical { device_id, event_type, payload }, reply_to);
+            }
+            SyncEvent::DataRequest(request) => self.data_request(ctx, reply_to, request),
+            SyncEvent::SyncRequest(request) => self.sync_request(ctx, reply_to, request),
+            SyncEvent::SyncComplete { device_id, sync_id, last_seq, changes_count } => {
+                self.sync_complete(ctx, reply_to, device_id, sync_id, last_seq, changes_count);
+            }
+            SyncEvent::SyncError { device_id, error_type, error_message, sync_type, retry_count } => {
+                let plan = retry_plan(retry_count, self.app.settings.sync.max_retries);
+                let (status, retry_after) = match plan {
+                    RetryPlan::RetryAfter(wait) => {
+                        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                        ("retry_scheduled", Some(time::format(at)))
+                    }
+                    RetryPlan::ManualIntervention => ("manual_intervention", None),
+                };
+                let details = format!("{error_type}: {error_message}");
+                let state = SyncStateWrite {
+                    device_id: device_id.clone(),
+                    status: Some("error"),
+                    error: Some(details),
+                    count_error: true,
+                    ..Default::default()
+                };
+                let body = json!({
+                    "device_id": device_id,
+                    "status": status,
+                    "retry_after": retry_after,
+                    "error_message": error_message,
+                    "error_code": error_type,
+                    "sync_type": sync_type.map(SyncType::as_str),
+                    "retry_count": retry_count,
+                    "message": match plan {
+                        RetryPlan::RetryAfter(_) => format!("Retry {} scheduled", retry_count + 1),
+                        RetryPlan::ManualIntervention => format!("{retry_count} retries failed; manual intervention is needed"),
+                    },
+                });
+                self.write_state_then_reply(ctx, reply_to, state, "sync_error_ack", body);
+            }
+            SyncEvent::QueueStatus { device_id, queue_type } => {
+                let db = self.app.db.clone();
+                let read = async move { sync::device_state(&db, &device_id).await };
+                ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
+                    Ok(state) => {
+                        let body = json!({
+                            "device_id": state.device_id,
+                            "queue_type": queue_type.unwrap_or_else(|| "sync".to_owned()),
+                            "pending_count": state.pending_changes_count,
+                            "processing_count": u8::from(state.sync_status == "syncing"),
+                            "completed_count": state.confirmed_seq,
+                            "error_count": state.error_count,
+                            "last_processed": state.last_sync_timestamp,
+                            "status": state.queue_status(),
+                        });
+                        let frame = outbound::frame("queue_status_response", &body, reply_to.as_deref());
+                        act.write(ctx, frame);
+                    }
+                    Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
+                }));
+            }
+            SyncEvent::Acknowledge { device_id, seq } => {
+                if let Err(error) = self.check_position("seq", seq) {
+                    return self.send_error(ctx, &error, reply_to.as_deref());
+                }
+                let state = SyncStateWrite { device_id, confirmed_seq: Some(seq), ..Default::default() };
+                let body = json!({ "message": format!("Everything up to {seq} acknowledged"), "seq": seq });
+                self.write_state_then_reply(ctx, reply_to, state, "acknowledged", body);
+            }
+        }
+    }
+
+    /// A position a device confirms must be one the log has reached.
+    fn check_position(&self, field: &str, seq: u64) -> Result<(), WireError> {
+        let head = self.app.published.get();
+        if seq > head {
+            return Err(WireError::invalid(Some(field), None, format!("is beyond the log's head ({head})")));
+        }
+        Ok(())
+    }
+
+    fn read_failed(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        err: sea_orm::DbErr,
+        reply_to: Option<&str>,
+    ) {
+        tracing::error!(session = %self.id, %err, "sync read failed");
+        let error = WireError::new(ErrorCode::DatabaseUnavailable, "The database could not be read");
+        self.send_error(ctx, &error, reply_to);
+    }
+
+    /// Writes the device's sync state, then answers with `kind`/`body`.
+    fn write_state_then_reply(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        state: SyncStateWrite,
+        kind: &'static str,
+        body: serde_json::Value,
+    ) {
+        let write =
+            persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(_) => {
+                let frame = outbound::frame(kind, &body, reply_to.as_deref());
+                act.write(ctx, frame);
+            }
+            Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
+        }));
+    }
+
+    fn sync_complete(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        device_id: String,
+        sync_id: Option<String>,
+        last_seq: Option<u64>,
+        changes_count: Option<u64>,
+    ) {
+        // Without `last_seq`, the device is where this session's feed has taken it.
+        let confirmed = last_seq.unwrap_or_else(|| self.position().unwrap_or(self.opened_at));
+        if let Err(error) = self.check_position("last_seq", confirmed) {
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        let now = Utc::now();
+        let state = SyncStateWrite {
+            device_id: device_id.clone(),
+            status: Some("synced"),
+            confirmed_seq: Some(confirmed),
+            synced_at: Some(now),
+            clear_error: true,
+            ..Default::default()
+        };
+        let next = now + chrono::Duration::from_std(self.app.settings.sync.interval()).unwrap_or_default();
+        let body = json!({
+            "device_id": device_id,
+            "status": "success",
+            "sync_id": sync_id,
+            "sync_timestamp": time::format(now),
+            "last_seq": confirmed,
+            "changes_count": changes_count.unwrap_or(0),
+            "next_sync_scheduled": time::format(next),
+            "message": format!("Device {device_id} is synced up to {confirmed}"),
+        });
+        let write =
+            persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
+        let (broadcast, me) = (self.app.broadcast.clone(), self.id);
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(_) => {
+                // The sender is answered directly, every other session is told.
+                let frame = outbound::frame("sync_complete_ack", &body, reply_to.as_deref());
+                act.write(ctx, frame);
+                broadcast.do_send(Notify {
+                    frame: outbound::frame("sync_complete_ack", &body, None),
+                    except: vec![me],
+                });
+            }
+            Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
+        }));
+    }
+
+    fn data_request(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        request: DataRequest,
+    ) {
+        let db = self.app.db.clone();
+        let read = async move {
+            let DataRequest { device_id, table, kind } = request;
+            let body = match kind {
+                RequestKind::Single(id) => {
+                    let found = store::records::get(&db, &table, &id).await?.filter(|r| !r.deleted);
+                    let record_id = crate::domain::records::id_to_json(&id);
+                    match found {
+                        Some(r) => {
+                            let version = r.version;
+                            let view = sync::record_view(r);
+                            json!({"device_id": device_id, "table_name": table, "table": table, "record_id": record_id,
+                                "status": "success", "data": view.data, "version": version, "updated_at": view.updated_at})
+                        }
+                        None => {
+                            json!({"device_id": device_id, "table_name": table, "table": table, "record_id": record_id,
+                            "status": "not_found", "data": null, "version": null})
+                        }
+                    }
+                }
+                RequestKind::Batch(ids) => {
+                    let found = store::records::batch(&db, &table, &ids).await?;
+                    let not_found: Vec<serde_json::Value> = ids
+                        .iter()
+                        .filter(|id| !found.iter().any(|r| &r.record_id == *id))
+                        .map(|id| crate::domain::records::id_to_json(id))
+                        .collect();
+                    let records: Vec<sync::RecordView> = found.into_iter().map(sync::record_view).collect();
+                    let status =
+                        if records.is_empty() && !not_found.is_empty() { "not_found" } else { "success" };
+                    json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "batch",
+                        "status": status, "records": records, "not_found": not_found})
+                }
+                RequestKind::Latest(limit) => {
+                    let records: Vec<sync::RecordView> = store::records::latest(&db, &table, limit)
+                        .await?
+                        .into_iter()
+                        .map(sync::record_view)
+                        .collect();
+                    json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "latest",
+                        "status": "success", "records": records, "limit": limit})
+                }
+            };
+            Ok::<_, sea_orm::DbErr>(body)
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(body) => {
+                let frame = outbound::frame("data_response", &body, reply_to.as_deref());
+                act.write(ctx, frame);
+            }
+            Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
+        }));
+    }
+
+    fn sync_request(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        request: SyncRequest,
+    ) {
+        let head = self.app.published.get();
+        if let Some(last_seq) = request.last_seq {
+            let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.app.epoch, 0, head);
+            if let Resume::Resync { reason } = decision {
+                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
+                let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+                return self.write(ctx, frame);
+            }
+        } else if request.epoch.as_deref().is_some_and(|e| e != self.app.epoch) {
+            let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "epoch_mismatch" };
+            let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+            return self.write(ctx, frame);
+        }
+        let syncing = SyncStateWrite {
+            device_id: request.device_id.clone(),
+            status: Some("syncing"),
+            ..Default::default()
+        };
+        self.app.persistence.do_send(crate::actors::persistence::Persist {
+            command: Command::Fleet(vec![FleetWrite::SyncState(syncing)]),
+            origin: Origin::Rest,
+            reply: None,
+        });
+        let (db, election, epoch) = (self.app.db.clone(), self.app.election.clone(), self.app.epoch.clone());
+        let read = async move {
+            let master = election.send(MasterId).await.ok().flatten();
+            let tables = request.requested_tables.as_deref();
+            let sync_id = uuid::Uuid::new_v4().to_string();
+            let response = match request.sync_type {
+                SyncType::Full => {
+                    let snapshot = sync::snapshot(&db, tables).await?;
+                    SyncResponse {
+                        device_id: request.device_id,
+                        sync_type: "full",
+                        status: "success",
+                        sync_id,
+                        master_device_id: master,
+                        changes: Vec::new(),
+                        data: Some(snapshot.data),
+                        conflicts: Vec::new(),
+                        last_seq: snapshot.last_seq,
+                        head_seq: snapshot.head_seq,
+                        has_more: false,
+                        epoch,
+                    }
+                }
+                kind => {
+                    let since = sync::start_of(
+                        &db,
+                        &request.device_id,
+                        request.last_seq,
+                        request.last_sync_timestamp,
+                    )
+                    .await?;
+                    let critical = kind == SyncType::Critical;
+                    let page = sync::changes(&db, since, tables, critical, request.limit).await?;
+                    SyncResponse {
+                        device_id: request.device_id,
+                        sync_type: kind.as_str(),
+                        status: if page.has_more { "partial" } else { "success" },
+                        sync_id,
+                        master_device_id: master,
+                        changes: page.changes,
+                        data: None,
+                        conflicts: Vec::new(),
+                        last_seq: page.last_seq,
+                        head_seq: page.head_seq,
+                        has_more: page.has_more,
+                        epoch,
+                    }
+                }
+            };
+            Ok::<_, sea_orm::DbErr>(response)
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(response) => {
+                let frame = outbound::frame("sync_response", &response, reply_to.as_deref());
+                act.write_paced(ctx, frame);
+            }
+            Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
+        }));
+    }
+}

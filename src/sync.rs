@@ -1,0 +1,237 @@
+//! Sync reads, shared by the WebSocket events and REST: pages of the change log (incremental
+//! sync, `/sync/pull`), one consistent snapshot of every live record (full sync), records by id,
+//! and a device's sync state. Each read runs in one snapshot transaction, so what it returns is
+//! consistent with the `seq` it reports.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::{record, sync_state};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::domain::records::{self as rules, CRITICAL_EVENTS, RESERVED_TABLES};
+use crate::protocol::outbound::StationData;
+use crate::protocol::time;
+use crate::store::{self, changes::Since};
+
+/// A change as sync sends it.
+#[derive(Debug, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub table_name: String,
+    pub record_id: serde_json::Value,
+    pub operation: String,
+    /// The record's state after the change (`null` after a delete), as stored.
+    pub data: Option<Box<RawValue>>,
+    pub version: Option<i64>,
+    pub timestamp: String,
+}
+
+/// A page of changes.
+#[derive(Debug)]
+pub struct ChangesPage {
+    pub changes: Vec<Change>,
+    /// The last change's `seq`, or the head when the page is empty.
+    pub last_seq: u64,
+    pub head_seq: u64,
+    pub has_more: bool,
+}
+
+/// A record as sync and `data_request` send it.
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub record_id: serde_json::Value,
+    pub data: Option<Box<RawValue>>,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+/// Every live record of the requested tables, at log position `last_seq`.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub data: BTreeMap<String, Vec<RecordView>>,
+    pub last_seq: u64,
+    pub head_seq: u64,
+}
+
+fn raw(text: Option<String>) -> Option<Box<RawValue>> {
+    text.and_then(|t| RawValue::from_string(t).ok())
+}
+
+/// How a record id is sent: generic records follow the record-id rule; the server's own tables
+/// keep their ids as strings.
+fn id_json(table: &str, id: &str) -> serde_json::Value {
+    if RESERVED_TABLES.contains(&table) {
+        serde_json::Value::String(id.to_owned())
+    } else {
+        rules::id_to_json(id)
+    }
+}
+
+/// A stored record, as sent.
+pub fn record_view(r: record::Model) -> RecordView {
+    RecordView {
+        record_id: rules::id_to_json(&r.record_id),
+        data: raw(r.data),
+        version: r.version,
+        updated_at: time::format(r.updated_at),
+    }
+}
+
+/// Up to `limit` changes from `since`, oldest first: of `tables` when given, of the critical
+/// events only when `critical`.
+pub async fn changes(
+    db: &DatabaseConnection,
+    since: Since,
+    tables: Option<&[String]>,
+    critical: bool,
+    limit: u64,
+) -> Result<ChangesPage, DbErr> {
+    let critical_only = [CRITICAL_EVENTS.to_owned()];
+    let tables = if critical { Some(&critical_only[..]) } else { tables };
+    let txn = store::snapshot(db).await?;
+    let mut rows = store::changes::page(&txn, since, tables, limit.saturating_add(1)).await?;
+    let head_seq = store::changes::head(&txn).await?;
+    txn.commit().await?;
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let last_seq = rows.last().map_or(head_seq, |r| r.seq);
+    let changes = rows
+        .into_iter()
+        .map(|r| Change {
+            record_id: r.record_id.as_deref().map(|id| id_json(&r.table_name, id)).unwrap_or_default(),
+            seq: r.seq,
+            table_name: r.table_name,
+            operation: r.operation,
+            data: raw(r.data),
+            version: r.version,
+            timestamp: time::format(r.committed_at),
+        })
+        .collect();
+    Ok(ChangesPage { changes, last_seq, head_seq, has_more })
+}
+
+/// Every live record of `tables` (all when `None`) in one snapshot, with the log's position at
+/// it. Stations and the catalogue are included as the tables `stations` and `catalogue`.
+pub async fn snapshot(db: &DatabaseConnection, tables: Option<&[String]>) -> Result<Snapshot, DbErr> {
+    let wanted = |table: &str| tables.is_none_or(|t| t.iter().any(|w| w == table));
+    let txn = store::snapshot(db).await?;
+    let head_seq = store::changes::head(&txn).await?;
+    let mut data: BTreeMap<String, Vec<RecordView>> = BTreeMap::new();
+    if let Some(tables) = tables {
+        for table in tables {
+            data.entry(table.clone()).or_default();
+        }
+    }
+    for r in store::records::live(&txn, tables).await? {
+        data.entry(r.table_name.clone()).or_default().push(record_view(r));
+    }
+    if wanted("stations") {
+        let stations = store::stations::list_with_times(&txn).await?;
+        data.entry("stations".to_owned()).or_default().extend(stations.into_iter().map(|(s, updated_at)| {
+            RecordView {
+                record_id: serde_json::Value::String(s.id.clone()),
+                data: serde_json::to_string(&StationData::of(&s))
+                    .ok()
+                    .and_then(|t| RawValue::from_string(t).ok()),
+                version: s.version,
+                updated_at: time::format(updated_at),
+            }
+        }));
+    }
+    if wanted("catalogue") {
+        let documents = store::catalogue::all(&txn).await?;
+        data.entry("catalogue".to_owned()).or_default().extend(documents.into_iter().map(|d| RecordView {
+            record_id: serde_json::Value::String(d.name),
+            data: raw(Some(d.body)),
+            version: 1,
+            updated_at: time::format(d.updated_at),
+        }));
+    }
+    txn.commit().await?;
+    Ok(Snapshot { data, last_seq: head_seq, head_seq })
+}
+
+/// A device's position against the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSyncState {
+    pub device_id: String,
+    /// `pending`, `syncing`, `synced` or `error`.
+    pub sync_status: String,
+    /// Changes after the `seq` it confirmed.
+    pub pending_changes_count: u64,
+    pub confirmed_seq: u64,
+    pub last_sync_timestamp: Option<String>,
+    pub last_error_message: Option<String>,
+    pub error_count: i64,
+    /// What the device itself last reported as pending (`PUT /sync/state`).
+    pub client_pending_changes_count: Option<i64>,
+    pub updated_at: Option<String>,
+}
+
+impl DeviceSyncState {
+    pub fn of(device_id: &str, row: Option<sync_state::Model>, head: u64) -> Self {
+        match row {
+            Some(r) => {
+                let confirmed = store::changes::from_db(r.confirmed_seq);
+                Self {
+                    device_id: r.device_id,
+                    sync_status: r.sync_status,
+                    pending_changes_count: head.saturating_sub(confirmed),
+                    confirmed_seq: confirmed,
+                    last_sync_timestamp: r.last_sync_timestamp.map(time::format),
+                    last_error_message: r.last_error_message,
+                    error_count: r.error_count,
+                    client_pending_changes_count: r.reported_pending,
+                    updated_at: Some(time::format(r.updated_at)),
+                }
+            }
+            None => Self {
+                device_id: device_id.to_owned(),
+                sync_status: "pending".to_owned(),
+                pending_changes_count: head,
+                confirmed_seq: 0,
+                last_sync_timestamp: None,
+                last_error_message: None,
+                error_count: 0,
+                client_pending_changes_count: None,
+                updated_at: None,
+            },
+        }
+    }
+
+    /// `idle`, `processing` or `error`, as `queue_status_response` says it.
+    pub fn queue_status(&self) -> &'static str {
+        match self.sync_status.as_str() {
+            "syncing" => "processing",
+            "error" => "error",
+            _ => "idle",
+        }
+    }
+}
+
+/// A device's sync state now (the log's head read in the same snapshot).
+pub async fn device_state(db: &DatabaseConnection, device_id: &str) -> Result<DeviceSyncState, DbErr> {
+    let txn = db.begin().await?;
+    let row = store::sync_states::get(&txn, device_id).await?;
+    let head = store::changes::head(&txn).await?;
+    txn.commit().await?;
+    Ok(DeviceSyncState::of(device_id, row, head))
+}
+
+/// Where an incremental sync starts: after `last_seq`, else after `since`, else after what the
+/// device confirmed.
+pub async fn start_of(
+    db: &DatabaseConnection,
+    device_id: &str,
+    last_seq: Option<u64>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Since, DbErr> {
+    Ok(match (last_seq, since) {
+        (Some(seq), _) => Since::Seq(seq),
+        (None, Some(at)) => Since::Time(at),
+        (None, None) => Since::Seq(store::sync_states::confirmed_seq(db, device_id).await?),
+    })
+}
