@@ -14,12 +14,14 @@
 //! - `store`: read queries shared by REST, catch-up and Persistence.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //! - `client`: `device-sync client`, a terminal WebSocket client for trying the server by hand.
+//! - `loadgen`: `device-sync loadgen`, load against a running server, with reports.
 
 pub mod actors;
 pub mod app;
 pub mod client;
 pub mod domain;
 pub mod http;
+pub mod loadgen;
 pub mod protocol;
 pub mod settings;
 pub mod state;

@@ -38,6 +38,31 @@ enum Commands {
         #[arg(long, requires = "device", value_parser = clap::value_parser!(u8).range(0..=100))]
         priority: Option<u8>,
     },
+    /// Put load on a running server and report what it measured.
+    Loadgen {
+        /// The server's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+        server: String,
+        /// The device token, when the server requires one.
+        #[arg(long, global = true)]
+        token: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        mode: LoadMode,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadMode {
+    /// A device pulls N missed changes through sync_request paging.
+    Catchup {
+        #[arg(long, default_value_t = 100_000)]
+        changes: u64,
+        #[arg(long, default_value_t = 10_000)]
+        page: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +72,7 @@ fn main() -> ExitCode {
         Commands::Client { url, token, device, priority } => {
             client(&url, token.as_deref(), device_sync::client::Identity { device, priority })
         }
+        Commands::Loadgen { server, token, json, mode } => loadgen(server, token, json, mode),
     }
 }
 
@@ -64,6 +90,37 @@ fn client(url: &str, token: Option<&str>, identity: device_sync::client::Identit
             eprintln!("device-sync client: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) -> ExitCode {
+    use device_sync::loadgen;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("device-sync loadgen: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match mode {
+            LoadMode::Catchup { changes, page } => {
+                loadgen::catchup::run(loadgen::catchup::Options { server, changes, page, token }).await
+            }
+        }
+    });
+    let text = match result {
+        Ok(report) if json => format!("{}\n", report.to_json()),
+        Ok(report) => report.to_text(),
+        Err(err) => {
+            eprintln!("device-sync loadgen: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The report is the command's output.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
