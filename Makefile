@@ -10,12 +10,16 @@ help: ## list the targets
 run: ## run the server on the embedded SQLite default (./data, port 8080)
 	$(CARGO) run --release --bin device-sync -- serve
 
+# Tests build with fault injection (inert unless a test injects a fault).
+TEST_FEATURES = --features device-sync/fault-injection
+
 test: ## run every test (unit and integration)
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace $(TEST_FEATURES)
 
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(TEST_FEATURES) -- -D warnings
 
 fmt: ## format the code
 	$(CARGO) fmt --all

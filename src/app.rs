@@ -12,8 +12,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer, web};
 use chrono::Utc;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::Notify;
 
 use crate::actors::broadcast::{Broadcast, CloseAll};
@@ -24,11 +23,14 @@ use crate::actors::session::close;
 use crate::http;
 use crate::http::auth::Tokens;
 use crate::http::ws::ConnectionSlots;
-use crate::settings::{DatabaseSettings, Durability, Settings};
+use crate::settings::{DatabaseSettings, Settings};
 use crate::state::{AppState, Shared};
+use crate::store;
 
 /// How long the final stop waits for connections to finish their last frames.
 const DRAIN_TIMEOUT_S: u64 = 5;
+/// Pooled connections for reads (REST, catch-up, sync).
+const READ_CONNECTIONS: u32 = 8;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +69,11 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         std::fs::create_dir_all(&settings.server.data_dir)
             .map_err(io(format!("creating {}", settings.server.data_dir.display())))?;
-        let db = open_database(&settings.database).await?;
-        Migrator::up(&db, None).await?;
-        let boot = persistence::bootstrap(&db).await?;
+        // The Persistence actor's own connection (the only writer), and a pool for reads.
+        let writer = open_database(&settings.database, 1).await?;
+        Migrator::up(&writer, None).await?;
+        let boot = persistence::bootstrap(&writer).await?;
+        let db = open_database(&settings.database, READ_CONNECTIONS).await?;
 
         let (tokens, token_file) = Tokens::from_settings(&settings.auth, &settings.server.data_dir)
             .map_err(io("writing the admin token"))?;
@@ -86,13 +90,13 @@ impl Application {
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
-            let (db, broadcast) = (db.clone(), broadcast.clone());
+            let (database, broadcast) = (settings.database.clone(), broadcast.clone());
             let policy = settings.sync.conflict_policy;
             Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(db, broadcast, boot.head, policy)
+                Persistence::new(writer, database, broadcast, boot.head, policy)
             })
         };
         let election = Election::new(
@@ -142,6 +146,11 @@ impl Application {
     /// The port the server listens on (the real one when the settings said 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The state its handlers share (the actors' addresses), for tests that drive the actors.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// A handle that shuts the server down like SIGTERM does.
@@ -224,30 +233,15 @@ fn tune_socket(conn: &dyn std::any::Any, user_timeout: Duration) {
     let _ = user_timeout;
 }
 
-/// Opens the database; for SQLite, creates its directory and sets WAL mode, the durability's
-/// `synchronous` level, a busy timeout and foreign keys on every pooled connection.
-pub async fn open_database(settings: &DatabaseSettings) -> Result<DatabaseConnection, StartError> {
+/// Opens the database with `max_connections` connections, creating an SQLite file's directory.
+pub async fn open_database(
+    settings: &DatabaseSettings,
+    max_connections: u32,
+) -> Result<DatabaseConnection, StartError> {
     if let Some(path) = settings.sqlite_path()
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     }
-    let mut options = ConnectOptions::new(settings.url.clone());
-    options.sqlx_logging(false);
-    if settings.is_sqlite() {
-        let synchronous = match settings.durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        };
-        options.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(move |o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-                .create_if_missing(true)
-        });
-    } else {
-        options.max_connections(16);
-    }
-    Ok(Database::connect(options).await?)
+    Ok(store::connect(settings, max_connections).await?)
 }

@@ -17,9 +17,37 @@ pub mod records;
 pub mod stations;
 pub mod sync_states;
 
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait,
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, TransactionTrait,
 };
+
+use crate::settings::{DatabaseSettings, Durability};
+
+/// Connects to the database with at most `max_connections` pooled connections. For SQLite
+/// every connection gets WAL mode, the durability's `synchronous` level, a 5 s busy timeout and
+/// foreign keys; the file is created if missing (its directory must exist).
+pub async fn connect(settings: &DatabaseSettings, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options.sqlx_logging(false).max_connections(max_connections).min_connections(1);
+    if settings.is_sqlite() {
+        let synchronous = match settings.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        options.map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(synchronous)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    }
+    Database::connect(options).await
+}
 
 /// Opens a read-only transaction that sees one consistent snapshot, for reads that take more
 /// than one query. (SQLite transactions are snapshots already; Postgres needs REPEATABLE READ.)

@@ -24,6 +24,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub port: u16,
+    /// The running server's shared state (its actors' addresses), for fault injection.
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub state: device_sync::state::AppState,
     pub dir: Arc<TempDir>,
     pub http: reqwest::Client,
     shutdown: ShutdownHandle,
@@ -71,10 +74,11 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut Setting
     configure(&mut settings);
     let app = Application::build(settings).await.expect("the server starts");
     let port = app.port();
+    let state = app.state();
     let shutdown = app.shutdown_handle();
     let handle = actix_web::rt::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
-    TestApp { port, dir, http, shutdown, handle }
+    TestApp { port, state, dir, http, shutdown, handle }
 }
 
 impl TestApp {
@@ -460,6 +464,21 @@ impl TestDevice {
                 return (frame, before);
             }
             before.push(frame);
+        }
+    }
+
+    /// Sends `message` with a fresh `id` and returns the frame that answers it.
+    pub async fn request(&mut self, mut message: Value) -> Value {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = format!("r-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        message["id"] = json!(id);
+        self.send(message).await;
+        loop {
+            let frame = self.recv().await;
+            if frame["reply_to"] == id.as_str() {
+                return frame;
+            }
         }
     }
 

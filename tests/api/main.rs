@@ -2,6 +2,7 @@
 //! real SQLite files. One module per scenario.
 
 mod helpers;
+mod process;
 
 mod auth;
 mod bad_input;
@@ -11,6 +12,7 @@ mod election;
 mod heartbeat;
 mod persistence;
 mod recovery;
+mod reliability;
 mod shutdown;
 mod slow_consumer;
 mod sync;

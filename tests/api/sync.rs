@@ -9,22 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestDevice, seq, spawn_app, spawn_app_with};
 
 async fn write(device: &mut TestDevice, message: Value) -> Value {
-    let id = format!("w-{}", uuid_like());
-    let mut message = message;
-    message["id"] = json!(id);
-    device.send(message).await;
-    loop {
-        let frame = device.recv().await;
-        if frame["reply_to"] == id.as_str() {
-            return frame;
-        }
-    }
-}
-
-fn uuid_like() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    device.request(message).await
 }
 
 fn update(device: &str, table: &str, record: Value, data: Value) -> Value {

@@ -40,7 +40,7 @@ use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{Station, StationCommand, StationError};
 use crate::protocol::outbound::{self, Ack};
 use crate::protocol::{ErrorCode, WireError};
-use crate::settings::ConflictPolicy;
+use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
 
 pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite, SyncStateWrite};
@@ -53,6 +53,9 @@ const MAX_BATCH: usize = 256;
 pub const MAX_QUEUE: usize = 65_536;
 /// The actor's mailbox capacity: room for a full queue's worth of senders.
 pub const MAILBOX_CAPACITY: usize = MAX_QUEUE;
+/// How often a database that failed is tried again (a fresh connection and a small write), so
+/// that writes and health recover when it does, even if no client writes.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A change to make.
 #[derive(Debug, Clone)]
@@ -71,6 +74,17 @@ pub enum Command {
     /// An event of a device's offline queue (`POST /sync/push`): applied at most once per
     /// device and event id.
     Pushed { device_id: String, event_id: String, command: Box<Command> },
+    /// A fault for tests to inject (`fault-injection` builds only).
+    #[cfg(feature = "fault-injection")]
+    Fault(Fault),
+}
+
+/// Faults tests can inject into a batch.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The batch panics while it is being written.
+    Panic,
 }
 
 /// Who asked for a change, and so who gets the reply in place of the broadcast.
@@ -255,7 +269,12 @@ fn answer(reply: Option<oneshot::Sender<PersistResult>>, result: PersistResult) 
 
 /// The writer.
 pub struct Persistence {
+    /// Its own write connection (one connection: it is the only writer).
     db: DatabaseConnection,
+    /// To open it again after a failure.
+    database: DatabaseSettings,
+    /// The connection failed: open a new one before writing again.
+    reopen: bool,
     policy: ConflictPolicy,
     broadcast: Addr<Broadcast>,
     /// The newest committed `seq`, when known; `None` after a failure until re-read.
@@ -268,14 +287,18 @@ pub struct Persistence {
 }
 
 impl Persistence {
+    /// A writer on `db`, its own connection to the database `database` names.
     pub fn new(
         db: DatabaseConnection,
+        database: DatabaseSettings,
         broadcast: Addr<Broadcast>,
         head: u64,
         policy: ConflictPolicy,
     ) -> Self {
         Self {
             db,
+            database,
+            reopen: false,
             policy,
             broadcast,
             head: Some(head),
@@ -291,6 +314,9 @@ impl Persistence {
     fn next_batch(&mut self, ctx: &mut Context<Self>) {
         if self.committing {
             return;
+        }
+        if self.reopen {
+            return self.recover(ctx);
         }
         if self.queue.is_empty() {
             for waiter in self.flush_waiters.drain(..) {
@@ -312,6 +338,8 @@ impl Persistence {
                     tracing::error!(%err, commands = replies.len(), "batch not committed");
                     act.head = None;
                     act.last_error = Some(err.to_string());
+                    // A connection that failed mid-transaction may still hold the write lock.
+                    act.reopen = true;
                     let error = PersistError::Unavailable(err.to_string());
                     for reply in replies {
                         answer(reply, Err(error.clone()));
@@ -325,6 +353,46 @@ impl Persistence {
                 }
             }
             act.next_batch(ctx);
+        }));
+    }
+
+    /// After a failure: closes the write connection, opens a new one and proves it with a
+    /// small write. Until that works, waiting writes are refused (`DATABASE_UNAVAILABLE`)
+    /// rather than held, and it is tried again every `RETRY_EVERY`.
+    fn recover(&mut self, ctx: &mut Context<Self>) {
+        self.committing = true;
+        let (old, database) = (self.db.clone(), self.database.clone());
+        let attempt = async move {
+            if let Err(err) = old.close_by_ref().await {
+                tracing::debug!(%err, "closing the failed write connection");
+            }
+            let db = store::connect(&database, 1).await?;
+            probe_write(&db).await?;
+            Ok::<_, DbErr>(db)
+        };
+        ctx.spawn(attempt.into_actor(self).map(|result, act, ctx| {
+            act.committing = false;
+            match result {
+                Ok(db) => {
+                    tracing::info!("the database is writable again");
+                    act.db = db;
+                    act.reopen = false;
+                    act.last_error = None;
+                    act.next_batch(ctx);
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "the database is still not writable");
+                    act.last_error = Some(err.to_string());
+                    let error = PersistError::Unavailable(err.to_string());
+                    for pending in act.queue.drain(..) {
+                        answer(pending.reply, Err(error.clone()));
+                    }
+                    for waiter in act.flush_waiters.drain(..) {
+                        let _ = waiter.send(());
+                    }
+                    ctx.run_later(RETRY_EVERY, |act, ctx| act.next_batch(ctx));
+                }
+            }
         }));
     }
 
@@ -465,6 +533,21 @@ async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbE
     }
 }
 
+/// A small real write: whether the database takes writes.
+async fn probe_write(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let txn = begin_write(db).await?;
+    sync_meta::Entity::insert(sync_meta::ActiveModel {
+        key: Set("write_probe".to_owned()),
+        value: Set(crate::protocol::time::now()),
+    })
+    .on_conflict(
+        OnConflict::column(sync_meta::Column::Key).update_column(sync_meta::Column::Value).to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await
+}
+
 #[instrument(skip_all, fields(commands = work.len()))]
 async fn write_batch(
     db: DatabaseConnection,
@@ -539,6 +622,8 @@ async fn apply(
             fleet::apply(txn, now, writes).await?;
             return Ok(Staged { change: None, notify: None, outcome: Outcome::Fleet });
         }
+        #[cfg(feature = "fault-injection")]
+        Command::Fault(Fault::Panic) => panic!("fault injected into a write batch"),
         Command::Pushed { device_id, event_id, command } => {
             if let Some(seq) = records::receipt(txn, &device_id, &event_id).await? {
                 return Ok(Staged { change: None, notify: None, outcome: Outcome::Duplicate { seq } });
