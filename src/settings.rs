@@ -104,6 +104,8 @@ pub struct LimitSettings {
     pub max_connections: usize,
     pub idle_timeout_s: f64,
     pub session_queue: usize,
+    /// Bytes of live traffic a session may fall behind before it is closed (4008).
+    pub session_queue_bytes: usize,
     pub messages_per_second: u32,
 }
 
@@ -184,6 +186,7 @@ impl Settings {
             ("limits.max_message_bytes", self.limits.max_message_bytes),
             ("limits.max_connections", self.limits.max_connections),
             ("limits.session_queue", self.limits.session_queue),
+            ("limits.session_queue_bytes", self.limits.session_queue_bytes),
             ("limits.messages_per_second", self.limits.messages_per_second as usize),
         ];
         for (key, value) in positive {
@@ -288,6 +291,7 @@ mod tests {
         assert_eq!(s.limits.max_message_bytes, 1_048_576);
         assert_eq!(s.limits.max_connections, 10_000);
         assert_eq!(s.limits.session_queue, 1024);
+        assert_eq!(s.limits.session_queue_bytes, 16 * 1024 * 1024);
         assert_eq!(s.limits.messages_per_second, 100);
         assert_eq!(s.limits.idle_timeout(), Duration::from_secs(300));
         assert_eq!(s.log.format, LogFormat::Text);

@@ -6,8 +6,12 @@
 //! stops reading freezes its session: no timers, no heartbeat checks, a mailbox that only grows.
 //! Here the actor's stream is polled by a task of its own (the pump), which moves the encoded
 //! frames into this queue; the response body takes them from the queue when the socket can.
-//! The session counts what it writes and what the socket has taken, so it knows exactly how far
-//! behind its client is and closes it (4008) when that passes `limits.session_queue`.
+//!
+//! The session records every frame it writes in a ledger (its exact encoded size, and whether
+//! it counts toward the live-traffic bound); frames leave the ledger as the socket takes the
+//! chunks that hold them. So the session knows exactly how many frames, and how many bytes of
+//! live traffic, its client has not taken, and closes it (4008) past `limits.session_queue` or
+//! `limits.session_queue_bytes`.
 //!
 //! Everything here lives on the session's worker thread (`Rc`, no locks).
 
@@ -25,6 +29,21 @@ use futures_util::Stream;
 use futures_util::future::poll_fn;
 use tokio::time::{Sleep, sleep};
 
+/// How long a session is still driven after its connection is gone, so that it handles the
+/// frames that arrived before the end (a client may send and close at once). Its stream
+/// normally ends sooner, as soon as it has read them.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The size of a server (unmasked) WebSocket frame with `payload` bytes.
+pub fn encoded_len(payload: usize) -> usize {
+    let header = match payload {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    header + payload
+}
+
 /// The queue shared by a session, its pump and its response body.
 #[derive(Clone, Default)]
 pub struct Outbox {
@@ -33,14 +52,15 @@ pub struct Outbox {
 
 #[derive(Default)]
 struct Inner {
-    /// Encoded chunks not yet taken by the socket, each with how many frames it holds.
-    chunks: VecDeque<(Bytes, usize)>,
-    /// Frames the session has written.
-    written: usize,
-    /// Frames already counted into `chunks`.
-    pumped: usize,
-    /// Frames the socket has taken (or that were dropped).
-    flushed: usize,
+    /// Encoded chunks not yet taken by the socket.
+    chunks: VecDeque<Bytes>,
+    /// Every frame written and not yet taken: its encoded size, and whether it is live traffic
+    /// (counted against the byte bound).
+    ledger: VecDeque<(usize, bool)>,
+    /// Encoded bytes of live frames in the ledger.
+    live_bytes: usize,
+    /// Bytes taken by the socket beyond the last whole frame (0 when chunks hold whole frames).
+    partial: usize,
     /// The session's stream has ended: no more chunks will come.
     finished: bool,
     /// The response body was dropped (the connection is gone).
@@ -51,27 +71,55 @@ struct Inner {
     on_drain: Option<(usize, Box<dyn FnOnce()>)>,
 }
 
+impl Inner {
+    /// The socket took (or the session dropped) `bytes`: those frames leave the ledger.
+    fn take(&mut self, bytes: usize) {
+        let mut left = bytes + self.partial;
+        while let Some(&(size, live)) = self.ledger.front() {
+            if size > left {
+                break;
+            }
+            left -= size;
+            if live {
+                self.live_bytes -= size;
+            }
+            self.ledger.pop_front();
+        }
+        self.partial = left;
+    }
+}
+
 impl Outbox {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The session wrote one more frame (text, ping, close…).
-    pub fn note_written(&self) {
-        self.inner.borrow_mut().written += 1;
+    /// The session wrote one more frame of `payload` bytes; `live` for live traffic (counted
+    /// against the byte bound), not for paced catch-up and sync answers.
+    pub fn note_written(&self, payload: usize, live: bool) {
+        let size = encoded_len(payload);
+        let mut inner = self.inner.borrow_mut();
+        inner.ledger.push_back((size, live));
+        if live {
+            inner.live_bytes += size;
+        }
     }
 
     /// Frames written by the session and not yet taken by the socket.
     pub fn pending(&self) -> usize {
-        let inner = self.inner.borrow();
-        inner.written.saturating_sub(inner.flushed)
+        self.inner.borrow().ledger.len()
+    }
+
+    /// Encoded bytes of live frames not yet taken by the socket.
+    pub fn pending_live_bytes(&self) -> usize {
+        self.inner.borrow().live_bytes
     }
 
     /// Drops every frame the socket has not taken yet (a slow consumer's queue).
     pub fn discard_queued(&self) {
         let mut inner = self.inner.borrow_mut();
-        let dropped: usize = inner.chunks.drain(..).map(|(_, frames)| frames).sum();
-        inner.flushed += dropped;
+        let dropped: usize = inner.chunks.drain(..).map(|c| c.len()).sum();
+        inner.take(dropped);
     }
 
     /// Calls `f` once, when at most `level` frames are pending (at once if already so).
@@ -86,14 +134,12 @@ impl Outbox {
     fn push(&self, chunk: Bytes) {
         let waker = {
             let mut inner = self.inner.borrow_mut();
-            let frames = inner.written - inner.pumped;
-            inner.pumped = inner.written;
             if inner.body_gone {
                 // Nobody will send it: the connection is gone.
-                inner.flushed += frames;
+                inner.take(chunk.len());
                 return;
             }
-            inner.chunks.push_back((chunk, frames));
+            inner.chunks.push_back(chunk);
             inner.body_waker.take()
         };
         if let Some(w) = waker {
@@ -112,11 +158,6 @@ impl Outbox {
         }
     }
 }
-
-/// How long a session is still driven after its connection is gone, so that it handles the
-/// frames that arrived before the end (a client may send and close at once). Its stream
-/// normally ends sooner, as soon as it has read them.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// Starts the pump for a session's stream and returns the response body that feeds the socket.
 pub fn drive<S>(stream: S, outbox: Outbox) -> OutboxBody
@@ -171,9 +212,9 @@ impl Stream for OutboxBody {
         let (item, drained) = {
             let mut inner = self.outbox.inner.borrow_mut();
             match inner.chunks.pop_front() {
-                Some((chunk, frames)) => {
-                    inner.flushed += frames;
-                    let pending = inner.written.saturating_sub(inner.flushed);
+                Some(chunk) => {
+                    inner.take(chunk.len());
+                    let pending = inner.ledger.len();
                     let drained = match &inner.on_drain {
                         Some((level, _)) if pending <= *level => inner.on_drain.take().map(|(_, f)| f),
                         _ => None,
@@ -199,7 +240,8 @@ impl Drop for OutboxBody {
         let waker = {
             let mut inner = self.outbox.inner.borrow_mut();
             inner.body_gone = true;
-            inner.chunks.clear();
+            let dropped: usize = inner.chunks.drain(..).map(|c| c.len()).sum();
+            inner.take(dropped);
             inner.pump_waker.take()
         };
         if let Some(w) = waker {
@@ -212,52 +254,81 @@ impl Drop for OutboxBody {
 mod tests {
     use super::*;
 
+    fn frame(payload: usize) -> Bytes {
+        Bytes::from(vec![0u8; encoded_len(payload)])
+    }
+
+    fn poll(body: &mut OutboxBody) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let waker = futures_util::task::noop_waker();
+        Pin::new(body).poll_next(&mut Context::from_waker(&waker))
+    }
+
     #[test]
-    fn pending_counts_frames_until_the_socket_takes_them() {
+    fn frames_stay_pending_until_the_socket_takes_them() {
         let outbox = Outbox::new();
-        outbox.note_written();
-        outbox.note_written();
-        assert_eq!(outbox.pending(), 2);
-        outbox.push(Bytes::from_static(b"two frames"));
+        outbox.note_written(10, true);
+        outbox.note_written(300, true);
+        assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (2, 12 + 304));
+        // The pump encodes both into one chunk.
+        let mut chunk = frame(10).to_vec();
+        chunk.extend_from_slice(&frame(300));
+        outbox.push(Bytes::from(chunk));
         assert_eq!(outbox.pending(), 2);
         let mut body = OutboxBody { outbox: outbox.clone() };
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        assert!(matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(Some(Ok(_)))));
-        assert_eq!(outbox.pending(), 0);
-        assert!(Pin::new(&mut body).poll_next(&mut cx).is_pending());
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(_)))));
+        assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (0, 0));
+        assert!(poll(&mut body).is_pending());
         outbox.finish();
-        assert!(matches!(Pin::new(&mut body).poll_next(&mut cx), Poll::Ready(None)));
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn paced_frames_count_as_frames_but_not_as_live_bytes() {
+        let outbox = Outbox::new();
+        outbox.note_written(70_000, false);
+        outbox.note_written(5, true);
+        assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (2, 7));
+        outbox.push(frame(70_000));
+        let mut body = OutboxBody { outbox: outbox.clone() };
+        let _ = poll(&mut body);
+        assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (1, 7));
     }
 
     #[test]
     fn a_discarded_queue_is_no_longer_pending() {
         let outbox = Outbox::new();
         for _ in 0..3 {
-            outbox.note_written();
-            outbox.push(Bytes::from_static(b"x"));
+            outbox.note_written(1, true);
+            outbox.push(frame(1));
         }
         assert_eq!(outbox.pending(), 3);
         outbox.discard_queued();
-        assert_eq!(outbox.pending(), 0);
+        assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (0, 0));
     }
 
     #[test]
     fn the_drain_callback_fires_once_below_the_level() {
         let outbox = Outbox::new();
         for _ in 0..4 {
-            outbox.note_written();
-            outbox.push(Bytes::from_static(b"x"));
+            outbox.note_written(1, false);
+            outbox.push(frame(1));
         }
         let fired = Rc::new(RefCell::new(0));
         let seen = Rc::clone(&fired);
         outbox.notify_when_drained(1, move || *seen.borrow_mut() += 1);
         let mut body = OutboxBody { outbox: outbox.clone() };
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
         for _ in 0..4 {
-            let _ = Pin::new(&mut body).poll_next(&mut cx);
+            let _ = poll(&mut body);
         }
         assert_eq!(*fired.borrow(), 1);
+    }
+
+    #[test]
+    fn frame_sizes_follow_the_websocket_header_lengths() {
+        assert_eq!(encoded_len(0), 2);
+        assert_eq!(encoded_len(125), 127);
+        assert_eq!(encoded_len(126), 130);
+        assert_eq!(encoded_len(65_535), 65_539);
+        assert_eq!(encoded_len(65_536), 65_546);
     }
 }

@@ -10,6 +10,7 @@ mod binary;
 mod broadcast;
 mod election;
 mod heartbeat;
+mod network;
 mod persistence;
 mod recovery;
 mod reliability;

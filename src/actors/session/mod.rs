@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::broadcast::Outbound;
 use super::election::{Online, Seen};
-use super::outbox::Outbox;
+use super::outbox::{self, Outbox};
 use super::persistence::{Applied, Command, Origin, Outcome, persist};
 use super::registry::{Identify, Latency, Register, Stats, Unregister};
 use crate::domain::resume::{self, Resume};
@@ -216,20 +216,31 @@ impl Session {
         if self.closing {
             return;
         }
-        if self.outbox.pending() >= self.queue_limit() {
-            tracing::warn!(session = %self.id, client = self.client_label(), "slow consumer: closing");
+        let limits = &self.app.settings.limits;
+        let too_many = self.outbox.pending() >= limits.session_queue;
+        let too_big =
+            self.outbox.pending_live_bytes() + outbox::encoded_len(frame.len()) > limits.session_queue_bytes;
+        if too_many || too_big {
+            tracing::warn!(session = %self.id, client = self.client_label(), frames = self.outbox.pending(),
+                bytes = self.outbox.pending_live_bytes(), "slow consumer: closing");
             self.outbox.discard_queued();
             self.close(ctx, close::SLOW_CONSUMER, "slow consumer");
             return;
         }
-        self.write_paced(ctx, frame);
+        self.emit(ctx, frame, true);
     }
 
-    /// Writes a frame whose pacing the catch-up already did.
+    /// Writes a frame whose pacing the catch-up (or a sync answer) already did: it counts as a
+    /// frame, not as live traffic.
     fn write_paced(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString) {
+        self.emit(ctx, frame, false);
+    }
+
+    fn emit(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString, live: bool) {
         if !self.closing {
+            let size = frame.len();
             ctx.text(frame);
-            self.outbox.note_written();
+            self.outbox.note_written(size, live);
         }
     }
 
@@ -249,7 +260,7 @@ impl Session {
         }
         self.closing = true;
         ctx.close(Some(CloseReason { code: code.into(), description: Some(reason.to_owned()) }));
-        self.outbox.note_written();
+        self.outbox.note_written(2 + reason.len(), false);
         // The connection ends when the client answers the close, or after a short wait.
         ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
     }
@@ -264,7 +275,7 @@ impl Session {
             self.ping_sent_at = Some(now);
         }
         ctx.ping(b"");
-        self.outbox.note_written();
+        self.outbox.note_written(0, false);
     }
 
     fn client_label(&self) -> &str {
@@ -724,7 +735,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             Ok(ws::Message::Continuation(item)) => self.on_continuation(ctx, item),
             Ok(ws::Message::Ping(data)) => {
                 ctx.pong(&data);
-                self.outbox.note_written();
+                self.outbox.note_written(data.len(), false);
             }
             Ok(ws::Message::Pong(_)) => {
                 if let Some(sent) = self.ping_sent_at.take() {
@@ -738,8 +749,10 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             }
             Ok(ws::Message::Close(reason)) => {
                 self.closing = true;
+                let payload =
+                    reason.as_ref().map_or(0, |r| 2 + r.description.as_ref().map_or(0, String::len));
                 ctx.close(reason);
-                self.outbox.note_written();
+                self.outbox.note_written(payload, false);
                 ctx.stop();
             }
             Ok(ws::Message::Nop) => {}
