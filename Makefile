@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build
+.PHONY: help run test lint fmt build fuzz soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,3 +26,15 @@ fmt: ## format the code
 
 build: ## build the release binary (target/release/device-sync)
 	$(CARGO) build --release --bin device-sync
+
+# Long runs of the fuzz and soak tests (both run briefly in `make test`). FUZZ_CASES multiplies
+# the fuzzer's cases; each run picks a new seed and prints it (FUZZ_SEED=n repeats a run).
+FUZZ_CASES ?= 50
+SOAK_SECONDS ?= 600
+
+fuzz: ## fuzz the decoder, every event handler and every endpoint for long (FUZZ_CASES=50)
+	FUZZ_CASES=$(FUZZ_CASES) FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
+	  $(CARGO) test --release $(TEST_FEATURES) --test api fuzz -- --nocapture
+
+soak: ## the mixed-load soak against the real binary for SOAK_SECONDS (600)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release $(TEST_FEATURES) --test api soak -- --nocapture

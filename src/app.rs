@@ -52,6 +52,9 @@ pub struct Application {
     server: Server,
     state: AppState,
     shutdown: Arc<Notify>,
+    /// Watched from before the `listening on` line, so a signal sent right after it still stops
+    /// the server cleanly.
+    signals: StopSignals,
 }
 
 /// Asks a running server to shut down as it would on SIGTERM.
@@ -139,8 +142,9 @@ impl Application {
         .map_err(io("listening"))?
         .run();
 
+        let signals = StopSignals::watch();
         tracing::info!("listening on http://{}:{}", state.settings.server.host, local.port());
-        Ok(Self { port: local.port(), server, state, shutdown: Arc::new(Notify::new()) })
+        Ok(Self { port: local.port(), server, state, shutdown: Arc::new(Notify::new()), signals })
     }
 
     /// The port the server listens on (the real one when the settings said 0).
@@ -159,11 +163,11 @@ impl Application {
     }
 
     /// Serves until SIGTERM, Ctrl-C or the shutdown handle, then stops cleanly.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = actix_web::rt::spawn(self.server);
         tokio::select! {
-            _ = terminate_signal() => tracing::info!("shutdown signal received"),
+            _ = self.signals.received() => tracing::info!("shutdown signal received"),
             _ = self.shutdown.notified() => tracing::info!("shutdown requested"),
         }
         stop(&self.state, &handle).await;
@@ -193,25 +197,42 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
     tracing::info!("stopped");
 }
 
-async fn terminate_signal() {
+/// SIGTERM and Ctrl-C (SIGINT), watched from the moment this is made.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use actix_web::rt::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = actix_web::rt::signal::ctrl_c() => {}
+    watched: Option<(Signal, Signal)>,
+}
+
+#[cfg(unix)]
+use actix_web::rt::signal::unix::{Signal, SignalKind, signal};
+
+impl StopSignals {
+    fn watch() -> Self {
+        #[cfg(unix)]
+        {
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(term), Ok(int)) => Self { watched: Some((term, int)) },
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::warn!(%err, "signals cannot be watched; falling back to Ctrl-C only");
+                    Self { watched: None }
                 }
             }
-            Err(err) => {
-                tracing::warn!(%err, "SIGTERM cannot be watched; only Ctrl-C stops the server");
-                let _ = actix_web::rt::signal::ctrl_c().await;
-            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn received(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.watched {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = actix_web::rt::signal::ctrl_c().await;
     }
 }

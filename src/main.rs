@@ -56,6 +56,34 @@ enum Commands {
 
 #[derive(Subcommand)]
 enum LoadMode {
+    /// Clients receiving device_updates from senders: latency, throughput, loss, CPU, memory.
+    Fanout {
+        /// Clients in all, senders included.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        senders: usize,
+        /// Updates a second, per sender.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Bytes of padding per update.
+        #[arg(long, default_value_t = 256)]
+        payload: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// More clients that connect and never read.
+        #[arg(long, default_value_t = 0)]
+        stuck: usize,
+        /// The admin token (to create the senders' stations); default: ./data/admin-token.
+        #[arg(long)]
+        admin_token: Option<String>,
+        /// The server is a peer of document 002's protocol (no stations, no health).
+        #[arg(long)]
+        peer: bool,
+        /// The server's process id, for CPU and memory figures.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// A device pulls N missed changes through sync_request paging.
     Catchup {
         #[arg(long, default_value_t = 100_000)]
@@ -104,6 +132,34 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
     };
     let result = runtime.block_on(async move {
         match mode {
+            LoadMode::Fanout {
+                clients,
+                senders,
+                rate,
+                payload,
+                seconds,
+                stuck,
+                admin_token,
+                peer,
+                server_pid,
+            } => {
+                let admin_token = admin_token.or_else(|| {
+                    std::fs::read_to_string("data/admin-token").ok().map(|t| t.trim().to_owned())
+                });
+                let options = loadgen::fanout::Options {
+                    server,
+                    clients,
+                    senders,
+                    rate,
+                    payload,
+                    seconds,
+                    stuck,
+                    admin_token,
+                    peer,
+                    server_pid,
+                };
+                loadgen::fanout::run(options).await
+            }
             LoadMode::Catchup { changes, page } => {
                 loadgen::catchup::run(loadgen::catchup::Options { server, changes, page, token }).await
             }

@@ -3,7 +3,11 @@
 //! `--json`).
 //!
 //! - `catchup`: how long a device takes to pull N missed changes through `sync_request` paging.
+//! - `fanout`: broadcast latency, throughput, loss, server CPU and memory; stuck clients.
 
 pub mod catchup;
 pub mod client;
+pub mod fanout;
+pub mod procfs;
 pub mod report;
+pub mod stats;

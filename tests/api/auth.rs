@@ -101,3 +101,126 @@ async fn an_empty_admin_token_is_generated_into_an_owner_only_file() {
         .expect("POST");
     assert_eq!(response.status(), 401, "the test token is not the generated one");
 }
+
+/// Every endpoint and who may call it.
+const ENDPOINTS: &[(&str, &str, Level)] = &[
+    ("GET", "/cashier/devices", Level::Device),
+    ("POST", "/cashier/devices", Level::Admin),
+    ("GET", "/cashier/devices/pc1", Level::Device),
+    ("PATCH", "/cashier/devices/pc1", Level::Device),
+    ("DELETE", "/cashier/devices/pc1", Level::Admin),
+    ("POST", "/cashier/devices/pc1/orders", Level::Device),
+    ("PATCH", "/cashier/devices/pc1/orders/0", Level::Device),
+    ("DELETE", "/cashier/devices/pc1/orders/0", Level::Device),
+    ("POST", "/cashier/devices/pc1/reset", Level::Device),
+    ("POST", "/cashier/devices/pc1/transfer", Level::Device),
+    ("GET", "/cashier/categories", Level::Device),
+    ("PUT", "/cashier/categories", Level::Admin),
+    ("GET", "/cashier/prices", Level::Device),
+    ("PUT", "/cashier/prices", Level::Admin),
+    ("POST", "/device/register", Level::Device),
+    ("GET", "/device/roles", Level::Device),
+    ("GET", "/device/roles/d1", Level::Device),
+    ("PUT", "/device/roles/d1", Level::Admin),
+    ("POST", "/master-election", Level::Admin),
+    ("GET", "/sync/master-election-logs", Level::Device),
+    ("GET", "/sync/audit-logs", Level::Admin),
+    ("POST", "/sync/push", Level::Device),
+    ("GET", "/sync/pull", Level::Device),
+    ("GET", "/sync/status", Level::Device),
+    ("GET", "/sync/state/d1", Level::Device),
+    ("PUT", "/sync/state/d1", Level::Device),
+    ("GET", "/system/network", Level::Device),
+    ("GET", "/system/health", Level::Anyone),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Level {
+    Anyone,
+    Device,
+    Admin,
+}
+
+#[actix_web::test]
+async fn every_endpoint_checks_its_token() {
+    let app = spawn_app_with(|s| s.auth.device_token = "device-secret".into()).await;
+    for (method, path, level) in ENDPOINTS {
+        let call = |token: Option<&str>| {
+            let request = app.http.request(method.parse().expect("method"), app.url(path)).body("{}");
+            match token {
+                Some(t) => request.bearer_auth(t),
+                None => request,
+            }
+        };
+        let none = call(None).send().await.expect("request").status().as_u16();
+        let wrong = call(Some("not-a-token")).send().await.expect("request").status().as_u16();
+        let device = call(Some("device-secret")).send().await.expect("request").status().as_u16();
+        let admin = call(Some(ADMIN_TOKEN)).send().await.expect("request").status().as_u16();
+        let refused = |s: u16| s == 401 || s == 403;
+        match level {
+            Level::Anyone => assert!(!refused(none), "{method} {path} is open: {none}"),
+            Level::Device => {
+                assert_eq!((none, wrong), (401, 401), "{method} {path}");
+                assert!(
+                    !refused(device) && !refused(admin),
+                    "{method} {path}: device {device}, admin {admin}"
+                );
+            }
+            Level::Admin => {
+                assert_eq!((none, wrong, device), (401, 401, 403), "{method} {path}");
+                assert!(!refused(admin), "{method} {path}: admin {admin}");
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn no_token_appears_in_any_log_line() {
+    use crate::process::{Launch, Server};
+    for generated in [false, true] {
+        let admin_setting = if generated { String::new() } else { "configured-admin-secret".to_owned() };
+        let launch = Launch {
+            env: vec![
+                ("DEVICE_SYNC__LOG__LEVEL".into(), "trace".into()),
+                ("DEVICE_SYNC__AUTH__DEVICE_TOKEN".into(), "configured-device-secret".into()),
+                ("DEVICE_SYNC__AUTH__ADMIN_TOKEN".into(), admin_setting.clone()),
+            ],
+            ..Launch::default()
+        };
+        let mut server = Server::start(launch);
+        let admin = if generated {
+            std::fs::read_to_string(server.dir.path().join("data/admin-token"))
+                .expect("token file")
+                .trim()
+                .to_owned()
+        } else {
+            admin_setting
+        };
+        let http = reqwest::Client::new();
+        for token in [admin.as_str(), "configured-device-secret", "wrong-guess"] {
+            let _ = http.get(server.url("/cashier/devices")).bearer_auth(token).send().await;
+            let _ =
+                http.post(server.url("/master-election")).bearer_auth(token).json(&json!({})).send().await;
+            let _ = tokio_tungstenite::connect_async(format!("{}?token={token}", server.ws_url())).await;
+        }
+        let mut request = server.ws_url().into_client_request().expect("request");
+        request.headers_mut().insert("authorization", format!("Bearer {admin}").parse().expect("header"));
+        let _ = tokio_tungstenite::connect_async(request).await;
+        assert_eq!(server.terminate().code(), Some(0));
+        let logs = server.logs();
+        assert!(logs.len() > 10, "the server logged at trace level");
+        for secret in [admin.as_str(), "configured-device-secret"] {
+            assert!(
+                !logs.iter().any(|l| l.contains(secret)),
+                "a token was logged: {:?}",
+                logs.iter().find(|l| l.contains(secret))
+            );
+        }
+        if generated {
+            assert!(
+                logs.iter().any(|l| l.contains("admin-token")),
+                "where the generated token is, is logged"
+            );
+        }
+    }
+}

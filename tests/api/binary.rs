@@ -57,3 +57,13 @@ fn a_missing_settings_file_is_refused() {
         .expect("run");
     assert_eq!(status.code(), Some(2));
 }
+
+#[actix_web::test]
+async fn sigterm_right_after_the_listening_line_still_stops_cleanly() {
+    // The signal is watched before the line is written: a supervisor that stops the server as
+    // soon as it is up gets a clean exit, not a kill.
+    for _ in 0..10 {
+        let mut server = Server::start(Launch::default());
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+}

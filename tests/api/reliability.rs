@@ -68,7 +68,7 @@ async fn device_writer(
 }
 
 /// Every change in the log, by `seq`, read over `/sync/pull`.
-async fn whole_log(server_url: &str) -> Vec<Value> {
+pub async fn whole_log(server_url: &str) -> Vec<Value> {
     let http = reqwest::Client::new();
     let mut changes = Vec::new();
     let mut after = 0;
@@ -91,7 +91,7 @@ async fn whole_log(server_url: &str) -> Vec<Value> {
 
 /// Checks the log after a fault: gap-free from 1, and holding every acknowledged record at its
 /// `seq`. Returns how many acknowledged records it found.
-fn check_history(log: &[Value], acked: &[(String, u64)]) -> usize {
+pub fn check_history(log: &[Value], acked: &[(String, u64)]) -> usize {
     let seqs: Vec<u64> = log.iter().map(seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "the change log has no gap");
     let by_record: HashMap<String, u64> =

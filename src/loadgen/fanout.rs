@@ -1,0 +1,331 @@
+//! `loadgen fanout`: N clients, K of them sending `device_update`s at R a second each with a
+//! payload of B bytes, every other client receiving them. Each receiver measures delivery
+//! latency (the send time travels in the payload) and checks that it gets every update once,
+//! in order. Optionally S more clients connect and never read (stuck): the report says when
+//! the server closed them and how its memory behaved meanwhile.
+//!
+//! It speaks only `ping`, `device_update` and `device_updated`, so it measures any server of
+//! document 002's protocol (`--peer` skips the station set-up a device-sync server needs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::procfs;
+use super::report::Report;
+use super::stats::Latencies;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server, `http://host:port`.
+    pub server: String,
+    /// Clients in all, senders included (stuck clients come on top).
+    pub clients: usize,
+    pub senders: usize,
+    /// Updates a second, per sender.
+    pub rate: f64,
+    /// Bytes of padding in each update.
+    pub payload: usize,
+    pub seconds: f64,
+    /// Clients that connect and never read.
+    pub stuck: usize,
+    /// The admin token, to create the senders' stations (device-sync).
+    pub admin_token: Option<String>,
+    /// The server is a peer without stations to create or health to ask.
+    pub peer: bool,
+    /// The server's process, for CPU and memory figures.
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Update<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    data: Option<UpdateData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct UpdateData<'a> {
+    #[serde(borrow)]
+    notes: Option<&'a str>,
+}
+
+/// What one receiver saw.
+#[derive(Default)]
+struct Seen {
+    latencies: Latencies,
+    /// The last sequence number per sender.
+    last: HashMap<u32, u64>,
+    received: u64,
+    duplicated: u64,
+    out_of_order: u64,
+}
+
+/// Reads the sender, sequence number and send time from an update's notes.
+fn parse_notes(notes: &str) -> Option<(u32, u64, u64)> {
+    let mut parts = notes.splitn(4, ':');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+pub async fn run(o: Options) -> Result<Report, String> {
+    procfs::raise_open_files();
+    let ws_url = format!("{}/ws", o.server.replacen("http", "ws", 1));
+    let http = reqwest::Client::new();
+    if !o.peer {
+        for k in 0..o.senders {
+            let mut request = http
+                .post(format!("{}/cashier/devices", o.server))
+                .json(&json!({"deviceId": format!("lg-{k}")}));
+            if let Some(token) = &o.admin_token {
+                request = request.bearer_auth(token);
+            }
+            let status = request.send().await.map_err(|e| e.to_string())?.status();
+            if !(status.is_success() || status.as_u16() == 409) {
+                return Err(format!("creating station lg-{k}: {status} (is --admin-token right?)"));
+            }
+        }
+    }
+    let base = Instant::now();
+    let receivers = o.clients.saturating_sub(o.senders);
+    let connecting = Instant::now();
+    let mut connect_times = Latencies::default();
+
+    // Receivers: read everything, measure each update.
+    let mut receiving = Vec::with_capacity(receivers);
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..receivers {
+        let started = Instant::now();
+        let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        connect_times.push(started.elapsed());
+        let (mut sink, mut stream) = ws.split();
+        sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
+        let stop = Arc::clone(&stop);
+        receiving.push(tokio::spawn(async move {
+            let mut seen = Seen::default();
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(Some(Ok(frame))) =
+                    tokio::time::timeout(Duration::from_millis(200), stream.next()).await
+                else {
+                    continue;
+                };
+                let Message::Text(text) = frame else { continue };
+                let Ok(update) = serde_json::from_str::<Update<'_>>(&text) else { continue };
+                if update.kind != "device_updated" {
+                    continue;
+                }
+                let Some((sender, seq, sent)) = update.data.and_then(|d| d.notes).and_then(parse_notes)
+                else {
+                    continue;
+                };
+                let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                seen.latencies.push(Duration::from_nanos(now.saturating_sub(sent)));
+                seen.received += 1;
+                match seen.last.get(&sender) {
+                    Some(last) if seq == *last => seen.duplicated += 1,
+                    Some(last) if seq < *last => seen.out_of_order += 1,
+                    _ => {
+                        seen.last.insert(sender, seq);
+                    }
+                }
+            }
+            drop(sink);
+            seen
+        }));
+    }
+    // Stuck clients: connect, say one thing, never read again.
+    let mut stuck = Vec::with_capacity(o.stuck);
+    for _ in 0..o.stuck {
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        ws.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
+        stuck.push(ws);
+    }
+    // Senders: send at their rate; drain what they are sent.
+    let mut sender_sinks = Vec::with_capacity(o.senders);
+    let mut draining = Vec::with_capacity(o.senders);
+    for _ in 0..o.senders {
+        let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        let (mut sink, mut stream) = ws.split();
+        sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
+        let stop = Arc::clone(&stop);
+        draining.push(tokio::spawn(async move {
+            // Updates the server refused (rate limit, validation) are not owed to anyone.
+            let mut refused = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some(Ok(Message::Text(text)))) =
+                    tokio::time::timeout(Duration::from_millis(200), stream.next()).await
+                    && serde_json::from_str::<Update<'_>>(&text).is_ok_and(|u| u.kind == "error")
+                {
+                    refused += 1;
+                }
+            }
+            refused
+        }));
+        sender_sinks.push(sink);
+    }
+    let connected_in = connecting.elapsed();
+    // Let every session attach before the first update.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = o.server_pid.and_then(procfs::sample);
+    let peak_rss = Arc::new(AtomicU64::new(before.map_or(0, |s| s.rss_kib)));
+    let sampling = o.server_pid.map(|pid| {
+        let (peak, stop) = (Arc::clone(&peak_rss), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(s) = procfs::sample(pid) {
+                    peak.fetch_max(s.rss_kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let stuck_closed = Arc::new(Mutex::new(None::<Duration>));
+    let watching = (o.stuck > 0 && !o.peer).then(|| {
+        let (http, url, stop, closed) = (
+            http.clone(),
+            format!("{}/system/health", o.server),
+            Arc::clone(&stop),
+            Arc::clone(&stuck_closed),
+        );
+        let expected = receivers + o.senders;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(response) = http.get(&url).send().await
+                    && let Ok(health) = response.json::<serde_json::Value>().await
+                    && health["sessions"].as_u64().is_some_and(|n| n as usize <= expected)
+                {
+                    *closed.lock().await = Some(started.elapsed());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    });
+
+    // Send.
+    let sent = Arc::new(AtomicU64::new(0));
+    let padding = "x".repeat(o.payload);
+    let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
+    let mut sending = Vec::with_capacity(o.senders);
+    for (k, mut sink) in sender_sinks.into_iter().enumerate() {
+        let (sent, padding) = (Arc::clone(&sent), padding.clone());
+        let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
+        sending.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut seq = 0u64;
+            while Instant::now() < deadline {
+                ticks.tick().await;
+                seq += 1;
+                let at = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let update = json!({"type": "device_update", "deviceId": format!("lg-{k}"),
+                    "data": {"notes": format!("{k}:{seq}:{at}:{padding}"), "elapsedSeconds": seq}});
+                if sink.send(Message::text(update.to_string())).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            sink
+        }));
+    }
+    let mut sinks = Vec::new();
+    for s in sending {
+        sinks.push(s.await.map_err(|e| e.to_string())?);
+    }
+    let sending_took = Duration::from_secs_f64(o.seconds);
+    // Let the last updates arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = o.server_pid.and_then(procfs::sample);
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Seen::default();
+    for r in receiving {
+        let s = r.await.map_err(|e| e.to_string())?;
+        seen.latencies.extend(s.latencies);
+        seen.received += s.received;
+        seen.duplicated += s.duplicated;
+        seen.out_of_order += s.out_of_order;
+    }
+    let mut refused = 0u64;
+    for d in draining {
+        refused += d.await.unwrap_or(0);
+    }
+    if let Some(s) = sampling {
+        let _ = s.await;
+    }
+    if let Some(w) = watching {
+        let _ = w.await;
+    }
+    drop(sinks);
+    drop(stuck);
+
+    let sent = sent.load(Ordering::Relaxed);
+    let expected = sent.saturating_sub(refused) * receivers as u64;
+    let unique = seen.received - seen.duplicated - seen.out_of_order;
+    let mut report = Report::new("fanout");
+    report
+        .add("clients", o.clients, "")
+        .add("senders", o.senders, "")
+        .add("rate_per_sender", o.rate, "/s")
+        .add("payload_bytes", o.payload, "")
+        .add("seconds", o.seconds, "s")
+        .add("connect_p99_ms", connect_times.percentile_ms(99.0), "ms")
+        .add("connected_in_ms", super::report::ms(connected_in), "ms")
+        .add("sent", sent, "")
+        .add("refused", refused, "")
+        .add("deliveries", seen.received, "")
+        .add("expected_deliveries", expected, "")
+        .add("lost", expected.saturating_sub(unique), "")
+        .add("duplicated", seen.duplicated, "")
+        .add("out_of_order", seen.out_of_order, "")
+        .add("deliveries_per_s", seen.received as f64 / sending_took.as_secs_f64(), "/s")
+        .add("p50_ms", seen.latencies.percentile_ms(50.0), "ms")
+        .add("p90_ms", seen.latencies.percentile_ms(90.0), "ms")
+        .add("p99_ms", seen.latencies.percentile_ms(99.0), "ms")
+        .add("max_ms", seen.latencies.percentile_ms(100.0), "ms");
+    if let (Some(b), Some(a)) = (before, after) {
+        let cpu = a.cpu_seconds - b.cpu_seconds;
+        report
+            .add("server_cpu_seconds", cpu, "s")
+            .add("server_cpu_cores", cpu / (sending_took.as_secs_f64() + 2.0), "")
+            .add(
+                "server_cpu_us_per_delivery",
+                if seen.received > 0 { cpu * 1e6 / seen.received as f64 } else { 0.0 },
+                "µs",
+            )
+            .add("server_rss_before_kib", b.rss_kib, "KiB")
+            .add("server_rss_peak_kib", peak_rss.load(Ordering::Relaxed), "KiB")
+            .add("server_rss_after_kib", a.rss_kib, "KiB");
+    }
+    if o.stuck > 0 {
+        report.add("stuck_clients", o.stuck, "");
+        if let Some(closed) = *stuck_closed.lock().await {
+            report.add("stuck_closed_after_ms", super::report::ms(closed), "ms");
+        } else if !o.peer {
+            report.add("stuck_closed_after_ms", serde_json::Value::Null, "(not closed during the run)");
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_carry_sender_sequence_and_time() {
+        assert_eq!(parse_notes("3:17:123456:xxxx"), Some((3, 17, 123456)));
+        assert_eq!(parse_notes("3:17:123456:"), Some((3, 17, 123456)));
+        assert_eq!(parse_notes("nope"), None);
+    }
+}
