@@ -16,13 +16,21 @@ pub struct Client {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
-impl Client {
-    pub async fn connect(url: &str) -> Result<Self, String> {
-        let (stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+/// Opens a WebSocket with Nagle's algorithm off, as a device sending small frames should: with
+/// it on, a frame sent while the previous one waits for a (delayed) ACK is held back for tens
+/// of milliseconds, and the latency measured is the kernel's, not the server's.
+pub async fn open(url: &str) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, String> {
+    let (stream, _) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(url, None, true))
             .await
             .map_err(|_| format!("{url}: no answer in {WAIT:?}"))?
             .map_err(|e| format!("{url}: {e}"))?;
-        Ok(Self { stream })
+    Ok(stream)
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Self, String> {
+        Ok(Self { stream: open(url).await? })
     }
 
     pub async fn send(&mut self, message: &Value) -> Result<(), String> {

@@ -104,7 +104,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for _ in 0..receivers {
         let started = Instant::now();
-        let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        let ws = super::client::open(&ws_url).await?;
         connect_times.push(started.elapsed());
         let (mut sink, mut stream) = ws.split();
         sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
@@ -144,8 +144,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     // Stuck clients: connect, say one thing, never read again.
     let mut stuck = Vec::with_capacity(o.stuck);
     for _ in 0..o.stuck {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        let mut ws = super::client::open(&ws_url).await?;
         ws.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
         stuck.push(ws);
     }
@@ -153,7 +152,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let mut sender_sinks = Vec::with_capacity(o.senders);
     let mut draining = Vec::with_capacity(o.senders);
     for _ in 0..o.senders {
-        let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect: {e}"))?;
+        let ws = super::client::open(&ws_url).await?;
         let (mut sink, mut stream) = ws.split();
         sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
         let stop = Arc::clone(&stop);

@@ -32,7 +32,11 @@ use crate::settings::{DatabaseSettings, Durability};
 /// foreign keys; the file is created if missing (its directory must exist).
 pub async fn connect(settings: &DatabaseSettings, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(settings.url.clone());
-    options.sqlx_logging(false).max_connections(max_connections).min_connections(1);
+    options
+        .sqlx_logging(false)
+        .max_connections(max_connections)
+        .min_connections(1)
+        .test_before_acquire(false);
     if settings.is_sqlite() {
         let synchronous = match settings.durability {
             Durability::Full => SqliteSynchronous::Full,

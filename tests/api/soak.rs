@@ -19,8 +19,12 @@ use crate::helpers::{WAIT, seq};
 use crate::process::{Launch, Server};
 use crate::reliability::{check_history, whole_log};
 
-/// A small queue so that clients that never read are found out quickly.
-const SETTINGS: &str = "[limits]\nmessages_per_second = 100000\nsession_queue = 64\n\
+/// A small byte bound on each session's queue so that clients that never read are found out
+/// quickly (about 850 soak broadcasts), with room in frames for what a busy writer may have
+/// in flight: its own 32 acknowledgements, the other writer's 32 broadcasts, device events.
+/// (A frame bound of 64 closed a writer with 4008 on a loaded machine: the test's one client
+/// thread had paused reading it, and the server was right to.)
+const SETTINGS: &str = "[limits]\nmessages_per_second = 100000\nsession_queue = 4096\n\
                         session_queue_bytes = 1048576\n";
 const WRITERS: usize = 2;
 const RECEIVERS: usize = 3;
@@ -66,10 +70,11 @@ async fn writer(url: String, device: String, stop: Arc<AtomicBool>) -> Vec<(Stri
         }
         let frame = tokio::time::timeout(WAIT, stream.next()).await.expect("an acknowledgement in time");
         let Some(Ok(Message::Text(text))) = frame else {
-            if matches!(frame, Some(Ok(_))) {
-                continue;
+            match frame {
+                Some(Ok(Message::Close(close))) => panic!("{device}'s session was closed: {close:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("{device}'s session ended: {other:?}"),
             }
-            panic!("{device}'s session ended: {frame:?}");
         };
         let frame: Value = serde_json::from_str(&text).expect("json");
         match frame["type"].as_str() {
@@ -111,6 +116,7 @@ async fn receiver(url: String, stop: Arc<AtomicBool>, last: Arc<AtomicU64>) -> V
                     seqs.push(seq(&frame));
                 }
             }
+            Some(Ok(Message::Close(close))) => panic!("a receiver's session was closed: {close:?}"),
             Some(Ok(_)) => {}
             other => panic!("a receiver's session ended: {other:?}"),
         }
