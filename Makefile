@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build fuzz soak
+.PHONY: help run test lint fmt build fuzz soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,3 +38,10 @@ fuzz: ## fuzz the decoder, every event handler and every endpoint for long (FUZZ
 
 soak: ## the mixed-load soak against the real binary for SOAK_SECONDS (600)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release $(TEST_FEATURES) --test api soak -- --nocapture
+
+# The Node.js peer measured side by side when its node_modules are installed (`npm install`
+# in that folder); without it the bench measures this server alone and says so.
+PEER_DIR ?= ../shared/peers/node-ws
+
+bench: ## every load mode against fresh servers (and the Node peer); writes docs/PERFORMANCE.md
+	$(CARGO) run --release --bin device-sync -- bench --peer $(PEER_DIR) --out docs/PERFORMANCE.md

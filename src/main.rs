@@ -38,6 +38,19 @@ enum Commands {
         #[arg(long, requires = "device", value_parser = clap::value_parser!(u8).range(0..=100))]
         priority: Option<u8>,
     },
+    /// Start fresh servers (this one and the Node peer if installed), run every load mode
+    /// against them, and write the performance report.
+    Bench {
+        /// The report to write; the chart goes next to it.
+        #[arg(long, default_value = "docs/PERFORMANCE.md")]
+        out: PathBuf,
+        /// The Node.js peer's folder (measured only when its node_modules are installed).
+        #[arg(long, value_name = "DIR")]
+        peer: Option<PathBuf>,
+        /// Short runs, to try the bench itself.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Put load on a running server and report what it measured.
     Loadgen {
         /// The server's HTTP address.
@@ -84,6 +97,30 @@ enum LoadMode {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// N sessions held open: connect times, failures, server memory per session.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Seconds to hold them all open before measuring.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+        /// The server's process id, for the memory figures.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// M devices online; the master leaves; time until every device has heard of its successor.
+    Failover {
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// How the master leaves.
+        #[arg(long, value_enum, default_value = "shutdown")]
+        how: device_sync::loadgen::failover::Departure,
+    },
     /// A device pulls N missed changes through sync_request paging.
     Catchup {
         #[arg(long, default_value_t = 100_000)]
@@ -101,6 +138,7 @@ fn main() -> ExitCode {
             client(&url, token.as_deref(), device_sync::client::Identity { device, priority })
         }
         Commands::Loadgen { server, token, json, mode } => loadgen(server, token, json, mode),
+        Commands::Bench { out, peer, quick } => bench(out, peer, quick),
     }
 }
 
@@ -116,6 +154,24 @@ fn client(url: &str, token: Option<&str>, identity: device_sync::client::Identit
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("device-sync client: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(out: PathBuf, peer_dir: Option<PathBuf>, quick: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("device-sync bench: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = device_sync::loadgen::bench::Options { out, peer_dir, quick };
+    match runtime.block_on(device_sync::loadgen::bench::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("device-sync bench: {err}");
             ExitCode::FAILURE
         }
     }
@@ -159,6 +215,16 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
                     server_pid,
                 };
                 loadgen::fanout::run(options).await
+            }
+            LoadMode::Idle { sessions, concurrency, hold, server_pid } => {
+                let hold = std::time::Duration::from_secs_f64(hold.max(0.0));
+                let options =
+                    loadgen::idle::Options { server, sessions, concurrency, hold, token, server_pid };
+                loadgen::idle::run(options).await
+            }
+            LoadMode::Failover { devices, repeats, how } => {
+                loadgen::failover::run(loadgen::failover::Options { server, devices, repeats, how, token })
+                    .await
             }
             LoadMode::Catchup { changes, page } => {
                 loadgen::catchup::run(loadgen::catchup::Options { server, changes, page, token }).await

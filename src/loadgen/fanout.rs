@@ -220,8 +220,11 @@ pub async fn run(o: Options) -> Result<Report, String> {
     for (k, mut sink) in sender_sinks.into_iter().enumerate() {
         let (sent, padding) = (Arc::clone(&sent), padding.clone());
         let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
+        // Senders are spread over the interval, as independent devices are, rather than all
+        // sending in the same instant.
+        let offset = interval.mul_f64(k as f64 / o.senders as f64);
         sending.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut seq = 0u64;
             while Instant::now() < deadline {

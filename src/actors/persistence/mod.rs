@@ -35,6 +35,7 @@ use tokio::sync::oneshot;
 use tracing::instrument;
 use uuid::Uuid;
 
+use self::stations::StationCache;
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
 use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{Station, StationCommand, StationError};
@@ -279,6 +280,8 @@ pub struct Persistence {
     broadcast: Addr<Broadcast>,
     /// The newest committed `seq`, when known; `None` after a failure until re-read.
     head: Option<u64>,
+    /// Stations as committed, so that writes need not read them first.
+    stations: StationCache,
     queue: VecDeque<Pending>,
     committing: bool,
     closing: bool,
@@ -302,6 +305,7 @@ impl Persistence {
             policy,
             broadcast,
             head: Some(head),
+            stations: StationCache::default(),
             queue: VecDeque::new(),
             committing: false,
             closing: false,
@@ -328,8 +332,10 @@ impl Persistence {
         let (work, replies): (Vec<_>, Vec<_>) =
             self.queue.drain(..take).map(|p| ((p.command, p.origin), p.reply)).unzip();
         self.committing = true;
-        let batch =
-            AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, work)).catch_unwind();
+        // The cache goes with the batch and comes back only if it commits.
+        let cache = std::mem::take(&mut self.stations);
+        let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, work, cache))
+            .catch_unwind();
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
             act.committing = false;
             match result {
@@ -398,6 +404,7 @@ impl Persistence {
 
     fn finish_batch(&mut self, done: BatchDone, replies: Vec<Option<oneshot::Sender<PersistResult>>>) {
         self.head = Some(done.head);
+        self.stations = done.cache;
         self.last_error = None;
         let mut changes = Vec::with_capacity(done.items.len());
         let mut notices = Vec::new();
@@ -440,6 +447,7 @@ impl Supervised for Persistence {
         tracing::warn!(queued = self.queue.len(), "persistence restarting");
         self.committing = false;
         self.head = None;
+        self.stations = StationCache::default();
     }
 }
 
@@ -493,6 +501,8 @@ struct Staged {
 struct BatchDone {
     head: u64,
     items: Vec<Result<Staged, WireError>>,
+    /// The station cache with this batch's writes, now committed.
+    cache: StationCache,
 }
 
 /// Why one command was not staged.
@@ -554,6 +564,7 @@ async fn write_batch(
     known_head: Option<u64>,
     policy: ConflictPolicy,
     work: Vec<(Command, Origin)>,
+    mut cache: StationCache,
 ) -> Result<BatchDone, DbErr> {
     let txn = begin_write(&db).await?;
     let mut head = match known_head {
@@ -562,7 +573,7 @@ async fn write_batch(
     };
     let mut items = Vec::with_capacity(work.len());
     for (command, origin) in work {
-        match apply(&txn, head + 1, Utc::now(), policy, command, &origin).await {
+        match apply(&txn, &mut cache, head + 1, Utc::now(), policy, command, &origin).await {
             Ok(staged) => {
                 if staged.change.is_some() {
                     head += 1;
@@ -574,7 +585,7 @@ async fn write_batch(
         }
     }
     txn.commit().await?;
-    Ok(BatchDone { head, items })
+    Ok(BatchDone { head, items, cache })
 }
 
 /// A logged change, before its log row is written: what the log keeps besides the frame.
@@ -600,6 +611,7 @@ struct Logged {
 /// is written, so a refused command leaves the transaction as it found it.
 async fn apply(
     txn: &DatabaseTransaction,
+    cache: &mut StationCache,
     seq: u64,
     now: DateTime<Utc>,
     policy: ConflictPolicy,
@@ -607,7 +619,7 @@ async fn apply(
     origin: &Origin,
 ) -> Result<Staged, ApplyError> {
     let logged = match command {
-        Command::Station(command) => stations::apply_station(txn, seq, now, command).await?,
+        Command::Station(command) => stations::apply_station(txn, cache, seq, now, command).await?,
         Command::Catalogue { kind, body } => stations::apply_catalogue(txn, seq, now, kind, body).await?,
         Command::Record(write) => match records::apply_record(txn, seq, now, policy, write).await? {
             records::RecordResult::Logged(logged) => *logged,
@@ -628,7 +640,7 @@ async fn apply(
             if let Some(seq) = records::receipt(txn, &device_id, &event_id).await? {
                 return Ok(Staged { change: None, notify: None, outcome: Outcome::Duplicate { seq } });
             }
-            let staged = Box::pin(apply(txn, seq, now, policy, *command, origin)).await?;
+            let staged = Box::pin(apply(txn, cache, seq, now, policy, *command, origin)).await?;
             if let Some(change) = &staged.change {
                 records::keep_receipt(txn, now, &device_id, &event_id, Some(change.seq)).await?;
             }

@@ -11,6 +11,8 @@ use sea_orm::{
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use super::{ApplyError, AuditEntry, Logged, Outcome, audit};
 use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
@@ -59,35 +61,73 @@ pub(super) async fn apply_catalogue(
     })
 }
 
+/// Stations as the Persistence actor last wrote them, so that a write does not first read
+/// the station back (two queries of the four a timer update costs). The actor is the only
+/// writer, so the copy is exact: a batch works on the copy inside its transaction, and the
+/// actor keeps it only when that transaction commits; after any failure it starts empty and
+/// stations are read from the database again.
+#[derive(Default)]
+pub(super) struct StationCache {
+    stations: HashMap<String, Station>,
+}
+
+/// Stations kept at most; a shop has tens. Past this, the copy starts again empty.
+const CACHED_STATIONS: usize = 4096;
+
+impl StationCache {
+    /// The station as it stands in this transaction: from the copy, or read from the database.
+    async fn get(&self, txn: &DatabaseTransaction, id: &str) -> Result<Option<Station>, DbErr> {
+        match self.stations.get(id) {
+            Some(s) => Ok(Some(s.clone())),
+            None => store::stations::load(txn, id).await,
+        }
+    }
+
+    /// Notes a station just written in this transaction.
+    fn wrote(&mut self, s: &Station) {
+        if self.stations.len() >= CACHED_STATIONS && !self.stations.contains_key(&s.id) {
+            self.stations.clear();
+        }
+        self.stations.insert(s.id.clone(), s.clone());
+    }
+
+    fn removed(&mut self, id: &str) {
+        self.stations.remove(id);
+    }
+}
+
 /// Applies a station command.
 pub(super) async fn apply_station(
     txn: &DatabaseTransaction,
+    cache: &mut StationCache,
     seq: u64,
     now: DateTime<Utc>,
     command: StationCommand,
 ) -> Result<Logged, ApplyError> {
     match command {
         StationCommand::Create { station_id, name } => {
-            if store::stations::load(txn, &station_id).await?.is_some() {
+            if cache.get(txn, &station_id).await?.is_some() {
                 return Err(StationError::Exists(station_id).into());
             }
             let s = Station::new(station_id, name);
             station::Entity::insert(station::ActiveModel { created_at: Set(now), ..station_row(&s, now) })
                 .exec_without_returning(txn)
                 .await?;
+            cache.wrote(&s);
             audit(txn, now, AuditEntry::success("station", "create", None, &s.id)).await?;
             let frame = state_frame("device_created", &s, seq);
             Ok(logged_station(s, "insert", "device_created", frame))
         }
         StationCommand::Update { station_id, patch } => {
-            let mut s = require(txn, &station_id).await?;
+            let mut s = require(txn, cache, &station_id).await?;
             s.apply(patch);
             save(txn, &mut s, now).await?;
             let frame = state_frame("device_updated", &s, seq);
+            cache.wrote(&s);
             Ok(logged_station(s, "update", "device_updated", frame))
         }
         StationCommand::PlaceOrders { station_id, orders } => {
-            let mut s = require(txn, &station_id).await?;
+            let mut s = require(txn, cache, &station_id).await?;
             let added = s.place_orders(orders, now, || Uuid::now_v7().to_string());
             save(txn, &mut s, now).await?;
             let rows = added.clone().map(|i| order_row(&s.id, i, &s.orders[i]));
@@ -95,10 +135,11 @@ pub(super) async fn apply_station(
             let views = added.map(|i| OrderView::of(i, &s.orders[i])).collect();
             let frame =
                 outbound::frame("order_added", &OrdersAdded { device_id: &s.id, orders: views, seq }, None);
+            cache.wrote(&s);
             Ok(logged_station(s, "update", "order_added", frame))
         }
         StationCommand::UpdateOrder { station_id, target, patch } => {
-            let mut s = require(txn, &station_id).await?;
+            let mut s = require(txn, cache, &station_id).await?;
             let index = s.update_order(&target, patch)?;
             save(txn, &mut s, now).await?;
             let o = &s.orders[index];
@@ -115,10 +156,11 @@ pub(super) async fn apply_station(
                 seq,
             };
             let frame = outbound::frame("order_modified", &body, None);
+            cache.wrote(&s);
             Ok(logged_station(s, "update", "order_modified", frame))
         }
         StationCommand::DeleteOrder { station_id, target } => {
-            let mut s = require(txn, &station_id).await?;
+            let mut s = require(txn, cache, &station_id).await?;
             let (index, removed) = s.remove_order(&target)?;
             save(txn, &mut s, now).await?;
             order::Entity::delete_by_id(removed.id.clone()).exec(txn).await?;
@@ -130,11 +172,12 @@ pub(super) async fn apply_station(
                 .await?;
             let body = OrderRemoved { device_id: &s.id, order_index: index, order_id: &removed.id, seq };
             let frame = outbound::frame("order_removed", &body, None);
+            cache.wrote(&s);
             Ok(logged_station(s, "update", "order_removed", frame))
         }
         StationCommand::Transfer { from, to } => {
-            let mut source = require(txn, &from).await?;
-            let mut target = require(txn, &to).await?;
+            let mut source = require(txn, cache, &from).await?;
+            let mut target = require(txn, cache, &to).await?;
             transfer(&mut source, &mut target)?;
             save(txn, &mut source, now).await?;
             save(txn, &mut target, now).await?;
@@ -152,6 +195,8 @@ pub(super) async fn apply_station(
             let frame = outbound::frame("device_transferred", &body, None);
             let data =
                 serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
+            cache.wrote(&source);
+            cache.wrote(&target);
             Ok(Logged {
                 table_name: "stations".to_owned(),
                 record_id: source.id.clone(),
@@ -166,9 +211,10 @@ pub(super) async fn apply_station(
             })
         }
         StationCommand::Delete { station_id } => {
-            let s = require(txn, &station_id).await?;
+            let s = require(txn, cache, &station_id).await?;
             order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
             station::Entity::delete_by_id(s.id.clone()).exec(txn).await?;
+            cache.removed(&s.id);
             audit(txn, now, AuditEntry::success("station", "delete", None, &s.id)).await?;
             let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
             Ok(Logged {
@@ -185,11 +231,12 @@ pub(super) async fn apply_station(
             })
         }
         StationCommand::Reset { station_id } => {
-            let mut s = require(txn, &station_id).await?;
+            let mut s = require(txn, cache, &station_id).await?;
             s.reset();
             save(txn, &mut s, now).await?;
             order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
             let frame = outbound::frame("device_cleared", &StationRef { device_id: &s.id, seq }, None);
+            cache.wrote(&s);
             Ok(logged_station(s, "update", "device_cleared", frame))
         }
     }
@@ -222,11 +269,12 @@ fn logged_station(
 }
 
 /// The station, or `DEVICE_NOT_FOUND`.
-async fn require(txn: &DatabaseTransaction, id: &str) -> Result<Station, ApplyError> {
-    store::stations::load(txn, id).await?.ok_or_else(|| StationError::NotFound(id.to_owned()).into())
+async fn require(txn: &DatabaseTransaction, cache: &StationCache, id: &str) -> Result<Station, ApplyError> {
+    cache.get(txn, id).await?.ok_or_else(|| StationError::NotFound(id.to_owned()).into())
 }
 
-/// Writes the station's row with its version moved on by one.
+/// Writes the station's row with its version moved on by one. The station's orders are the
+/// caller's to write, before it notes the station in the cache.
 async fn save(txn: &DatabaseTransaction, s: &mut Station, now: DateTime<Utc>) -> Result<(), DbErr> {
     s.version += 1;
     station::Entity::update_many()
