@@ -1,5 +1,7 @@
 //! Logged changes to stations and the catalogue (document 002), applied inside a batch.
 
+use std::collections::HashMap;
+
 use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use entity::{catalogue, order, station};
@@ -10,8 +12,6 @@ use sea_orm::{
 };
 use serde_json::value::RawValue;
 use uuid::Uuid;
-
-use std::collections::HashMap;
 
 use super::{ApplyError, AuditEntry, Logged, Outcome, audit};
 use crate::domain::catalogue::CatalogueKind;
