@@ -159,13 +159,18 @@ fn client(url: &str, token: Option<&str>, identity: device_sync::client::Identit
     }
 }
 
+/// The load generator's runtime: one worker thread, leaving the other cores to the server.
+fn load_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|err| {
+        eprintln!("device-sync {command}: {err}");
+        ExitCode::FAILURE
+    })
+}
+
 fn bench(out: PathBuf, peer_dir: Option<PathBuf>, quick: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match load_runtime("bench") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("device-sync bench: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let options = device_sync::loadgen::bench::Options { out, peer_dir, quick };
     match runtime.block_on(device_sync::loadgen::bench::run(options)) {
@@ -179,12 +184,9 @@ fn bench(out: PathBuf, peer_dir: Option<PathBuf>, quick: bool) -> ExitCode {
 
 fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) -> ExitCode {
     use device_sync::loadgen;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let runtime = match load_runtime("loadgen") {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("device-sync loadgen: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async move {
         match mode {

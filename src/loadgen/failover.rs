@@ -71,7 +71,7 @@ async fn connect(
     let sink: Sink = Arc::new(Mutex::new(sink));
     let online = json!({"type": "device_online", "device_id": id, "device_name": id,
         "priority": 10 + index % 80});
-    sink.lock().await.send(Message::text(online.to_string())).await.map_err(|e| e.to_string())?;
+    send(&sink, &online).await?;
     let (me, acking) = (id.to_owned(), Arc::clone(&sink));
     let reader = tokio::spawn(async move {
         while let Some(Ok(frame)) = stream.next().await {
@@ -91,7 +91,7 @@ async fn connect(
                 Some("role_change") if frame["device_id"] == me.as_str() && frame["new_role"] == "master" => {
                     let ack = json!({"type": "role_change_ack", "device_id": me, "new_role": "master",
                         "status": "success"});
-                    if acking.lock().await.send(Message::text(ack.to_string())).await.is_err() {
+                    if send(&acking, &ack).await.is_err() {
                         return;
                     }
                     continue;
@@ -104,6 +104,11 @@ async fn connect(
         }
     });
     Ok(Device { sink, reader })
+}
+
+/// Sends one JSON frame on a device's connection.
+async fn send(sink: &Sink, frame: &Value) -> Result<(), String> {
+    sink.lock().await.send(Message::text(frame.to_string())).await.map_err(|e| e.to_string())
 }
 
 /// Waits for device `index`'s `device_online_ack`: its role and the term.
@@ -159,13 +164,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         match o.how {
             Departure::Shutdown => {
                 let bye = json!({"type": "device_shutdown", "device_id": ids[master], "reason": "loadgen"});
-                leaving
-                    .sink
-                    .lock()
-                    .await
-                    .send(Message::text(bye.to_string()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                send(&leaving.sink, &bye).await?;
                 devices[master] = Some(leaving);
             }
             Departure::Drop => {
@@ -210,13 +209,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         match &devices[master] {
             Some(device) => {
                 let again = json!({"type": "device_online", "device_id": id, "priority": 10 + master % 80});
-                device
-                    .sink
-                    .lock()
-                    .await
-                    .send(Message::text(again.to_string()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                send(&device.sink, &again).await?;
             }
             None => devices[master] = Some(connect(&url, master, id, tell.clone()).await?),
         }
