@@ -29,6 +29,43 @@ pub struct Change {
     pub timestamp: String,
 }
 
+/// A conflict a device lost, as `sync_response.conflicts` lists it.
+#[derive(Debug, Serialize)]
+pub struct ConflictView {
+    pub table: String,
+    pub table_name: String,
+    pub record_id: serde_json::Value,
+    pub conflict_type: String,
+    pub local_version: Option<i64>,
+    pub server_version: i64,
+    pub resolution: &'static str,
+    pub resolution_method: String,
+    pub timestamp: String,
+}
+
+/// Most conflicts one `sync_response` lists.
+pub const MAX_CONFLICTS: u64 = 1000;
+
+/// The conflicts `device_id` lost since its last confirmed sync (`sync_complete`), oldest first.
+pub async fn lost_conflicts(db: &DatabaseConnection, device_id: &str) -> Result<Vec<ConflictView>, DbErr> {
+    let since = store::sync_states::get(db, device_id).await?.and_then(|s| s.last_sync_timestamp);
+    let rows = store::sync_states::lost_conflicts(db, device_id, since, MAX_CONFLICTS).await?;
+    Ok(rows
+        .into_iter()
+        .map(|c| ConflictView {
+            table: c.table_name.clone(),
+            table_name: c.table_name,
+            record_id: rules::id_to_json(&c.record_id),
+            conflict_type: c.conflict_type,
+            local_version: c.local_version,
+            server_version: c.server_version,
+            resolution: "server_wins",
+            resolution_method: c.resolution_method,
+            timestamp: time::format(c.created_at),
+        })
+        .collect())
+}
+
 /// A page of changes.
 #[derive(Debug)]
 pub struct ChangesPage {
@@ -146,7 +183,7 @@ pub async fn snapshot(db: &DatabaseConnection, tables: Option<&[String]>) -> Res
         data.entry("catalogue".to_owned()).or_default().extend(documents.into_iter().map(|d| RecordView {
             record_id: serde_json::Value::String(d.name),
             data: raw(Some(d.body)),
-            version: 1,
+            version: d.version,
             updated_at: time::format(d.updated_at),
         }));
     }
@@ -165,6 +202,8 @@ pub struct DeviceSyncState {
     pub confirmed_seq: u64,
     pub last_sync_timestamp: Option<String>,
     pub last_error_message: Option<String>,
+    /// The type of the last error, as the device named it.
+    pub last_error_type: Option<String>,
     pub error_count: i64,
     /// What the device itself last reported as pending (`PUT /sync/state`).
     pub client_pending_changes_count: Option<i64>,
@@ -183,6 +222,7 @@ impl DeviceSyncState {
                     confirmed_seq: confirmed,
                     last_sync_timestamp: r.last_sync_timestamp.map(time::format),
                     last_error_message: r.last_error_message,
+                    last_error_type: r.last_error_type,
                     error_count: r.error_count,
                     client_pending_changes_count: r.reported_pending,
                     updated_at: Some(time::format(r.updated_at)),
@@ -195,6 +235,7 @@ impl DeviceSyncState {
                 confirmed_seq: 0,
                 last_sync_timestamp: None,
                 last_error_message: None,
+                last_error_type: None,
                 error_count: 0,
                 client_pending_changes_count: None,
                 updated_at: None,

@@ -10,6 +10,7 @@
 //! - `master_election_log`: every successful election, with its term.
 //! - `record`: generic records (table, id, JSON, version, tombstone).
 //! - `push_receipt`: events applied by `POST /sync/push`, once each.
+//! - `sync_conflict`: conflicts a device lost, listed in its next `sync_response`.
 
 pub mod catalogue;
 pub mod change_log;
@@ -21,5 +22,6 @@ pub mod push_receipt;
 pub mod record;
 pub mod station;
 pub mod sync_audit_log;
+pub mod sync_conflict;
 pub mod sync_meta;
 pub mod sync_state;

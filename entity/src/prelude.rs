@@ -9,5 +9,6 @@ pub use super::push_receipt::Entity as PushReceipt;
 pub use super::record::Entity as Record;
 pub use super::station::Entity as Station;
 pub use super::sync_audit_log::Entity as SyncAuditLog;
+pub use super::sync_conflict::Entity as SyncConflict;
 pub use super::sync_meta::Entity as SyncMeta;
 pub use super::sync_state::Entity as SyncState;

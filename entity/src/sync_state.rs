@@ -15,6 +15,8 @@ pub struct Model {
     pub last_sync_timestamp: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error_message: Option<String>,
+    /// The type of the last error, as the device named it (`sync_error.error_type`).
+    pub last_error_type: Option<String>,
     /// The last `seq` the device confirmed with `sync_complete` (or `acknowledge`).
     pub confirmed_seq: i64,
     /// Sync errors the device reported (`sync_error`).

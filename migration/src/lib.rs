@@ -14,6 +14,10 @@ mod m20261122_000008_create_sync_states;
 mod m20261122_000009_create_master_election_logs;
 mod m20261122_000010_create_records;
 mod m20261122_000011_create_push_receipts;
+mod m20261201_000012_sync_state_error_type;
+mod m20261201_000013_catalogue_version;
+mod m20261201_000014_change_log_committed_at;
+mod m20261201_000015_create_sync_conflicts;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -33,6 +37,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_create_master_election_logs::Migration),
             Box::new(m20261122_000010_create_records::Migration),
             Box::new(m20261122_000011_create_push_receipts::Migration),
+            Box::new(m20261201_000012_sync_state_error_type::Migration),
+            Box::new(m20261201_000013_catalogue_version::Migration),
+            Box::new(m20261201_000014_change_log_committed_at::Migration),
+            Box::new(m20261201_000015_create_sync_conflicts::Migration),
         ]
     }
 }

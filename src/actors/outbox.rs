@@ -65,6 +65,9 @@ struct Inner {
     finished: bool,
     /// The response body was dropped (the connection is gone).
     body_gone: bool,
+    /// The queue was cut off (a slow consumer): its close frame is queued, and nothing the
+    /// session produced before or after it goes out.
+    cut: bool,
     body_waker: Option<Waker>,
     pump_waker: Option<Waker>,
     /// Called once when `pending()` falls to `drain_level` or below.
@@ -115,11 +118,29 @@ impl Outbox {
         self.inner.borrow().live_bytes
     }
 
-    /// Drops every frame the socket has not taken yet (a slow consumer's queue).
-    pub fn discard_queued(&self) {
-        let mut inner = self.inner.borrow_mut();
-        let dropped: usize = inner.chunks.drain(..).map(|c| c.len()).sum();
-        inner.take(dropped);
+    /// Cuts a slow consumer off: drops every frame the socket has not taken yet, queues
+    /// `close` (an encoded close frame) in their place, and from now on drops whatever else
+    /// the session produced, including frames it wrote before this call that the pump had not
+    /// moved here yet. What the client receives is a prefix of what it was sent, then the close.
+    pub fn cut_off(&self, close: Bytes) {
+        let waker = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.cut {
+                return;
+            }
+            inner.cut = true;
+            inner.chunks.clear();
+            inner.ledger.clear();
+            inner.live_bytes = 0;
+            inner.partial = 0;
+            if !inner.body_gone {
+                inner.chunks.push_back(close);
+            }
+            inner.body_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Calls `f` once, when at most `level` frames are pending (at once if already so).
@@ -134,6 +155,10 @@ impl Outbox {
     fn push(&self, chunk: Bytes) {
         let waker = {
             let mut inner = self.inner.borrow_mut();
+            if inner.cut {
+                // Cut off: only the close frame already queued goes out.
+                return;
+            }
             if inner.body_gone {
                 // Nobody will send it: the connection is gone.
                 inner.take(chunk.len());
@@ -295,15 +320,26 @@ mod tests {
     }
 
     #[test]
-    fn a_discarded_queue_is_no_longer_pending() {
+    fn a_cut_off_queue_sends_what_the_socket_took_then_only_the_close() {
         let outbox = Outbox::new();
+        let mut body = OutboxBody { outbox: outbox.clone() };
+        let taken = Bytes::from_static(b"taken");
+        outbox.note_written(3, true);
+        outbox.push(taken.clone());
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(c))) if c == taken));
         for _ in 0..3 {
             outbox.note_written(1, true);
             outbox.push(frame(1));
         }
-        assert_eq!(outbox.pending(), 3);
-        outbox.discard_queued();
+        outbox.cut_off(Bytes::from_static(b"close"));
         assert_eq!((outbox.pending(), outbox.pending_live_bytes()), (0, 0));
+        // What the session had produced before the cut, and anything after it, is dropped.
+        outbox.push(frame(1));
+        outbox.push(Bytes::from_static(b"its own close"));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Ok(c))) if c == Bytes::from_static(b"close")));
+        assert!(poll(&mut body).is_pending());
+        outbox.finish();
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
     }
 
     #[test]

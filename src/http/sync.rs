@@ -217,8 +217,11 @@ async fn get_state(
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(&req, Access::Device, false)?;
     check_id("device_id", &path)?;
-    if store::sync_states::get(&app.db, &path).await?.is_none() {
-        let error = WireError::new(ErrorCode::DeviceNotFound, format!("Device {path} has no sync state"));
+    // A registered device has a sync state from registration on; only an unknown one has none.
+    let known = store::sync_states::get(&app.db, &path).await?.is_some()
+        || store::devices::exists(&app.db, &path).await?;
+    if !known {
+        let error = WireError::new(ErrorCode::DeviceNotFound, format!("Device {path} does not exist"));
         return Err(error.into());
     }
     Ok(HttpResponse::Ok().json(sync::device_state(&app.db, &path).await?))
@@ -229,6 +232,7 @@ struct StateBody {
     sync_status: Option<String>,
     pending_changes_count: Option<u32>,
     last_error_message: Option<String>,
+    last_error_type: Option<String>,
 }
 
 async fn put_state(
@@ -262,6 +266,7 @@ async fn put_state(
         status,
         synced_at: (status == Some("synced")).then(chrono::Utc::now),
         error: b.last_error_message,
+        error_type: b.last_error_type,
         reported_pending: b.pending_changes_count.map(i64::from),
         ..Default::default()
     };

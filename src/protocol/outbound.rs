@@ -177,7 +177,7 @@ pub struct SyncResponse {
     pub changes: Vec<crate::sync::Change>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<std::collections::BTreeMap<String, Vec<crate::sync::RecordView>>>,
-    pub conflicts: Vec<serde_json::Value>,
+    pub conflicts: Vec<crate::sync::ConflictView>,
     pub last_seq: u64,
     pub head_seq: u64,
     pub has_more: bool,

@@ -1,7 +1,9 @@
 //! Devices and their election history, as stored.
 
 use entity::{device_role, master_election_log};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::actors::persistence::DeviceRecord;
 
@@ -9,6 +11,13 @@ use crate::actors::persistence::DeviceRecord;
 pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<DeviceRecord>, DbErr> {
     let rows = device_role::Entity::find().order_by_asc(device_role::Column::DeviceId).all(db).await?;
     Ok(rows.into_iter().map(to_record).collect())
+}
+
+/// Whether a device of this id was ever registered.
+pub async fn exists<C: ConnectionTrait>(db: &C, device_id: &str) -> Result<bool, DbErr> {
+    let found =
+        device_role::Entity::find().filter(device_role::Column::DeviceId.eq(device_id)).count(db).await?;
+    Ok(found > 0)
 }
 
 fn to_record(row: device_role::Model) -> DeviceRecord {

@@ -576,3 +576,46 @@ async fn network_status_reports_connections_and_heartbeats() {
     assert_eq!(network["active_connections"], 1);
     assert!(network["last_heartbeat"].as_str().is_some_and(crate::helpers::is_server_time));
 }
+
+#[actix_web::test]
+async fn a_master_whose_connection_resets_after_answering_pings_is_replaced_for_failure() {
+    let app = spawn_app_with(|s| {
+        s.heartbeat.interval_s = 0.2;
+        s.heartbeat.timeout_s = 1.0;
+        s.election.reconnect_grace_s = 0.5;
+    })
+    .await;
+    let mut master = app.open().await;
+    master.send(json!({"type": "device_online", "device_id": "office", "priority": 100})).await;
+    let (ack, _) = master.recv_until("device_online_ack").await;
+    assert_eq!(ack["role"], "master");
+    let (mut till, _) = app.device("till-1", 20).await;
+
+    // For twice the heartbeat timeout the master sends no message of its own: it only reads,
+    // and so answers the server's pings with pong frames. That is life; it stays master.
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        match tokio::time::timeout(Duration::from_millis(50), master.stream().next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("the master was closed: {frame:?}"),
+            Ok(None | Some(Err(_))) => panic!("the master's connection ended"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 5, "the server pinged ({pings})");
+    assert_eq!(master_of(&app).await, "office", "pongs kept the master alive");
+
+    // Then its connection is reset: no close frame, an RST.
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = master.stream().get_ref() else {
+        panic!("a plain TCP stream")
+    };
+    socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO)).expect("SO_LINGER 0");
+    drop(master);
+    let elected = till.elected().await;
+    assert_eq!(elected["election_reason"], "failure", "a drop is a failure, not a timeout: {elected}");
+    assert_eq!(elected["new_master_id"], "till-1");
+    assert_eq!(elected["previous_master_id"], "office");
+}

@@ -6,43 +6,74 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::helpers::{seq, spawn_app_with};
 
 #[actix_web::test]
-async fn a_client_that_stops_reading_is_closed_with_4008_and_the_others_get_everything() {
+async fn clients_that_stop_reading_are_closed_with_4008_after_a_gap_free_prefix_and_resume_exactly() {
     let app = spawn_app_with(|s| {
         s.limits.session_queue = 8;
         s.limits.messages_per_second = 100_000;
         // Long enough that neither the idle timeout nor the kernel's dead-peer timeout (which
-        // follows the heartbeat timeout) ends the stalled connection before it reads again.
+        // follows the heartbeat timeout) ends the stalled connections before they read again.
         s.heartbeat.timeout_s = 60.0;
         s.limits.idle_timeout_s = 60.0;
     })
     .await;
-    app.create_station("pc1").await;
-    let mut stuck = app.connect("stuck").await;
+    let start = app.create_station("pc1").await;
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        stuck.push(app.connect(&format!("stuck-{i}")).await);
+    }
     let mut reader = app.connect("reader").await;
     let mut writer = app.connect("writer").await;
-    app.wait_for_sessions(3).await;
+    app.wait_for_sessions(5).await;
+    // The reader reads all along, as a healthy client does.
+    let (bursts, burst) = (60, 6);
+    let reading = actix_web::rt::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < bursts * burst {
+            got.push(seq(&reader.expect("device_updated").await));
+        }
+        (got, reader)
+    });
 
-    // Large frames fill the stuck client's socket buffers quickly; then its queue fills.
+    // Large frames fill the stuck clients' socket buffers quickly; then their queues fill.
+    // The writes are pipelined, so each commit can hand every session a burst of changes at
+    // once (a burst smaller than the queue, so that the writer's acks fit).
     let notes = "n".repeat(60_000);
-    let writes = 400;
-    for i in 0..writes {
-        writer
-            .send(json!({"type": "device_update", "id": format!("w{i}"), "deviceId": "pc1", "data": {"notes": notes, "elapsedSeconds": i}}))
-            .await;
-        writer.expect("ack").await;
-        let frame = reader.expect("device_updated").await;
-        assert_eq!(frame["data"]["elapsedSeconds"], i);
+    let mut written = 0;
+    for _ in 0..bursts {
+        for _ in 0..burst {
+            let update = json!({"type": "device_update", "id": format!("w{written}"), "deviceId": "pc1",
+                "data": {"notes": notes, "elapsedSeconds": written}});
+            writer.send(update).await;
+            written += 1;
+        }
+        for _ in 0..burst {
+            writer.expect("ack").await;
+        }
     }
+    let head = start + written;
+    let (got, _reader) = reading.await.expect("the reader");
+    assert_eq!(got, ((start + 1)..=head).collect::<Vec<_>>(), "the reader got everything in order");
     app.wait_for_sessions(2).await;
 
-    // What the stuck client's socket had taken, then the close.
-    let (close, before) = stuck.recv_close().await;
-    let close = close.expect("a close frame");
-    assert_eq!(close.code, CloseCode::Library(4008));
-    assert_eq!(close.reason.as_str(), "slow consumer");
-    assert!(before.len() < writes as usize, "it was cut off before the end ({} frames)", before.len());
-    let seqs: Vec<u64> = before.iter().map(seq).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "what it got was in order and gap-free");
+    for (i, client) in stuck.iter_mut().enumerate() {
+        // What the socket had taken, then the close: a gap-free prefix of the feed.
+        let (close, before) = client.recv_close().await;
+        let close = close.expect("a close frame");
+        assert_eq!(close.code, CloseCode::Library(4008));
+        assert_eq!(close.reason.as_str(), "slow consumer");
+        let seqs: Vec<u64> = before.iter().filter(|f| f["type"] == "device_updated").map(seq).collect();
+        let last = seqs.last().copied().unwrap_or(start);
+        assert!(last < head, "stuck-{i} was cut off before the end");
+        assert_eq!(seqs, ((start + 1)..=last).collect::<Vec<_>>(), "stuck-{i} saw a gap-free prefix");
+
+        // Resuming from the last seq it saw yields every later change, once, in order.
+        let mut again = app.open().await;
+        again.send(json!({"type": "connect", "clientId": format!("stuck-{i}"), "last_seq": last})).await;
+        let (connected, replayed) = again.recv_until("connected").await;
+        assert_eq!(connected["last_seq"], head);
+        let replayed: Vec<u64> = replayed.iter().map(seq).collect();
+        assert_eq!(replayed, ((last + 1)..=head).collect::<Vec<_>>(), "stuck-{i} resumed exactly");
+    }
     assert!(writer.roundtrip("w").await.is_empty());
 }
 

@@ -554,9 +554,11 @@ async fn queue_status_counts_what_the_device_has_not_confirmed() {
     )
     .await;
     assert_eq!(
-        (status["pending_count"].as_u64(), status["completed_count"].as_u64()),
+        (status["pending_count"].as_u64(), status["confirmed_seq"].as_u64()),
         (Some(2), Some(seqs[2]))
     );
+    assert_eq!(status["processing_count"], 2, "both were sent to it and are not confirmed yet");
+    assert!(status.get("completed_count").is_none(), "a count the server cannot know is not made up");
 
     let error = write(
         &mut tablet,
@@ -585,7 +587,8 @@ async fn queue_status_counts_what_the_device_has_not_confirmed() {
         (state["sync_status"].as_str(), state["pending_changes_count"].as_u64()),
         (Some("error"), Some(2))
     );
-    assert_eq!(state["last_error_message"], "data: corrupt");
+    assert_eq!(state["last_error_message"], "corrupt", "the message as the device sent it");
+    assert_eq!(state["last_error_type"], "data", "the type in its own field");
     let status = app.get_json("/sync/status?device_id=tablet").await;
     assert_eq!(
         (status["pending_changes_count"].as_u64(), status["master_device_id"].as_str()),
@@ -602,7 +605,7 @@ async fn queue_status_counts_what_the_device_has_not_confirmed() {
 #[actix_web::test]
 async fn sync_state_can_be_read_and_set_over_rest() {
     let app = spawn_app().await;
-    assert_eq!(app.get("/sync/state/tablet").await.status(), 404);
+    assert_eq!(app.get("/sync/state/tablet").await.status(), 404, "an unknown device has none");
     let response = app
         .http
         .put(app.url("/sync/state/tablet"))

@@ -114,8 +114,10 @@ pub struct SyncStateWrite {
     /// The last `seq` the device confirmed.
     pub confirmed_seq: Option<u64>,
     pub synced_at: Option<DateTime<Utc>>,
-    /// The last error message.
+    /// The last error's message, as the device sent it.
     pub error: Option<String>,
+    /// The last error's type, as the device sent it.
+    pub error_type: Option<String>,
     /// Count it in `error_count` (a `sync_error`).
     pub count_error: bool,
     /// Clears the last error (after a successful sync).
@@ -215,6 +217,11 @@ pub(super) async fn apply(
 }
 
 async fn upsert_device(txn: &DatabaseTransaction, now: DateTime<Utc>, d: DeviceRecord) -> Result<(), DbErr> {
+    // A registered device has a sync state from registration on: `pending` until it syncs.
+    sync_state::Entity::insert(new_sync_state(&d.device_id, now))
+        .on_conflict_do_nothing_on([sync_state::Column::DeviceId])
+        .exec(txn)
+        .await?;
     let capabilities = serde_json::to_string(&d.capabilities).unwrap_or_else(|_| "[]".to_owned());
     device_role::Entity::insert(device_role::ActiveModel {
         id: NotSet,
@@ -247,6 +254,24 @@ async fn upsert_device(txn: &DatabaseTransaction, now: DateTime<Utc>, d: DeviceR
     Ok(())
 }
 
+/// The sync state of a device that has not synced yet.
+fn new_sync_state(device_id: &str, now: DateTime<Utc>) -> sync_state::ActiveModel {
+    sync_state::ActiveModel {
+        id: NotSet,
+        device_id: Set(device_id.to_owned()),
+        sync_status: Set("pending".to_owned()),
+        pending_changes_count: Set(0),
+        last_sync_timestamp: Set(None),
+        last_error_message: Set(None),
+        last_error_type: Set(None),
+        confirmed_seq: Set(0),
+        error_count: Set(0),
+        reported_pending: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
 async fn write_sync_state(
     txn: &DatabaseTransaction,
     now: DateTime<Utc>,
@@ -265,25 +290,14 @@ async fn write_sync_state(
             pending_changes_count: Set(e.pending_changes_count),
             last_sync_timestamp: Set(e.last_sync_timestamp),
             last_error_message: Set(e.last_error_message),
+            last_error_type: Set(e.last_error_type),
             confirmed_seq: Set(e.confirmed_seq),
             error_count: Set(e.error_count),
             reported_pending: Set(e.reported_pending),
             created_at: Set(e.created_at),
             updated_at: Set(now),
         },
-        None => sync_state::ActiveModel {
-            id: NotSet,
-            device_id: Set(w.device_id.clone()),
-            sync_status: Set("pending".to_owned()),
-            pending_changes_count: Set(0),
-            last_sync_timestamp: Set(None),
-            last_error_message: Set(None),
-            confirmed_seq: Set(0),
-            error_count: Set(0),
-            reported_pending: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        },
+        None => new_sync_state(&w.device_id, now),
     };
     if let Some(status) = w.status {
         row.sync_status = Set(status.to_owned());
@@ -296,9 +310,11 @@ async fn write_sync_state(
     }
     if w.clear_error {
         row.last_error_message = Set(None);
+        row.last_error_type = Set(None);
     }
     if let Some(error) = w.error {
         row.last_error_message = Set(Some(error));
+        row.last_error_type = Set(w.error_type);
     }
     if w.count_error {
         row.error_count = Set(errors);

@@ -2,9 +2,12 @@
 //! and the receipts that make a pushed event apply once.
 
 use chrono::{DateTime, Utc};
-use entity::{push_receipt, record};
+use entity::{push_receipt, record, sync_conflict};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    DatabaseTransaction, DbErr, EntityTrait,
+};
 use serde_json::{Map, Value, json};
 
 use super::{ApplyError, Logged, Outcome};
@@ -91,6 +94,22 @@ pub(super) async fn apply_record(
     let server_version = meta.map_or(0, |m| m.version);
     let local_data = w.data.clone().map(Value::Object).unwrap_or(Value::Null);
     if verdict == (Verdict::Conflict { incoming_wins: false }) {
+        // The device lost: kept so that its next sync lists the conflict.
+        if let Some(device) = &w.device {
+            sync_conflict::Entity::insert(sync_conflict::ActiveModel {
+                id: NotSet,
+                device_id: Set(device.clone()),
+                table_name: Set(w.table.clone()),
+                record_id: Set(w.record_id.clone()),
+                conflict_type: Set("version".to_owned()),
+                local_version: Set(w.local_version.or(w.base_version)),
+                server_version: Set(server_version),
+                resolution_method: Set(policy_name(policy).to_owned()),
+                created_at: Set(now),
+            })
+            .exec_without_returning(txn)
+            .await?;
+        }
         let conflict = (!w.reported).then(|| {
             json!({
                 "device_id": w.device,

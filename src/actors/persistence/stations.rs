@@ -37,14 +37,20 @@ pub(super) async fn apply_catalogue(
         name: Set(kind.name().to_owned()),
         body: Set(body.clone()),
         updated_at: Set(now),
+        version: Set(1),
     })
     .on_conflict(
         OnConflict::column(catalogue::Column::Name)
             .update_columns([catalogue::Column::Body, catalogue::Column::UpdatedAt])
+            .value(
+                catalogue::Column::Version,
+                Expr::col((catalogue::Entity, catalogue::Column::Version)).add(1),
+            )
             .to_owned(),
     )
     .exec_without_returning(txn)
     .await?;
+    let version = store::catalogue::version(txn, kind).await?;
     audit(txn, now, AuditEntry::success("catalogue", "update", None, kind.name())).await?;
     let frame = outbound::frame(kind.event(), &CatalogueUpdated { data: &raw, seq }, None);
     Ok(Logged {
@@ -53,7 +59,7 @@ pub(super) async fn apply_catalogue(
         operation: "update",
         event_type: kind.event(),
         data: Some(body.clone()),
-        version: None,
+        version: Some(version),
         frame,
         reply: None,
         notify: None,

@@ -48,6 +48,8 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 /// How long a session the server closes waits for the client's close frame (the close
 /// handshake) before it ends the connection anyway.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+/// How long a session whose connection failed goes on reading what arrived before the failure.
+const LOST_LINGER: Duration = Duration::from_millis(50);
 
 /// WebSocket close codes the server uses.
 mod devices;
@@ -168,6 +170,8 @@ pub struct Session {
     limiter: RateLimiter,
     fragments: Option<(bool, BytesMut)>,
     closing: bool,
+    /// The connection failed; the session stops once it has read what arrived before.
+    lost: bool,
 }
 
 impl Session {
@@ -197,6 +201,7 @@ impl Session {
             limiter: RateLimiter::new(rate),
             fragments: None,
             closing: false,
+            lost: false,
         }
     }
 
@@ -223,8 +228,7 @@ impl Session {
         if too_many || too_big {
             tracing::warn!(session = %self.id, client = self.client_label(), frames = self.outbox.pending(),
                 bytes = self.outbox.pending_live_bytes(), "slow consumer: closing");
-            self.outbox.discard_queued();
-            self.close(ctx, close::SLOW_CONSUMER, "slow consumer");
+            self.cut_off(ctx, close::SLOW_CONSUMER, "slow consumer");
             return;
         }
         self.emit(ctx, frame, true);
@@ -262,6 +266,20 @@ impl Session {
         ctx.close(Some(CloseReason { code: code.into(), description: Some(reason.to_owned()) }));
         self.outbox.note_written(2 + reason.len(), false);
         // The connection ends when the client answers the close, or after a short wait.
+        ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
+    }
+
+    /// Closes a client that fell too far behind: its queue is dropped, and the close frame
+    /// follows exactly what its socket already took (a gap-free prefix of its feed).
+    fn cut_off(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let mut frame = BytesMut::new();
+        let reason = CloseReason { code: code.into(), description: Some(reason.into()) };
+        actix_http::ws::Parser::write_close(&mut frame, Some(reason), false);
+        self.outbox.cut_off(frame.freeze());
         ctx.run_later(CLOSE_HANDSHAKE, |_, ctx| ctx.stop());
     }
 
@@ -758,13 +776,15 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             Ok(ws::Message::Nop) => {}
             Err(ProtocolError::Overflow) => self.too_large(ctx),
             Err(ProtocolError::Io(err)) => {
-                // actix reports a text frame that is not UTF-8 as an I/O error naming it.
+                // actix reports a text frame that is not UTF-8, and a frame with reserved bits
+                // set, as I/O errors; anything else is the connection itself failing.
                 if err.to_string().to_ascii_lowercase().contains("utf-8") {
                     self.close(ctx, close::INVALID_DATA, "text frame is not UTF-8");
+                } else if err.kind() == std::io::ErrorKind::InvalidData {
+                    tracing::debug!(session = %self.id, %err, "protocol error: closing");
+                    self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
                 } else {
-                    // The connection failed. What arrived before the failure is still to be
-                    // read, and the stream ends after it; then the session stops.
-                    tracing::debug!(session = %self.id, %err, "connection ended");
+                    self.connection_lost(ctx, &err);
                 }
             }
             Err(err) => {
@@ -776,5 +796,20 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl Session {
+    /// The connection failed (a reset, a read error): no more frames will come. What arrived
+    /// before the failure is decoded right after it; then the session stops, and the Registry
+    /// and the Election learn at once that the device dropped (`failure` after the grace),
+    /// rather than waiting for its heartbeat to run out (`timeout`).
+    fn connection_lost(&mut self, ctx: &mut ws::WebsocketContext<Self>, err: &std::io::Error) {
+        if self.lost {
+            return;
+        }
+        self.lost = true;
+        tracing::debug!(session = %self.id, client = self.client_label(), %err, "connection lost");
+        ctx.run_later(LOST_LINGER, |_, ctx| ctx.stop());
     }
 }

@@ -50,11 +50,11 @@ impl Session {
                     }
                     RetryPlan::ManualIntervention => ("manual_intervention", None),
                 };
-                let details = format!("{error_type}: {error_message}");
                 let state = SyncStateWrite {
                     device_id: device_id.clone(),
                     status: Some("error"),
-                    error: Some(details),
+                    error: Some(error_message.clone()),
+                    error_type: Some(error_type.clone()),
                     count_error: true,
                     ..Default::default()
                 };
@@ -78,12 +78,17 @@ impl Session {
                 let read = async move { sync::device_state(&db, &device_id).await };
                 ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
                     Ok(state) => {
+                        // Of the changes after its confirmed seq, those this session has
+                        // already sent it: delivered, not yet confirmed.
+                        let sent = act.position().unwrap_or(act.opened_at);
+                        let processing =
+                            sent.saturating_sub(state.confirmed_seq).min(state.pending_changes_count);
                         let body = json!({
                             "device_id": state.device_id,
                             "queue_type": queue_type.unwrap_or_else(|| "sync".to_owned()),
                             "pending_count": state.pending_changes_count,
-                            "processing_count": u8::from(state.sync_status == "syncing"),
-                            "completed_count": state.confirmed_seq,
+                            "processing_count": processing,
+                            "confirmed_seq": state.confirmed_seq,
                             "error_count": state.error_count,
                             "last_processed": state.last_sync_timestamp,
                             "status": state.queue_status(),
@@ -290,6 +295,7 @@ impl Session {
             let master = election.send(MasterId).await.ok().flatten();
             let tables = request.requested_tables.as_deref();
             let sync_id = uuid::Uuid::new_v4().to_string();
+            let conflicts = sync::lost_conflicts(&db, &request.device_id).await?;
             let response = match request.sync_type {
                 SyncType::Full => {
                     let snapshot = sync::snapshot(&db, tables).await?;
@@ -301,7 +307,7 @@ impl Session {
                         master_device_id: master,
                         changes: Vec::new(),
                         data: Some(snapshot.data),
-                        conflicts: Vec::new(),
+                        conflicts,
                         last_seq: snapshot.last_seq,
                         head_seq: snapshot.head_seq,
                         has_more: false,
@@ -326,7 +332,7 @@ impl Session {
                         master_device_id: master,
                         changes: page.changes,
                         data: None,
-                        conflicts: Vec::new(),
+                        conflicts,
                         last_seq: page.last_seq,
                         head_seq: page.head_seq,
                         has_more: page.has_more,
