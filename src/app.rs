@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::actors::broadcast::{Broadcast, CloseAll};
 use crate::actors::election::Election;
-use crate::actors::persistence::{self, Flush, Persistence};
+use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention};
 use crate::actors::registry::Registry;
 use crate::actors::session::close;
 use crate::http;
@@ -89,17 +89,20 @@ impl Application {
             );
         }
 
+        let floor = LogFloor::new(boot.floor.seq);
         let broadcast = Broadcast::new(boot.head);
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
             let (database, broadcast) = (settings.database.clone(), broadcast.clone());
             let policy = settings.sync.conflict_policy;
+            let retention = Retention::from_settings(&settings.sync);
+            let floor = floor.clone();
             Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(writer, database, broadcast, boot.head, policy)
+                Persistence::new(writer, database, broadcast, boot.head, policy, retention, floor.clone())
             })
         };
         let election = Election::new(
@@ -122,6 +125,7 @@ impl Application {
             persistence,
             election,
             published,
+            floor,
             tokens,
             started_at: Utc::now(),
             settings,

@@ -88,6 +88,11 @@ pub struct SyncSettings {
     pub conflict_policy: ConflictPolicy,
     pub max_retries: u32,
     pub interval_s: f64,
+    /// Changes older than this many days are pruned from the log (0: no age limit).
+    pub log_keep_days: f64,
+    /// Only the newest this many changes are kept (0: no count limit).
+    pub log_keep_changes: u64,
+    pub prune_interval_s: f64,
 }
 
 /// How a write with a stale `base_version` is resolved.
@@ -172,6 +177,7 @@ impl Settings {
             ("election.ack_timeout_s", self.election.ack_timeout_s),
             ("election.reconnect_grace_s", self.election.reconnect_grace_s),
             ("sync.interval_s", self.sync.interval_s),
+            ("sync.prune_interval_s", self.sync.prune_interval_s),
             ("limits.idle_timeout_s", self.limits.idle_timeout_s),
         ];
         for (key, value) in durations {
@@ -181,6 +187,13 @@ impl Settings {
                     problem: format!("must be a positive number of seconds, not {value}"),
                 });
             }
+        }
+        let keep_days = self.sync.log_keep_days;
+        if !(keep_days.is_finite() && (0.0..1e7).contains(&keep_days)) {
+            return Err(SettingsError::Invalid {
+                key: "sync.log_keep_days",
+                problem: format!("must be a number of days, 0 or more, not {keep_days}"),
+            });
         }
         let positive = [
             ("limits.max_message_bytes", self.limits.max_message_bytes),
@@ -241,6 +254,20 @@ impl ElectionSettings {
 impl SyncSettings {
     pub fn interval(&self) -> Duration {
         seconds(self.interval_s)
+    }
+
+    pub fn prune_interval(&self) -> Duration {
+        seconds(self.prune_interval_s)
+    }
+
+    /// How long a change is kept, if there is an age limit.
+    pub fn keep_for(&self) -> Option<Duration> {
+        (self.log_keep_days > 0.0).then(|| seconds(self.log_keep_days * 86_400.0))
+    }
+
+    /// How many changes are kept, if there is a count limit.
+    pub fn keep_changes(&self) -> Option<u64> {
+        (self.log_keep_changes > 0).then_some(self.log_keep_changes)
     }
 }
 

@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::actors::broadcast::{Broadcast, PublishedSeq};
 use crate::actors::election::Election;
-use crate::actors::persistence::Persistence;
+use crate::actors::persistence::{LogFloor, Persistence};
 use crate::actors::registry::Registry;
 use crate::http::auth::Tokens;
 use crate::http::ws::ConnectionSlots;
@@ -33,6 +33,8 @@ pub struct Shared {
     pub election: Addr<Election>,
     /// The newest `seq` handed to the sessions.
     pub published: PublishedSeq,
+    /// What retention has pruned: the oldest change kept is `floor + 1`.
+    pub floor: LogFloor,
     /// The admission gate for WebSocket sessions (`limits.max_connections`).
     pub slots: Arc<ConnectionSlots>,
     pub tokens: Tokens,

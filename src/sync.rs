@@ -74,6 +74,11 @@ pub struct ChangesPage {
     pub last_seq: u64,
     pub head_seq: u64,
     pub has_more: bool,
+    /// The oldest change kept (retention).
+    pub oldest_seq: u64,
+    /// The page would need changes retention has pruned: it is empty, and the device must do a
+    /// full sync (`history_trimmed`).
+    pub trimmed: bool,
 }
 
 /// A record as sync and `data_request` send it.
@@ -129,8 +134,22 @@ pub async fn changes(
     let critical_only = [CRITICAL_EVENTS.to_owned()];
     let tables = if critical { Some(&critical_only[..]) } else { tables };
     let txn = store::snapshot(db).await?;
-    let mut rows = store::changes::page(&txn, since, tables, limit.saturating_add(1)).await?;
+    // The floor and the kept changes are read in one snapshot: they agree.
+    let floor = store::changes::floor(&txn).await?;
     let head_seq = store::changes::head(&txn).await?;
+    if floor.trims(since) {
+        txn.commit().await?;
+        let oldest_seq = floor.oldest_seq();
+        return Ok(ChangesPage {
+            changes: Vec::new(),
+            last_seq: head_seq,
+            head_seq,
+            has_more: false,
+            oldest_seq,
+            trimmed: true,
+        });
+    }
+    let mut rows = store::changes::page(&txn, since, tables, limit.saturating_add(1)).await?;
     txn.commit().await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -147,7 +166,7 @@ pub async fn changes(
             timestamp: time::format(r.committed_at),
         })
         .collect();
-    Ok(ChangesPage { changes, last_seq, head_seq, has_more })
+    Ok(ChangesPage { changes, last_seq, head_seq, has_more, oldest_seq: floor.oldest_seq(), trimmed: false })
 }
 
 /// Every live record of `tables` (all when `None`) in one snapshot, with the log's position at

@@ -69,6 +69,8 @@ pub struct DeviceGone {
     pub device_id: String,
     pub session: Uuid,
     pub how: Departure,
+    /// What the device said of its going (its reason, its pending operations), for the audit.
+    pub note: Option<String>,
 }
 
 /// The answer to `DeviceGone`.
@@ -767,7 +769,15 @@ impl Handler<DeviceGone> for Election {
         };
         let writes = vec![
             FleetWrite::Activity { device_id: msg.device_id.clone(), active: false, last_seen: now },
-            FleetWrite::Audit(AuditEntry::success(event, event, Some(&msg.device_id), "inactive")),
+            FleetWrite::Audit(AuditEntry::success(
+                event,
+                event,
+                Some(&msg.device_id),
+                &match &msg.note {
+                    Some(note) => format!("inactive ({note})"),
+                    None => "inactive".to_owned(),
+                },
+            )),
         ];
         // Recorded before it is acknowledged; the device is inactive either way.
         let write = persist(&self.persistence, Command::Fleet(writes), Origin::Rest);

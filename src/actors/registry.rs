@@ -143,7 +143,12 @@ impl Handler<Unregister> for Registry {
             && self.devices.get(&device_id) == Some(&msg.session)
         {
             self.devices.remove(&device_id);
-            self.election.do_send(DeviceGone { device_id, session: msg.session, how: Departure::Dropped });
+            self.election.do_send(DeviceGone {
+                device_id,
+                session: msg.session,
+                how: Departure::Dropped,
+                note: None,
+            });
         }
         let open_for = Utc::now() - entry.connected_at;
         tracing::debug!(

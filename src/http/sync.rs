@@ -178,6 +178,18 @@ async fn pull(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse
         },
     };
     let page = sync::changes(&app.db, since, tables.as_deref(), false, limit).await?;
+    if page.trimmed {
+        return Ok(HttpResponse::Ok().json(json!({
+            "device_id": device_id,
+            "changes": [],
+            "resync_required": true,
+            "reason": "history_trimmed",
+            "oldest_seq": page.oldest_seq,
+            "head_seq": page.head_seq,
+            "has_more": false,
+            "epoch": app.epoch,
+        })));
+    }
     Ok(HttpResponse::Ok().json(json!({
         "device_id": device_id,
         "changes": page.changes,
@@ -203,6 +215,7 @@ async fn status(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpRespon
         "master_device_id": fleet.master,
         "term": fleet.term,
         "head_seq": head,
+        "oldest_seq": app.floor.oldest_seq(),
         "epoch": app.epoch,
         "active_devices": fleet.devices.iter().filter(|d| d.is_active).count(),
         "pending_changes_count": state.as_ref().map(|s| s.pending_changes_count),

@@ -29,6 +29,8 @@ struct Health {
     last_check: String,
     term: u64,
     head_seq: u64,
+    /// The oldest change the log still keeps (`head_seq + 1` when none is).
+    oldest_seq: u64,
     epoch: String,
     election_failed: bool,
     database: DatabaseHealth,
@@ -66,6 +68,7 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         last_check: time::now(),
         term: fleet.term,
         head_seq: app.published.get(),
+        oldest_seq: app.floor.oldest_seq(),
         epoch: app.epoch.clone(),
         election_failed: fleet.election_failed,
         database: DatabaseHealth {

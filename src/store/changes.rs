@@ -107,7 +107,7 @@ pub async fn page<C: ConnectionTrait>(
         .collect())
 }
 
-/// The newest `seq` in the log (0 when it is empty).
+/// The newest `seq` ever logged (0 for a new log), also when retention pruned every change.
 pub async fn head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     let max: Option<Option<i64>> = change_log::Entity::find()
         .select_only()
@@ -115,7 +115,68 @@ pub async fn head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
         .into_tuple()
         .one(db)
         .await?;
-    Ok(max.flatten().map(from_db).unwrap_or(0))
+    let newest = max.flatten().map(from_db).unwrap_or(0);
+    Ok(newest.max(floor(db).await?.seq))
+}
+
+/// What retention has pruned: every change up to `seq`, the newest of them committed at `at`.
+/// The changes `seq + 1 ..= head` are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Floor {
+    pub seq: u64,
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Floor {
+    /// The `seq` of the oldest change kept (`head + 1` when none is).
+    pub fn oldest_seq(&self) -> u64 {
+        self.seq + 1
+    }
+
+    /// Whether reading from `since` needs a change that was pruned.
+    pub fn trims(&self, since: Since) -> bool {
+        match since {
+            Since::Seq(after) => after < self.seq,
+            Since::Time(t) => self.at.is_some_and(|at| at > t),
+        }
+    }
+}
+
+/// The log's floor (nothing pruned on a new log).
+pub async fn floor<C: ConnectionTrait>(db: &C) -> Result<Floor, DbErr> {
+    let seq = super::meta::get(db, super::meta::LOG_FLOOR).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let at = super::meta::get(db, super::meta::LOG_FLOOR_AT)
+        .await?
+        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(Floor { seq, at })
+}
+
+/// The `seq` of the newest change committed before `at`, if any is kept (one step down the
+/// commit-time index; `seq` follows commit order).
+pub async fn newest_before<C: ConnectionTrait>(db: &C, at: DateTime<Utc>) -> Result<Option<u64>, DbErr> {
+    let seq: Option<i64> = change_log::Entity::find()
+        .select_only()
+        .column(change_log::Column::Seq)
+        .filter(change_log::Column::CommittedAt.lt(at))
+        .order_by_desc(change_log::Column::CommittedAt)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(seq.map(from_db))
+}
+
+/// When change `seq` was committed, if it is kept.
+pub async fn committed_at<C: ConnectionTrait>(db: &C, seq: u64) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let row: Option<DateTime<Utc>> = change_log::Entity::find()
+        .select_only()
+        .column(change_log::Column::CommittedAt)
+        .filter(change_log::Column::Seq.eq(to_db(seq)))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(row)
 }
 
 /// A `seq` as the database stores it (a signed 64-bit integer; seqs never reach 2^63).

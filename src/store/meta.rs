@@ -11,6 +11,11 @@ pub async fn get<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<String>
     Ok(sync_meta::Entity::find_by_id(key.to_owned()).one(db).await?.map(|row| row.value))
 }
 
+/// The key of the log's floor: the `seq` of the newest change pruned (retention).
+pub const LOG_FLOOR: &str = "log_floor";
+/// The key of the commit time of that change (RFC 3339).
+pub const LOG_FLOOR_AT: &str = "log_floor_at";
+
 /// The key of the election term (the number of successful elections, ever).
 pub const TERM: &str = "term";
 

@@ -619,3 +619,17 @@ async fn a_master_whose_connection_resets_after_answering_pings_is_replaced_for_
     assert_eq!(elected["new_master_id"], "till-1");
     assert_eq!(elected["previous_master_id"], "office");
 }
+
+#[actix_web::test]
+async fn a_shutdowns_reason_and_pending_operations_go_into_the_audit() {
+    let app = spawn_app().await;
+    let (mut till, _) = app.device("till-1", 20).await;
+    let ack = till
+        .request(json!({"type": "device_shutdown", "device_id": "till-1", "shutdown_reason": "closing time",
+            "pending_operations": 2}))
+        .await;
+    assert_eq!(ack["type"], "device_shutdown_ack");
+    let logs = audit(&app, "?event_type=device_shutdown").await;
+    let details = logs["logs"][0]["details"].as_str().unwrap_or_default().to_owned();
+    assert!(details.contains("closing time") && details.contains("2 operations pending"), "{logs}");
+}

@@ -16,6 +16,7 @@ mod network;
 mod persistence;
 mod recovery;
 mod reliability;
+mod retention;
 mod shutdown;
 mod slow_consumer;
 mod soak;

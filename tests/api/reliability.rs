@@ -96,10 +96,11 @@ pub fn check_history(log: &[Value], acked: &[(String, u64)]) -> usize {
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "the change log has no gap");
     let by_record: HashMap<String, u64> =
         log.iter().filter_map(|c| c["record_id"].as_str().map(|r| (r.to_owned(), seq(c)))).collect();
-    for (record, at) in acked {
-        assert_eq!(by_record.get(record), Some(at), "acknowledged {record} at {at} is in the log");
-    }
-    acked.len()
+    let found = acked.iter().filter(|(record, at)| by_record.get(record) == Some(at)).count();
+    let missing: Vec<&(String, u64)> =
+        acked.iter().filter(|(record, at)| by_record.get(record) != Some(at)).take(5).collect();
+    assert!(missing.is_empty(), "acknowledged changes not in the log (first few): {missing:?}");
+    found
 }
 
 async fn run_writers(

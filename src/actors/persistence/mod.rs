@@ -15,6 +15,7 @@
 
 mod fleet;
 mod records;
+mod retention;
 mod stations;
 
 use std::collections::VecDeque;
@@ -46,6 +47,7 @@ use crate::store;
 
 pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite, SyncStateWrite};
 pub use records::RecordWrite;
+pub use retention::{LogFloor, Retention};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -219,6 +221,8 @@ impl PersistError {
 pub struct Bootstrap {
     pub epoch: String,
     pub head: u64,
+    /// What retention has pruned so far.
+    pub floor: store::changes::Floor,
     pub term: u64,
     pub devices: Vec<DeviceRecord>,
 }
@@ -249,10 +253,11 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
         .exec(&txn)
         .await?;
     let head = store::changes::head(&txn).await?;
+    let floor = store::changes::floor(&txn).await?;
     let term = store::meta::term(&txn).await?;
     let devices = store::devices::all(&txn).await?;
     txn.commit().await?;
-    Ok(Bootstrap { epoch, head, term, devices })
+    Ok(Bootstrap { epoch, head, floor, term, devices })
 }
 
 struct Pending {
@@ -284,6 +289,11 @@ pub struct Persistence {
     stations: StationCache,
     queue: VecDeque<Pending>,
     committing: bool,
+    retention: Retention,
+    /// The log's floor as the readers see it.
+    floor: LogFloor,
+    /// Retention has (or may have) changes to prune: a step runs whenever no write waits.
+    prune_due: bool,
     closing: bool,
     flush_waiters: Vec<oneshot::Sender<()>>,
     last_error: Option<String>,
@@ -297,6 +307,8 @@ impl Persistence {
         broadcast: Addr<Broadcast>,
         head: u64,
         policy: ConflictPolicy,
+        retention: Retention,
+        floor: LogFloor,
     ) -> Self {
         Self {
             db,
@@ -308,6 +320,9 @@ impl Persistence {
             stations: StationCache::default(),
             queue: VecDeque::new(),
             committing: false,
+            retention,
+            floor,
+            prune_due: false,
             closing: false,
             flush_waiters: Vec::new(),
             last_error: None,
@@ -325,6 +340,9 @@ impl Persistence {
         if self.queue.is_empty() {
             for waiter in self.flush_waiters.drain(..) {
                 let _ = waiter.send(());
+            }
+            if self.prune_due && !self.closing {
+                self.prune(ctx);
             }
             return;
         }
@@ -356,6 +374,35 @@ impl Persistence {
                     drop(replies);
                     ctx.stop();
                     return;
+                }
+            }
+            act.next_batch(ctx);
+        }));
+    }
+
+    /// One retention step, when no write waits; the next runs after the writes that queued
+    /// meanwhile.
+    fn prune(&mut self, ctx: &mut Context<Self>) {
+        self.committing = true;
+        let (db, retention) = (self.db.clone(), self.retention);
+        let step = async move { retention::prune_step(&db, retention, Utc::now()).await };
+        let step = AssertUnwindSafe(step).catch_unwind();
+        ctx.spawn(step.into_actor(self).map(|result, act, ctx| {
+            act.committing = false;
+            match result {
+                Ok(Ok(Some(floor))) => {
+                    tracing::debug!(floor = floor.seq, "change log pruned");
+                    act.floor.set(floor.seq);
+                }
+                Ok(Ok(None)) => act.prune_due = false,
+                Ok(Err(err)) => {
+                    // Tried again at the next interval; writes are not held up by it.
+                    tracing::warn!(%err, "change log not pruned");
+                    act.prune_due = false;
+                }
+                Err(_panic) => {
+                    tracing::error!("prune step interrupted by a panic");
+                    act.prune_due = false;
                 }
             }
             act.next_batch(ctx);
@@ -439,6 +486,14 @@ impl Actor for Persistence {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // After a restart the queue is still here: carry on with it.
         self.next_batch(ctx);
+        if self.retention.keep_for.is_some() || self.retention.keep_changes.is_some() {
+            self.prune_due = true;
+            ctx.run_interval(self.retention.every, |act, ctx| {
+                act.prune_due = true;
+                act.next_batch(ctx);
+            });
+            self.next_batch(ctx);
+        }
     }
 }
 

@@ -66,6 +66,37 @@ impl Session {
         }));
     }
 
+    /// `device_offline` or `device_shutdown`: the device leaves (its reason and pending
+    /// operations go into the audit row), and is answered once the Election actor has it.
+    fn depart(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        device_id: String,
+        how: Departure,
+        note: Option<String>,
+    ) {
+        let kind = if how == Departure::Offline { "device_offline_ack" } else { "device_shutdown_ack" };
+        let gone =
+            self.app.election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how, note });
+        ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
+            let triggered = result.map(|g| g.election_triggered).unwrap_or(false);
+            let message = match (how, triggered) {
+                (Departure::Offline, _) => format!("Device {device_id} is offline"),
+                (_, true) => format!("Device {device_id} shut down; a new master is being elected"),
+                (_, false) => format!("Device {device_id} shut down"),
+            };
+            let body = DeviceGoneAck {
+                status: "success",
+                device_id: &device_id,
+                master_election_triggered: triggered,
+                message,
+            };
+            let frame = outbound::frame(kind, &body, reply_to.as_deref());
+            act.write(ctx, frame);
+        }));
+    }
+
     /// The events of sections 4 and 5 that need a registered device, speaking for itself.
     pub(super) fn on_device_event(
         &mut self,
@@ -94,28 +125,20 @@ impl Session {
                 let frame = outbound::frame("heartbeat_ack", &body, reply_to.as_deref());
                 self.write(ctx, frame);
             }
-            ClientEvent::DeviceOffline { .. } | ClientEvent::DeviceShutdown { .. } => {
-                let (how, kind) = match event {
-                    ClientEvent::DeviceOffline { .. } => (Departure::Offline, "device_offline_ack"),
-                    _ => (Departure::Shutdown, "device_shutdown_ack"),
-                };
-                let gone = election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how });
-                ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
-                    let triggered = result.map(|g| g.election_triggered).unwrap_or(false);
-                    let message = match (how, triggered) {
-                        (Departure::Offline, _) => format!("Device {device_id} is offline"),
-                        (_, true) => format!("Device {device_id} shut down; a new master is being elected"),
-                        (_, false) => format!("Device {device_id} shut down"),
-                    };
-                    let body = DeviceGoneAck {
-                        status: "success",
-                        device_id: &device_id,
-                        master_election_triggered: triggered,
-                        message,
-                    };
-                    let frame = outbound::frame(kind, &body, reply_to.as_deref());
-                    act.write(ctx, frame);
-                }));
+            ClientEvent::DeviceOffline { reason, .. } => {
+                let note = reason.map(|r| format!("reason: {r}"));
+                self.depart(ctx, reply_to, device_id, Departure::Offline, note);
+            }
+            ClientEvent::DeviceShutdown { reason, pending_operations, .. } => {
+                let said: Vec<String> = [
+                    reason.map(|r| format!("reason: {r}")),
+                    pending_operations.map(|n| format!("{n} operations pending")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let note = (!said.is_empty()).then(|| said.join("; "));
+                self.depart(ctx, reply_to, device_id, Departure::Shutdown, note);
             }
             ClientEvent::RoleChangeAck { accepted, election_id, .. } => {
                 election.do_send(RoleChangeAck { device_id, session: self.id, accepted, election_id });

@@ -391,6 +391,16 @@ impl Session {
             }
         };
         let complete = rows.len() < chunk;
+        // `seq` has no gaps: a read that does not start right after the position (or finds
+        // nothing below the log's floor) means retention pruned changes this session still had
+        // to send. Say so rather than skip them.
+        let trimmed = match rows.first() {
+            Some(row) => row.seq > c.next + 1,
+            None => c.next < self.app.floor.get(),
+        };
+        if trimmed {
+            return self.trimmed_under_catch_up(ctx, c);
+        }
         for row in rows {
             if row.seq <= c.next {
                 continue;
@@ -424,6 +434,20 @@ impl Session {
                 return;
             }
         }
+        self.feed = Feed::CatchingUp(c);
+        self.read_log(ctx);
+    }
+
+    /// Retention pruned what the catch-up was about to send: the client is told to resync
+    /// (`history_trimmed`), and the session goes on from the log's head.
+    fn trimmed_under_catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut c: CatchUp) {
+        let head = self.app.published.get();
+        tracing::info!(session = %self.id, position = c.next, head, "history trimmed under a catch-up");
+        let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "history_trimmed" };
+        let frame = outbound::frame("resync_required", &body, None);
+        self.write(ctx, frame);
+        c.next = c.next.max(head);
+        c.skip = None;
         self.feed = Feed::CatchingUp(c);
         self.read_log(ctx);
     }
@@ -481,7 +505,8 @@ impl Session {
     /// stood when the socket opened.
     fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>, last_seq: Option<u64>, epoch: Option<&str>) {
         let head = self.app.published.get();
-        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.app.epoch, 0, head)) {
+        let floor = self.app.floor.get();
+        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.app.epoch, floor, head)) {
             Some(Resume::Resync { reason }) => {
                 let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
                 let frame = outbound::frame("resync_required", &body, None);

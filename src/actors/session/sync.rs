@@ -269,7 +269,8 @@ impl Session {
     ) {
         let head = self.app.published.get();
         if let Some(last_seq) = request.last_seq {
-            let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.app.epoch, 0, head);
+            let floor = self.app.floor.get();
+            let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.app.epoch, floor, head);
             if let Resume::Resync { reason } = decision {
                 let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
                 let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
@@ -324,6 +325,9 @@ impl Session {
                     .await?;
                     let critical = kind == SyncType::Critical;
                     let page = sync::changes(&db, since, tables, critical, request.limit).await?;
+                    if page.trimmed {
+                        return Ok(Err(page.head_seq));
+                    }
                     SyncResponse {
                         device_id: request.device_id,
                         sync_type: kind.as_str(),
@@ -340,12 +344,18 @@ impl Session {
                     }
                 }
             };
-            Ok::<_, sea_orm::DbErr>(response)
+            Ok::<_, sea_orm::DbErr>(Ok(response))
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(response) => {
+            Ok(Ok(response)) => {
                 let frame = outbound::frame("sync_response", &response, reply_to.as_deref());
                 act.write_paced(ctx, frame);
+            }
+            Ok(Err(head_seq)) => {
+                // What it asks for from is no longer kept: a full sync is needed.
+                let body = ResyncRequired { epoch: &act.app.epoch, head_seq, reason: "history_trimmed" };
+                let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+                act.write(ctx, frame);
             }
             Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
         }));

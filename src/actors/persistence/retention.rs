@@ -1,0 +1,145 @@
+//! Retention of the change log (section 5): changes older than `sync.log_keep_days`, or past
+//! the newest `sync.log_keep_changes`, are pruned in the background, a small batch per
+//! transaction, by the Persistence actor between write batches (a write waits for one prune
+//! step at most). Each step deletes a prefix of the log and moves the log's *floor* (the newest
+//! pruned `seq` and its commit time) in the same transaction, so a reader's snapshot sees the
+//! floor and the kept changes agree. Only log rows go: records, stations and tombstones are
+//! current state and stay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{change_log, sync_conflict, sync_meta};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+use super::begin_write;
+use crate::settings::SyncSettings;
+use crate::store::{self, changes::Floor};
+
+/// Most log rows deleted in one prune step.
+pub const PRUNE_BATCH: u64 = 500;
+
+/// The `seq` of the newest pruned change, readable from any thread; `floor + 1` is the oldest
+/// change kept. Only the Persistence actor moves it, after a prune step commits.
+#[derive(Clone, Debug)]
+pub struct LogFloor(Arc<AtomicU64>);
+
+impl LogFloor {
+    pub fn new(seq: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(seq)))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The `seq` of the oldest change kept (`head + 1` when none is).
+    pub fn oldest_seq(&self) -> u64 {
+        self.get() + 1
+    }
+
+    pub(super) fn set(&self, seq: u64) {
+        self.0.fetch_max(seq, Ordering::AcqRel);
+    }
+}
+
+/// What retention keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    pub keep_for: Option<Duration>,
+    pub keep_changes: Option<u64>,
+    pub every: Duration,
+}
+
+impl Retention {
+    pub fn from_settings(sync: &SyncSettings) -> Self {
+        Self { keep_for: sync.keep_for(), keep_changes: sync.keep_changes(), every: sync.prune_interval() }
+    }
+
+    fn cutoff_time(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let keep = chrono::Duration::from_std(self.keep_for?).ok()?;
+        now.checked_sub_signed(keep)
+    }
+}
+
+/// The newest `seq` retention may prune now, given the log's `head`.
+pub fn cutoff_by_count(head: u64, keep_changes: Option<u64>) -> u64 {
+    keep_changes.map_or(0, |keep| head.saturating_sub(keep))
+}
+
+/// One prune step: deletes up to `PRUNE_BATCH` of the oldest changes that retention no longer
+/// keeps, and moves the floor. `None` when nothing is left to prune.
+pub(super) async fn prune_step(
+    db: &DatabaseConnection,
+    retention: Retention,
+    now: DateTime<Utc>,
+) -> Result<Option<Floor>, DbErr> {
+    let txn = begin_write(db).await?;
+    let head = store::changes::head(&txn).await?;
+    let floor = store::changes::floor(&txn).await?;
+    let by_age = match retention.cutoff_time(now) {
+        Some(before) => store::changes::newest_before(&txn, before).await?.unwrap_or(0),
+        None => 0,
+    };
+    let cutoff = cutoff_by_count(head, retention.keep_changes).max(by_age).min(head);
+    if let Some(before) = retention.cutoff_time(now) {
+        // Lost conflicts are listed until the device syncs; past the log's age limit they go too.
+        sync_conflict::Entity::delete_many()
+            .filter(sync_conflict::Column::CreatedAt.lt(before))
+            .exec(&txn)
+            .await?;
+    }
+    if cutoff <= floor.seq {
+        txn.commit().await?;
+        return Ok(None);
+    }
+    let upper = cutoff.min(floor.seq + PRUNE_BATCH);
+    let at = store::changes::committed_at(&txn, upper).await?.or(floor.at);
+    change_log::Entity::delete_many()
+        .filter(change_log::Column::Seq.lte(store::changes::to_db(upper)))
+        .exec(&txn)
+        .await?;
+    let mut facts = vec![(store::meta::LOG_FLOOR, upper.to_string())];
+    if let Some(at) = at {
+        // Full precision: a sync by timestamp compares against it.
+        facts.push((store::meta::LOG_FLOOR_AT, at.to_rfc3339()));
+    }
+    for (key, value) in facts {
+        sync_meta::Entity::insert(sync_meta::ActiveModel { key: Set(key.to_owned()), value: Set(value) })
+            .on_conflict(
+                OnConflict::column(sync_meta::Column::Key).update_column(sync_meta::Column::Value).to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(Some(Floor { seq: upper, at }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_limit_keeps_the_newest_changes() {
+        assert_eq!(cutoff_by_count(10, Some(3)), 7);
+        assert_eq!(cutoff_by_count(2, Some(3)), 0);
+        assert_eq!(cutoff_by_count(10, None), 0, "0 turns the limit off");
+    }
+
+    #[test]
+    fn the_age_limit_is_measured_back_from_now() {
+        let r = Retention {
+            keep_for: Some(Duration::from_secs(86_400)),
+            keep_changes: None,
+            every: Duration::ZERO,
+        };
+        let now = Utc::now();
+        assert_eq!(r.cutoff_time(now), Some(now - chrono::Duration::days(1)));
+        let off = Retention { keep_for: None, ..r };
+        assert_eq!(off.cutoff_time(now), None);
+    }
+}
