@@ -134,6 +134,8 @@ async fn closes_with_1002(what: &str, send: impl AsyncFnOnce(&mut Raw)) {
     raw.usable().await;
     send(&mut raw).await;
     assert_eq!(raw.close_code().await, 1002, "{what} fails the connection with 1002");
+    // Failing the connection needs no close handshake: the server ends it, unanswered.
+    assert!(raw.next_frame().await.is_none(), "after {what}, nothing follows the close");
     app.wait_for_sessions(0).await;
 }
 

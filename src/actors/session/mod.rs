@@ -762,8 +762,9 @@ impl Handler<Drained> for Session {
 impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
     fn handle(&mut self, msg: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
         if self.closing {
-            // Waiting for the client's answer to our close; nothing else is read.
-            if matches!(msg, Ok(ws::Message::Close(_))) {
+            // Waiting for the client's answer to our close; nothing else is read. A decoding
+            // error repeats at every poll (the decoder keeps the bad bytes): stop at once.
+            if matches!(msg, Ok(ws::Message::Close(_)) | Err(_)) {
                 ctx.stop();
             }
             return;
@@ -799,23 +800,22 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
                 ctx.stop();
             }
             Ok(ws::Message::Nop) => {}
-            Err(ProtocolError::Overflow) => self.too_large(ctx),
+            Err(ProtocolError::Overflow) => {
+                self.too_large(ctx);
+                ctx.stop();
+            }
             Err(ProtocolError::Io(err)) => {
                 // actix reports a text frame that is not UTF-8, and a frame with reserved bits
                 // set, as I/O errors; anything else is the connection itself failing.
                 if err.to_string().to_ascii_lowercase().contains("utf-8") {
                     self.close(ctx, close::INVALID_DATA, "text frame is not UTF-8");
                 } else if err.kind() == std::io::ErrorKind::InvalidData {
-                    tracing::debug!(session = %self.id, %err, "protocol error: closing");
-                    self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
+                    self.protocol_error(ctx, &err);
                 } else {
                     self.connection_lost(ctx, &err);
                 }
             }
-            Err(err) => {
-                tracing::debug!(session = %self.id, %err, "protocol error: closing");
-                self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
-            }
+            Err(err) => self.protocol_error(ctx, &err),
         }
     }
 
@@ -825,6 +825,15 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
 }
 
 impl Session {
+    /// A framing error from the decoder (RFC 6455 §7.1.7: fail the connection): the close frame
+    /// goes out and the session stops at once, without the close handshake. The decoder keeps
+    /// the bad bytes and reports them again at every poll, so reading on would spin.
+    fn protocol_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, err: &dyn std::fmt::Display) {
+        tracing::debug!(session = %self.id, client = self.client_label(), %err, "protocol error: closing");
+        self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
+        ctx.stop();
+    }
+
     /// The connection failed (a reset, a read error): no more frames will come. What arrived
     /// before the failure is decoded right after it; then the session stops, and the Registry
     /// and the Election learn at once that the device dropped (`failure` after the grace),
