@@ -109,4 +109,12 @@ async fn a_client_behind_by_more_than_the_byte_bound_is_closed_with_4008() {
     let (close, before) = stuck.recv_close().await;
     assert_eq!(close.expect("a close frame").code, CloseCode::Library(4008));
     assert!(before.len() < sent, "it was cut off ({} of {sent})", before.len());
+    // A gap-free prefix of the broadcasts, and a resume from its last seq gets the rest once.
+    let seqs: Vec<u64> = before.iter().map(seq).collect();
+    let last = seqs.last().copied().unwrap_or(0);
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "a gap-free prefix");
+    let mut again = app.open().await;
+    again.send(json!({"type": "connect", "clientId": "stuck", "last_seq": last})).await;
+    let (_, replayed) = again.recv_until("connected").await;
+    assert_eq!(replayed.iter().map(seq).collect::<Vec<_>>(), ((last + 1)..=sent as u64).collect::<Vec<_>>());
 }

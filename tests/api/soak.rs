@@ -150,15 +150,28 @@ async fn stuck_clients(url: String, stop: Arc<AtomicBool>) -> Vec<Option<CloseCo
 }
 
 /// Reads what is left of a stuck client's stream: the close code, if the server sent one.
+/// What it received before a close must be a gap-free run of the feed (a slow consumer's
+/// queue is dropped whole, never partly).
 async fn closing_code(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) -> Option<CloseCode> {
     // Reading now drains at most the bounded queue the server had built up for it.
     let deadline = Instant::now() + Duration::from_millis(500);
+    let mut seqs = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, ws.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                assert!(
+                    seqs.windows(2).all(|w: &[u64]| w[1] == w[0] + 1),
+                    "a stuck client got a gap-free prefix before its close: {seqs:?}"
+                );
+                return frame.map(|f| f.code);
+            }
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).expect("json");
+                seqs.extend(frame["seq"].as_u64());
+            }
             Ok(Some(Ok(_))) => continue,
             _ => return None,
         }
