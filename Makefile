@@ -1,14 +1,16 @@
 # device-sync: the commands a developer needs. `make help` lists them.
 
 CARGO ?= cargo
+# Where cargo puts what it builds (CI keeps it outside the clone).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: help run test lint fmt build fuzz soak bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: ## run the server on the embedded SQLite default (./data, port 8080)
-	$(CARGO) run --release --bin device-sync -- serve
+run: build ## run the server on the embedded SQLite default (./data, port 8080)
+	$(TARGET_DIR)/release/device-sync serve
 
 # Tests build with fault injection (inert unless a test injects a fault).
 TEST_FEATURES = --features device-sync/fault-injection
@@ -24,8 +26,8 @@ lint: ## formatting and clippy, warnings as errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-build: ## build the release binary (target/release/device-sync)
-	$(CARGO) build --release --bin device-sync
+build: ## build the release binaries (target/release/device-sync and device-sync-tools)
+	$(CARGO) build --release -p device-sync --bin device-sync -p device-sync-tools --bin device-sync-tools
 
 # Long runs of the fuzz and soak tests (both run briefly in `make test`). FUZZ_CASES multiplies
 # the fuzzer's cases; each run picks a new seed and prints it (FUZZ_SEED=n repeats a run).
@@ -43,5 +45,5 @@ soak: ## the mixed-load soak against the real binary for SOAK_SECONDS (600)
 # in that folder); without it the bench measures this server alone and says so.
 PEER_DIR ?= ../shared/peers/node-ws
 
-bench: ## every load mode against fresh servers (and the Node peer); writes docs/PERFORMANCE.md
-	$(CARGO) run --release --bin device-sync -- bench --peer $(PEER_DIR) --out docs/PERFORMANCE.md
+bench: build ## every load mode against fresh servers (and the Node peer); writes docs/PERFORMANCE.md
+	$(TARGET_DIR)/release/device-sync-tools bench --peer $(PEER_DIR) --out docs/PERFORMANCE.md

@@ -13,15 +13,14 @@
 //! - `http`: REST by resource and the `/ws` upgrade; auth; the JSON error answer.
 //! - `store`: read queries shared by REST, catch-up and Persistence.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
-//! - `client`: `device-sync client`, a terminal WebSocket client for trying the server by hand.
-//! - `loadgen`: `device-sync loadgen`, load against a running server, with reports.
+//!
+//! The terminal client, the load generator and the benchmark are the workspace member `tools/`
+//! (`device-sync-tools`): they import nothing of the server.
 
 pub mod actors;
 pub mod app;
-pub mod client;
 pub mod domain;
 pub mod http;
-pub mod loadgen;
 pub mod protocol;
 pub mod settings;
 pub mod state;

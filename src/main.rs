@@ -1,5 +1,10 @@
 //! The `device-sync` binary: parse the command line, load settings, start logging, run.
+//!
+//! `device-sync client`, `loadgen` and `bench` are the tools of `device-sync-tools`, a binary of
+//! its own next to this one (the server depends on none of their code); this binary hands them
+//! their arguments.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,110 +28,23 @@ struct Cli {
 enum Commands {
     /// Run the server (the default).
     Serve,
-    /// Talk to a server by hand: each line typed is sent, each frame received is printed.
+    /// Talk to a server by hand (`device-sync-tools client`; `--help` there).
+    #[command(disable_help_flag = true)]
     Client {
-        /// The server's WebSocket endpoint.
-        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-        url: String,
-        /// The device token, when the server requires one.
-        #[arg(long)]
-        token: Option<String>,
-        /// Register as this device (`device_online`) and confirm role changes, as a device does.
-        #[arg(long, value_name = "ID")]
-        device: Option<String>,
-        /// The device's election priority (0..=100), with `--device`.
-        #[arg(long, requires = "device", value_parser = clap::value_parser!(u8).range(0..=100))]
-        priority: Option<u8>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
-    /// Start fresh servers (this one and the Node peer if installed), run every load mode
-    /// against them, and write the performance report.
-    Bench {
-        /// The report to write; the chart goes next to it.
-        #[arg(long, default_value = "docs/PERFORMANCE.md")]
-        out: PathBuf,
-        /// The Node.js peer's folder (measured only when its node_modules are installed).
-        #[arg(long, value_name = "DIR")]
-        peer: Option<PathBuf>,
-        /// Short runs, to try the bench itself.
-        #[arg(long)]
-        quick: bool,
-    },
-    /// Put load on a running server and report what it measured.
+    /// Put load on a running server (`device-sync-tools loadgen`; `--help` there).
+    #[command(disable_help_flag = true)]
     Loadgen {
-        /// The server's HTTP address.
-        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
-        server: String,
-        /// The device token, when the server requires one.
-        #[arg(long, global = true)]
-        token: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long, global = true)]
-        json: bool,
-        #[command(subcommand)]
-        mode: LoadMode,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
-}
-
-#[derive(Subcommand)]
-enum LoadMode {
-    /// Clients receiving device_updates from senders: latency, throughput, loss, CPU, memory.
-    Fanout {
-        /// Clients in all, senders included.
-        #[arg(long, default_value_t = 100)]
-        clients: usize,
-        #[arg(long, default_value_t = 1)]
-        senders: usize,
-        /// Updates a second, per sender.
-        #[arg(long, default_value_t = 100.0)]
-        rate: f64,
-        /// Bytes of padding per update.
-        #[arg(long, default_value_t = 256)]
-        payload: usize,
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// More clients that connect and never read.
-        #[arg(long, default_value_t = 0)]
-        stuck: usize,
-        /// The admin token (to create the senders' stations); default: ./data/admin-token.
-        #[arg(long)]
-        admin_token: Option<String>,
-        /// The server is a peer of document 002's protocol (no stations, no health).
-        #[arg(long)]
-        peer: bool,
-        /// The server's process id, for CPU and memory figures.
-        #[arg(long)]
-        server_pid: Option<u32>,
-    },
-    /// N sessions held open: connect times, failures, server memory per session.
-    Idle {
-        #[arg(long, default_value_t = 1000)]
-        sessions: usize,
-        /// Connections opened at once.
-        #[arg(long, default_value_t = 100)]
-        concurrency: usize,
-        /// Seconds to hold them all open before measuring.
-        #[arg(long, default_value_t = 2.0)]
-        hold: f64,
-        /// The server's process id, for the memory figures.
-        #[arg(long)]
-        server_pid: Option<u32>,
-    },
-    /// M devices online; the master leaves; time until every device has heard of its successor.
-    Failover {
-        #[arg(long, default_value_t = 100)]
-        devices: usize,
-        #[arg(long, default_value_t = 20)]
-        repeats: usize,
-        /// How the master leaves.
-        #[arg(long, value_enum, default_value = "shutdown")]
-        how: device_sync::loadgen::failover::Departure,
-    },
-    /// A device pulls N missed changes through sync_request paging.
-    Catchup {
-        #[arg(long, default_value_t = 100_000)]
-        changes: u64,
-        #[arg(long, default_value_t = 10_000)]
-        page: u64,
+    /// Run the benchmark and write the report (`device-sync-tools bench`; `--help` there).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
 }
 
@@ -134,118 +52,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => serve(cli.config),
-        Commands::Client { url, token, device, priority } => {
-            client(&url, token.as_deref(), device_sync::client::Identity { device, priority })
-        }
-        Commands::Loadgen { server, token, json, mode } => loadgen(server, token, json, mode),
-        Commands::Bench { out, peer, quick } => bench(out, peer, quick),
+        Commands::Client { args } => tool("client", args),
+        Commands::Loadgen { args } => tool("loadgen", args),
+        Commands::Bench { args } => tool("bench", args),
     }
 }
 
-fn client(url: &str, token: Option<&str>, identity: device_sync::client::Identity) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("device-sync client: {err}");
-            return ExitCode::FAILURE;
-        }
+/// Runs `device-sync-tools <name> <args>`, the binary next to this one, in this process's place.
+fn tool(name: &str, args: Vec<OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let beside =
+        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("device-sync-tools")));
+    let Some(path) = beside.filter(|path| path.exists()) else {
+        eprintln!(
+            "device-sync {name}: device-sync-tools is not next to device-sync; build it with \
+             `cargo build --release -p device-sync-tools` (or `make build`)"
+        );
+        return ExitCode::FAILURE;
     };
-    match runtime.block_on(device_sync::client::run(url, token, identity)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("device-sync client: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The load generator's runtime: one worker thread, leaving the other cores to the server.
-fn load_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|err| {
-        eprintln!("device-sync {command}: {err}");
-        ExitCode::FAILURE
-    })
-}
-
-fn bench(out: PathBuf, peer_dir: Option<PathBuf>, quick: bool) -> ExitCode {
-    let runtime = match load_runtime("bench") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let options = device_sync::loadgen::bench::Options { out, peer_dir, quick };
-    match runtime.block_on(device_sync::loadgen::bench::run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("device-sync bench: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) -> ExitCode {
-    use device_sync::loadgen;
-    let runtime = match load_runtime("loadgen") {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let result = runtime.block_on(async move {
-        match mode {
-            LoadMode::Fanout {
-                clients,
-                senders,
-                rate,
-                payload,
-                seconds,
-                stuck,
-                admin_token,
-                peer,
-                server_pid,
-            } => {
-                let admin_token = admin_token.or_else(|| {
-                    std::fs::read_to_string("data/admin-token").ok().map(|t| t.trim().to_owned())
-                });
-                let options = loadgen::fanout::Options {
-                    server,
-                    clients,
-                    senders,
-                    rate,
-                    payload,
-                    seconds,
-                    stuck,
-                    admin_token,
-                    peer,
-                    server_pid,
-                };
-                loadgen::fanout::run(options).await
-            }
-            LoadMode::Idle { sessions, concurrency, hold, server_pid } => {
-                let hold = std::time::Duration::from_secs_f64(hold.max(0.0));
-                let options =
-                    loadgen::idle::Options { server, sessions, concurrency, hold, token, server_pid };
-                loadgen::idle::run(options).await
-            }
-            LoadMode::Failover { devices, repeats, how } => {
-                loadgen::failover::run(loadgen::failover::Options { server, devices, repeats, how, token })
-                    .await
-            }
-            LoadMode::Catchup { changes, page } => {
-                loadgen::catchup::run(loadgen::catchup::Options { server, changes, page, token }).await
-            }
-        }
-    });
-    let text = match result {
-        Ok(report) if json => format!("{}\n", report.to_json()),
-        Ok(report) => report.to_text(),
-        Err(err) => {
-            eprintln!("device-sync loadgen: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // The report is the command's output.
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    let err = std::process::Command::new(&path).arg(name).args(args).exec();
+    eprintln!("device-sync {name}: cannot run {}: {err}", path.display());
+    ExitCode::FAILURE
 }
 
 fn serve(config: Option<PathBuf>) -> ExitCode {

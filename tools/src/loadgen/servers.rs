@@ -119,7 +119,8 @@ fn spawn(
     Ok(Running { child, port, dir, started_in })
 }
 
-/// Starts this binary on a fresh SQLite database (durability `full`) with `extra` settings.
+/// Starts the `device-sync` binary next to this one on a fresh SQLite database (durability
+/// `full`) with `extra` settings.
 pub fn device_sync(admin_token: &str, extra: &str) -> Result<Running, String> {
     let dir = fresh_dir("device-sync")?;
     let config = format!(
@@ -131,7 +132,11 @@ pub fn device_sync(admin_token: &str, extra: &str) -> Result<Running, String> {
     let path = dir.join("settings.toml");
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut command = Command::new(exe);
+    let server = exe.with_file_name("device-sync");
+    if !server.exists() {
+        return Err(format!("{} not found: build the server first (`make build`)", server.display()));
+    }
+    let mut command = Command::new(server);
     command.arg("--config").arg(&path).arg("serve").env_remove("RUST_LOG");
     spawn(command, dir, "listening on http://", None)
 }

@@ -17,14 +17,6 @@ impl Latencies {
         self.samples.extend(other.samples);
     }
 
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
     /// The `p`-th percentile (0..=100) in milliseconds (nearest rank).
     pub fn percentile_ms(&mut self, p: f64) -> f64 {
         if self.samples.is_empty() {
