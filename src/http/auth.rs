@@ -7,14 +7,17 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use actix_web::HttpRequest;
+use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::{Ready, ready};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::AuthSettings;
+use crate::state::AppState;
 
 /// The tokens in force.
 #[derive(Clone)]
@@ -71,6 +74,38 @@ impl Tokens {
             Access::Device if self.device.is_none() || is_admin || is_device => Ok(()),
             Access::Device => Err(unauthorized("This endpoint needs the device token")),
         }
+    }
+}
+
+/// A request that carries the admin token (an extractor: the handler runs only if it does).
+pub struct AdminAuth;
+
+/// A request that may use the device endpoints: the device token when one is set, or the admin
+/// token (an extractor).
+pub struct DeviceAuth;
+
+fn check_access(req: &HttpRequest, access: Access) -> Result<(), ApiError> {
+    let app = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::from(WireError::new(ErrorCode::ServerError, "no application state")))?;
+    app.tokens.check(req, access, false)
+}
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check_access(req, Access::Admin).map(|()| Self))
+    }
+}
+
+impl FromRequest for DeviceAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(check_access(req, Access::Device).map(|()| Self))
     }
 }
 

@@ -1,14 +1,19 @@
 //! Reading request bodies: bounded by `limits.max_message_bytes` (413 past it), JSON (400 if
-//! not), and within the protocol's bounds.
+//! not), and within the protocol's bounds. `JsonBody` is an extractor: a handler that takes one
+//! gets a body that passed all three.
 
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::error::ApiError;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError};
+use crate::state::AppState;
 
 /// A JSON body: its bytes as sent and its value.
 pub struct JsonBody {
@@ -16,8 +21,24 @@ pub struct JsonBody {
     pub value: Value,
 }
 
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<web::Data<AppState>>().map(|app| app.settings.limits.max_message_bytes);
+        let payload = payload.take();
+        Box::pin(async move {
+            let limit =
+                limit.ok_or_else(|| WireError::new(ErrorCode::ServerError, "no application state"))?;
+            read_json(payload, limit).await
+        })
+    }
+}
+
 /// Reads the whole body, up to `limit` bytes, and parses it as JSON.
-pub async fn read_json(mut payload: web::Payload, limit: usize) -> Result<JsonBody, ApiError> {
+async fn read_json(payload: Payload, limit: usize) -> Result<JsonBody, ApiError> {
+    let mut payload = std::pin::pin!(payload);
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =

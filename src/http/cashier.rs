@@ -6,11 +6,11 @@
 //! device endpoints.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use super::auth::Access;
-use super::body::read_json;
+use super::auth::{AdminAuth, DeviceAuth};
+use super::body::JsonBody;
 use super::error::ApiError;
 use crate::actors::persistence::{self, Applied, Command, Origin, Outcome};
 use crate::domain::catalogue::CatalogueKind;
@@ -107,8 +107,7 @@ fn station_id(path: &web::Path<String>) -> Result<String, ApiError> {
     Ok(path.as_str().to_owned())
 }
 
-async fn list(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn list(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let txn = store::snapshot(&app.db).await?;
     let stations = store::stations::list(&txn).await?;
     txn.commit().await?;
@@ -116,11 +115,10 @@ async fn list(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse
 }
 
 async fn get_one(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let id = station_id(&path)?;
     let txn = store::snapshot(&app.db).await?;
     let station = store::stations::load(&txn, &id).await?;
@@ -132,51 +130,44 @@ async fn get_one(
 }
 
 async fn create(
-    req: HttpRequest,
+    _auth: AdminAuth,
     app: web::Data<AppState>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Admin, false)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let command = inbound::create_station_body(&body.value)?;
     let (station, seq) = persist_station(&app, command).await?;
     Ok(station_reply(StatusCode::CREATED, &station, Some(seq)))
 }
 
 async fn update(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let station_id = station_id(&path)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let patch = inbound::station_patch_body(&body.value)?;
     let (station, seq) = persist_station(&app, StationCommand::Update { station_id, patch }).await?;
     Ok(station_reply(StatusCode::OK, &station, Some(seq)))
 }
 
 async fn remove(
-    req: HttpRequest,
+    _auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Admin, false)?;
     let station_id = station_id(&path)?;
     persist(&app, Command::Station(StationCommand::Delete { station_id })).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn place_orders(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let station_id = station_id(&path)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let orders = inbound::place_orders_body(&body.value)?;
     let (station, seq) = persist_station(&app, StationCommand::PlaceOrders { station_id, orders }).await?;
     Ok(orders_reply(&station, seq))
@@ -192,14 +183,12 @@ fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), Api
 }
 
 async fn update_order(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let (station_id, index) = order_path(&path)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let patch = inbound::order_patch_body(&body.value)?;
     let command = StationCommand::UpdateOrder { station_id, target: OrderRef::Index(index), patch };
     let (station, seq) = persist_station(&app, command).await?;
@@ -207,60 +196,48 @@ async fn update_order(
 }
 
 async fn delete_order(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let (station_id, index) = order_path(&path)?;
     persist_station(&app, StationCommand::DeleteOrder { station_id, target: OrderRef::Index(index) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn reset(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let station_id = station_id(&path)?;
     let (station, seq) = persist_station(&app, StationCommand::Reset { station_id }).await?;
     Ok(station_reply(StatusCode::OK, &station, Some(seq)))
 }
 
 async fn transfer(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let from = station_id(&path)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let command = inbound::transfer_body(&from, &body.value)?;
     let (target, seq) = persist_station(&app, command).await?;
     Ok(station_reply(StatusCode::OK, &target, Some(seq)))
 }
 
-async fn get_catalogue(
-    req: &HttpRequest,
-    app: &AppState,
-    kind: CatalogueKind,
-) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(req, Access::Device, false)?;
+async fn get_catalogue(app: &AppState, kind: CatalogueKind) -> Result<HttpResponse, ApiError> {
     let body = store::catalogue::get(&app.db, kind).await?.unwrap_or_else(|| "null".to_owned());
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 async fn put_catalogue(
-    req: &HttpRequest,
     app: &AppState,
     kind: CatalogueKind,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(req, Access::Admin, false)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
-    // Stored and returned byte for byte as sent. `read_json` parsed it, so it is JSON and UTF-8.
+    // Stored and returned byte for byte as sent. `JsonBody` parsed it, so it is JSON and UTF-8.
     let text = String::from_utf8(body.raw.to_vec())
         .map_err(|_| ApiError::from(WireError::invalid(None, None, "the body is not UTF-8")))?;
     let applied = persist(app, Command::Catalogue { kind, body: text }).await?;
@@ -271,26 +248,26 @@ async fn put_catalogue(
     Ok(HttpResponse::Ok().content_type("application/json").body(stored))
 }
 
-async fn get_categories(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    get_catalogue(&req, &app, CatalogueKind::Categories).await
+async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    get_catalogue(&app, CatalogueKind::Categories).await
 }
 
 async fn put_categories(
-    req: HttpRequest,
+    _auth: AdminAuth,
     app: web::Data<AppState>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    put_catalogue(&req, &app, CatalogueKind::Categories, body).await
+    put_catalogue(&app, CatalogueKind::Categories, body).await
 }
 
-async fn get_prices(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    get_catalogue(&req, &app, CatalogueKind::Prices).await
+async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    get_catalogue(&app, CatalogueKind::Prices).await
 }
 
 async fn put_prices(
-    req: HttpRequest,
+    _auth: AdminAuth,
     app: web::Data<AppState>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    put_catalogue(&req, &app, CatalogueKind::Prices, body).await
+    put_catalogue(&app, CatalogueKind::Prices, body).await
 }

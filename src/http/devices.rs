@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::Access;
-use super::body::read_json;
+use super::auth::{AdminAuth, DeviceAuth};
+use super::body::JsonBody;
 use super::cashier::resource;
 use super::error::ApiError;
 use super::query::Query;
@@ -83,12 +83,10 @@ struct RegisterBody {
 }
 
 async fn register(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let b: RegisterBody = parse(&body.value)?;
     check_id("device_id", &b.device_id)?;
     if b.priority.is_some_and(|p| !(0..=MAX_PRIORITY).contains(&p)) {
@@ -111,8 +109,7 @@ async fn register(
     })))
 }
 
-async fn roles(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn roles(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fleet = app.election.send(Fleet).await?;
     let devices: Vec<RoleView<'_>> = fleet.devices.iter().map(RoleView::of).collect();
     Ok(HttpResponse::Ok().json(
@@ -121,11 +118,10 @@ async fn roles(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpRespons
 }
 
 async fn role(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let fleet = app.election.send(Fleet).await?;
     let device = fleet.devices.iter().find(|d| d.device_id == *path).ok_or_else(|| not_found(&path))?;
     Ok(HttpResponse::Ok().json(RoleView::of(device)))
@@ -142,15 +138,13 @@ struct SetRoleBody {
 }
 
 async fn set_role(
-    req: HttpRequest,
+    _auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Admin, false)?;
     let device_id = path.into_inner();
     check_id("device_id", &device_id)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let b: SetRoleBody = parse(&body.value)?;
     let reason = b.reason.unwrap_or_else(|| "manual".to_owned());
     let fleet = app.election.send(Fleet).await?;
@@ -205,13 +199,7 @@ struct ElectBody {
     preferred_master: Option<String>,
 }
 
-async fn elect(
-    req: HttpRequest,
-    app: web::Data<AppState>,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Admin, false)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: ElectBody = if body.raw.is_empty() {
         ElectBody { reason: None, initiated_by: None, preferred_master: None }
     } else {
@@ -250,8 +238,11 @@ struct Pagination {
     total: u64,
 }
 
-async fn election_logs(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn election_logs(
+    _auth: DeviceAuth,
+    req: HttpRequest,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(10)?;
     let (rows, total) = store::devices::election_logs(&app.db, limit, offset).await?;
@@ -275,8 +266,11 @@ async fn election_logs(req: HttpRequest, app: web::Data<AppState>) -> Result<Htt
         .json(serde_json::json!({ "logs": logs, "pagination": Pagination { limit, offset, total } })))
 }
 
-async fn audit_logs(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Admin, false)?;
+async fn audit_logs(
+    _auth: AdminAuth,
+    req: HttpRequest,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(50)?;
     let start: Option<DateTime<Utc>> = query.time("start_date")?;

@@ -7,8 +7,8 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Access;
-use super::body::read_json;
+use super::auth::DeviceAuth;
+use super::body::JsonBody;
 use super::cashier::resource;
 use super::error::ApiError;
 use super::query::Query;
@@ -78,13 +78,7 @@ fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> 
     }
 }
 
-async fn push(
-    req: HttpRequest,
-    app: web::Data<AppState>,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
+async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: PushBody = inbound::parse_body(&body.value)?;
     check_id("device_id", &b.device_id)?;
     if b.events.len() > MAX_ITEMS {
@@ -158,8 +152,11 @@ async fn push(
     })))
 }
 
-async fn pull(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn pull(
+    _auth: DeviceAuth,
+    req: HttpRequest,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let device_id = query.text("device_id").map(str::to_owned);
     let limit = query.number("limit")?.unwrap_or(DEFAULT_SYNC_LIMIT);
@@ -200,8 +197,11 @@ async fn pull(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse
     })))
 }
 
-async fn status(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn status(
+    _auth: DeviceAuth,
+    req: HttpRequest,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let fleet = app.election.send(Fleet).await?;
     let head = app.published.get();
@@ -224,11 +224,10 @@ async fn status(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpRespon
 }
 
 async fn get_state(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     check_id("device_id", &path)?;
     // A registered device has a sync state from registration on; only an unknown one has none.
     let known = store::sync_states::get(&app.db, &path).await?.is_some()
@@ -249,15 +248,13 @@ struct StateBody {
 }
 
 async fn put_state(
-    req: HttpRequest,
+    _auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Payload,
+    body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
     let device_id = path.into_inner();
     check_id("device_id", &device_id)?;
-    let body = read_json(body, app.settings.limits.max_message_bytes).await?;
     let b: StateBody = inbound::parse_body(&body.value)?;
     let status = match b.sync_status.as_deref() {
         None => None,

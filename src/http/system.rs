@@ -2,10 +2,10 @@
 //! Healthy when the database answers and is writable and there is a master; degraded without a
 //! master; unhealthy (503) when the database is down.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::auth::Access;
+use super::auth::DeviceAuth;
 use super::cashier::resource;
 use super::error::ApiError;
 use crate::actors::election::Fleet;
@@ -83,8 +83,7 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(response.json(body))
 }
 
-async fn network(req: HttpRequest, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, false)?;
+async fn network(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = app.registry.send(Stats).await?;
     let fleet = app.election.send(Fleet).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -261,17 +261,26 @@ async fn when_no_candidate_confirms_the_election_fails_and_the_next_arrival_beco
 
 #[actix_web::test]
 async fn two_triggers_at_once_give_one_election() {
-    let app = spawn_app_with(|s| s.election.ack_timeout_s = 2.0).await;
-    let (_master, _) = app.device("office", 100).await;
-    let (_till, _) = app.device("till-1", 20).await;
-    let (first, second) = tokio::join!(
-        elect_over_rest(&app, json!({"reason": "one"})),
-        elect_over_rest(&app, json!({"reason": "two"}))
-    );
-    let first: Value = first.json().await.expect("json");
-    let second: Value = second.json().await.expect("json");
+    let app = spawn_app_with(|s| s.election.ack_timeout_s = 1.0).await;
+    let (master, _) = app.device("office", 100).await;
+    let (mut till, _) = app.device("till-1", 20).await;
+    // The first candidate (office) does not confirm, so the election is surely still running
+    // when the second trigger comes; it then goes to till-1, which confirms.
+    master.confirm_role_changes(false);
+    let first = actix_web::rt::spawn({
+        let (http, url) = (app.http.clone(), app.url("/master-election"));
+        async move {
+            let response =
+                http.post(url).bearer_auth(ADMIN_TOKEN).json(&json!({"reason": "one"})).send().await;
+            response.expect("POST").json::<Value>().await.expect("json")
+        }
+    });
+    let (started, _) = till.recv_until("master_election").await;
+    let second: Value = elect_over_rest(&app, json!({"reason": "two"})).await.json().await.expect("json");
+    let first = first.await.expect("the first request");
     assert_eq!(first["election_id"], second["election_id"], "{first} {second}");
-    assert_eq!(first["term"], 2);
+    assert_eq!(first["election_id"], started["election_id"]);
+    assert_eq!((first["term"].as_u64(), first["new_master_id"].as_str()), (Some(2), Some("till-1")));
     assert_eq!(app.election_logs("").await["pagination"]["total"], 2);
 }
 
