@@ -19,17 +19,13 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
-use super::persistence::{
-    AuditEntry, Command, DeviceRecord, ElectionLogEntry, FleetWrite, Origin, Persistence, persist,
-};
+use super::persistence::{Command, Origin, Persistence, persist};
 use crate::domain::election::{self, Candidate, Reason, Role, priority_for_type};
+use crate::domain::fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite};
 use crate::protocol::inbound;
 use crate::protocol::outbound::{self, CandidateView, ElectionStarted, MasterElected, RoleChange};
-use crate::protocol::{ErrorCode, WireError, time};
+use crate::protocol::{ErrorCode, WireError, close, time};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
-
-/// The close code of a session whose device fell silent for `heartbeat.timeout_s`.
-pub const HEARTBEAT_TIMEOUT_CLOSE: u16 = 4001;
 
 // ---- messages ---------------------------------------------------------------------------
 
@@ -594,7 +590,7 @@ impl Election {
         tracing::warn!(device = device_id, "heartbeat timeout");
         device.record.is_active = false;
         link.recipient
-            .do_send(Outbound::Close { code: HEARTBEAT_TIMEOUT_CLOSE, reason: "heartbeat timeout" });
+            .do_send(Outbound::Close { code: close::HEARTBEAT_TIMEOUT, reason: "heartbeat timeout" });
         let last_seen = device.record.last_seen.unwrap_or_else(Utc::now);
         let silent_for = self.heartbeat.timeout_s;
         self.record(

@@ -13,10 +13,7 @@ use super::broadcast::{Broadcast, Outbound, Subscribe, Unsubscribe};
 use super::election::{self, Departure, DeviceGone, Election, Online};
 use crate::protocol::inbound;
 use crate::protocol::outbound;
-use crate::protocol::{ErrorCode, WireError};
-
-/// The close code of a session replaced by a newer one for the same device.
-pub const SESSION_REPLACED_CLOSE: u16 = 4009;
+use crate::protocol::{ErrorCode, WireError, close};
 
 /// A session opened: remember it and start its broadcasts.
 #[derive(Message)]
@@ -200,7 +197,7 @@ impl Handler<BindDevice> for Registry {
                     .do_send(Outbound::Frame { seq: None, frame: outbound::error_frame(&error, None) });
                 old_entry
                     .recipient
-                    .do_send(Outbound::Close { code: SESSION_REPLACED_CLOSE, reason: "session replaced" });
+                    .do_send(Outbound::Close { code: close::SESSION_REPLACED, reason: "session replaced" });
             }
         }
         self.devices.insert(device_id.clone(), msg.session);

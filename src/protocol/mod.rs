@@ -1,7 +1,9 @@
 //! The wire, and only the wire: client frames into typed events (`inbound`), server messages
-//! into shared frames (`outbound`), the error codes (`error`) and the time format (`time`).
+//! into shared frames (`outbound`), the error codes (`error`), the WebSocket close codes
+//! (`close`) and the time format (`time`).
 //! Knows nothing of actors or the database.
 
+pub mod close;
 pub mod error;
 pub mod inbound;
 pub mod outbound;

@@ -5,7 +5,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::actors::persistence::DeviceRecord;
+use crate::domain::fleet::DeviceRecord;
 
 /// Every device, by id.
 pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<DeviceRecord>, DbErr> {

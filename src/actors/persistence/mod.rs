@@ -39,13 +39,13 @@ use uuid::Uuid;
 use self::stations::StationCache;
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
 use crate::domain::catalogue::CatalogueKind;
+use crate::domain::fleet::{AuditEntry, DeviceRecord, FleetWrite};
 use crate::domain::station::{Station, StationCommand, StationError};
 use crate::protocol::outbound::{self, Ack};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
 
-pub use fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite, SyncStateWrite};
 pub use records::RecordWrite;
 pub use retention::{LogFloor, Retention};
 

@@ -13,8 +13,9 @@ use sea_orm::{
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{ApplyError, AuditEntry, Logged, Outcome, audit};
+use super::{ApplyError, Logged, Outcome, audit};
 use crate::domain::catalogue::CatalogueKind;
+use crate::domain::fleet::AuditEntry;
 use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
 use crate::protocol::WireError;
 use crate::protocol::outbound::{

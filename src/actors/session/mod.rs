@@ -37,7 +37,7 @@ use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
 use crate::protocol::outbound::{
     self, Connected, ConnectionStatus, DeviceOnlineAck, Empty, Registered, ResyncRequired,
 };
-use crate::protocol::{ErrorCode, WireError};
+use crate::protocol::{ErrorCode, WireError, close};
 use crate::state::AppState;
 use crate::store;
 
@@ -51,26 +51,8 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// How long a session whose connection failed goes on reading what arrived before the failure.
 const LOST_LINGER: Duration = Duration::from_millis(50);
 
-/// WebSocket close codes the server uses.
 mod devices;
 mod sync;
-
-pub mod close {
-    /// Server shutdown.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A framing error from the client.
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A text frame that is not UTF-8.
-    pub const INVALID_DATA: u16 = 1007;
-    /// A message over `limits.max_message_bytes`.
-    pub const TOO_BIG: u16 = 1009;
-    /// The server could not go on with this session (e.g. the log could not be read).
-    pub const INTERNAL_ERROR: u16 = 1011;
-    /// Silent for `limits.idle_timeout_s`.
-    pub const IDLE_TIMEOUT: u16 = 4000;
-    /// More than `limits.session_queue` frames behind.
-    pub const SLOW_CONSUMER: u16 = 4008;
-}
 
 /// The outbound queue fell low enough to read more of the log.
 #[derive(Message)]
