@@ -3,12 +3,14 @@
 //! - `station`: a station's timer and order list, and what each cashier command does to it.
 //! - `catalogue`: the catalogue documents an admin writes.
 //! - `election`: who wins an election, default priorities, when an election gives up.
+//! - `feed`: a session's feed of logged changes (catch-up, resumes, going live), exactly once.
 //! - `fleet`: devices, elections, audit rows and sync states as recorded, and their writes.
 //! - `records`: record ids, conflicts under each policy, the sync-error retry schedule.
 //! - `resume`: whether a reconnecting client can be replayed what it missed.
 
 pub mod catalogue;
 pub mod election;
+pub mod feed;
 pub mod fleet;
 pub mod records;
 pub mod resume;

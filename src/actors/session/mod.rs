@@ -14,9 +14,10 @@
 //! point, in chunks paced by the client's reading, while live changes wait in a small buffer;
 //! when the log read reaches the buffer, the session goes live. If the buffer overflows it is
 //! dropped and the log is read further: everything is in the log. A change this session made
-//! is sent as its own reply (its `ack`), from the buffer or from the log, never twice.
+//! is sent as its own reply (its `ack`), from the buffer or from the log, never twice. Those
+//! rules are `domain::feed`, a state machine without I/O; this actor reads the log and writes
+//! the frames it asks for.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -31,6 +32,7 @@ use super::election::{Online, Seen};
 use super::outbox::{self, Outbox};
 use super::persistence::{Applied, Command, Origin, Outcome, persist};
 use super::registry::{Identify, Latency, Register, Stats, Unregister};
+use crate::domain::feed::{self, Feed};
 use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
 use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
@@ -58,27 +60,6 @@ mod sync;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Drained;
-
-/// Where the session stands in the stream of logged changes.
-enum Feed {
-    /// Not attached yet: logged changes are ignored (the log has them).
-    Unattached,
-    /// Reading the log up to the live stream.
-    CatchingUp(CatchUp),
-    /// Every change after `last` is written as it comes.
-    Live { last: u64 },
-}
-
-struct CatchUp {
-    /// The last `seq` handled (sent, or known not to be for this session).
-    next: u64,
-    /// Changes in `(a, b]` were already sent before a late resume: skip them.
-    skip: Option<(u64, u64)>,
-    /// Live changes that arrived during the catch-up, oldest first.
-    buffer: VecDeque<(u64, ByteString)>,
-    /// A log read is under way.
-    reading: bool,
-}
 
 /// A reply that is sent once the session's catch-up is done (after the replay it follows).
 enum Reply {
@@ -140,9 +121,10 @@ pub struct Session {
     rtt: Option<Duration>,
     /// The log's head when the socket opened: where a plain attach starts.
     opened_at: u64,
-    /// Where the current attachment started: changes after it were sent by this session.
-    attached_from: u64,
-    feed: Feed,
+    /// Its place in the stream of logged changes (catch-up, resumes, live).
+    feed: Feed<ByteString>,
+    /// The log read the feed asked for, while it waits for the client to read what it has.
+    pending_read: Option<(u64, usize)>,
     /// Replies (`connected`, `device_online_ack`) waiting for the catch-up to finish.
     pending_replies: Vec<Reply>,
     /// When life was last reported to the Election actor.
@@ -162,6 +144,8 @@ impl Session {
         let now = Instant::now();
         let opened_at = app.published.get();
         let rate = app.settings.limits.messages_per_second;
+        // Log rows read per catch-up step, and the live buffer's bound while catching up.
+        let chunk = app.settings.limits.session_queue / 4;
         Self {
             id,
             id_text: id.to_string(),
@@ -175,8 +159,8 @@ impl Session {
             ping_sent_at: None,
             rtt: None,
             opened_at,
-            attached_from: opened_at,
-            feed: Feed::Unattached,
+            feed: Feed::new(chunk),
+            pending_read: None,
             pending_replies: Vec::new(),
             reported_life: now,
             status_pending: false,
@@ -191,11 +175,6 @@ impl Session {
 
     fn queue_limit(&self) -> usize {
         self.app.settings.limits.session_queue
-    }
-
-    /// Log rows read per catch-up step, and the live buffer's bound while catching up.
-    fn chunk(&self) -> usize {
-        (self.queue_limit() / 4).max(1)
     }
 
     /// Writes a frame, or closes the session (4008) if its client is too far behind.
@@ -286,79 +265,62 @@ impl Session {
 
     /// The last `seq` this session has handled, once attached.
     fn position(&self) -> Option<u64> {
-        match &self.feed {
-            Feed::Unattached => None,
-            Feed::CatchingUp(c) => Some(c.next),
-            Feed::Live { last } => Some(*last),
-        }
+        self.feed.position()
     }
 
-    /// Attaches the session, catching up from `after`.
-    fn attach(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: u64) {
-        self.attached_from = after;
-        self.feed =
-            Feed::CatchingUp(CatchUp { next: after, skip: None, buffer: VecDeque::new(), reading: false });
-        self.read_log(ctx);
+    /// Hands `input` to the feed and carries out what it asks for.
+    fn feed(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: feed::Input<ByteString>) {
+        for effect in self.feed.on(input) {
+            match effect {
+                feed::Effect::Send { frame, live: true } => self.write(ctx, frame),
+                feed::Effect::Send { frame, live: false } => self.write_paced(ctx, frame),
+                feed::Effect::Read { after, limit } => {
+                    self.pending_read = Some((after, limit));
+                    self.read_log(ctx);
+                }
+                feed::Effect::Live => self.flush_replies(ctx),
+                feed::Effect::Trimmed { head } => {
+                    tracing::info!(session = %self.id, head, "history trimmed under a catch-up");
+                    let body =
+                        ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "history_trimmed" };
+                    let frame = outbound::frame("resync_required", &body, None);
+                    self.write(ctx, frame);
+                }
+            }
+        }
     }
 
     /// Attaches from where the log stood when the socket opened, if not attached yet.
     fn ensure_attached(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if matches!(self.feed, Feed::Unattached) {
-            self.attach(ctx, self.opened_at);
-        }
+        let after = self.opened_at;
+        self.feed(ctx, feed::Input::Attach { after });
     }
 
-    /// A resume (`last_seq` = `after`) on a session that is already attached: send what it
-    /// misses before its attachment, skipping what this session already sent.
-    fn resume_late(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: u64) {
-        let Some(position) = self.position() else {
-            return self.attach(ctx, after);
-        };
-        if after >= self.attached_from {
-            return;
-        }
-        let skip = Some((self.attached_from, position));
-        let buffer = match std::mem::replace(&mut self.feed, Feed::Unattached) {
-            Feed::CatchingUp(c) => c.buffer,
-            _ => VecDeque::new(),
-        };
-        self.attached_from = after;
-        self.feed = Feed::CatchingUp(CatchUp { next: after, skip, buffer, reading: false });
-        self.read_log(ctx);
-    }
-
-    /// Reads the next chunk of the log, once the client has read enough of what it was sent.
+    /// Reads the log chunk the feed asked for, once the client has read enough of what it was
+    /// sent.
     fn read_log(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let low_water = self.queue_limit() / 2;
-        let chunk = self.chunk();
-        let Feed::CatchingUp(c) = &mut self.feed else {
-            return;
-        };
-        if c.reading || self.closing {
+        let Some((after, limit)) = self.pending_read else { return };
+        if self.closing {
             return;
         }
+        let low_water = self.queue_limit() / 2;
         if self.outbox.pending() > low_water {
             let addr = ctx.address();
             self.outbox.notify_when_drained(low_water, move || addr.do_send(Drained));
             return;
         }
-        c.reading = true;
-        let after = c.next;
+        self.pending_read = None;
         let db = self.app.db.clone();
-        let read = async move { store::changes::frames_after(&db, after, chunk as u64).await };
-        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, result, chunk)));
+        let read = async move { store::changes::frames_after(&db, after, limit as u64).await };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, after, result)));
     }
 
     fn on_log_chunk(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
+        after: u64,
         result: Result<Vec<store::changes::LoggedFrame>, sea_orm::DbErr>,
-        chunk: usize,
     ) {
-        let Feed::CatchingUp(mut c) = std::mem::replace(&mut self.feed, Feed::Unattached) else {
-            return;
-        };
-        c.reading = false;
         let rows = match result {
             Ok(rows) => rows,
             Err(err) => {
@@ -372,87 +334,17 @@ impl Session {
                 return;
             }
         };
-        let complete = rows.len() < chunk;
-        // `seq` has no gaps: a read that does not start right after the position (or finds
-        // nothing below the log's floor) means retention pruned changes this session still had
-        // to send. Say so rather than skip them.
-        let trimmed = match rows.first() {
-            Some(row) => row.seq > c.next + 1,
-            None => c.next < self.app.floor.get(),
-        };
-        if trimmed {
-            return self.trimmed_under_catch_up(ctx, c);
-        }
-        for row in rows {
-            if row.seq <= c.next {
-                continue;
-            }
-            c.next = row.seq;
-            if c.skip.is_some_and(|(a, b)| row.seq > a && row.seq <= b) {
-                continue;
-            }
-            let frame = if row.origin_session.as_deref() == Some(self.id_text.as_str()) {
-                row.reply_frame
-            } else {
-                Some(row.frame)
-            };
-            if let Some(frame) = frame {
-                self.write_paced(ctx, ByteString::from(frame));
-            }
-        }
-        if complete {
-            while c.buffer.front().is_some_and(|(seq, _)| *seq <= c.next) {
-                c.buffer.pop_front();
-            }
-            let joins = c.buffer.front().is_none_or(|(seq, _)| *seq == c.next + 1);
-            if joins {
-                let mut last = c.next;
-                for (seq, frame) in c.buffer.drain(..) {
-                    last = seq;
-                    self.write_paced(ctx, frame);
-                }
-                self.feed = Feed::Live { last };
-                self.flush_replies(ctx);
-                return;
-            }
-        }
-        self.feed = Feed::CatchingUp(c);
-        self.read_log(ctx);
-    }
-
-    /// Retention pruned what the catch-up was about to send: the client is told to resync
-    /// (`history_trimmed`), and the session goes on from the log's head.
-    fn trimmed_under_catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut c: CatchUp) {
-        let head = self.app.published.get();
-        tracing::info!(session = %self.id, position = c.next, head, "history trimmed under a catch-up");
-        let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "history_trimmed" };
-        let frame = outbound::frame("resync_required", &body, None);
-        self.write(ctx, frame);
-        c.next = c.next.max(head);
-        c.skip = None;
-        self.feed = Feed::CatchingUp(c);
-        self.read_log(ctx);
-    }
-
-    /// A change from Broadcast.
-    fn on_logged(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: u64, frame: ByteString) {
-        let bound = self.chunk();
-        match &mut self.feed {
-            Feed::Unattached => {}
-            Feed::CatchingUp(c) => {
-                if c.buffer.len() >= bound {
-                    // The log has every one of them: read on instead of holding them.
-                    c.buffer.clear();
-                }
-                c.buffer.push_back((seq, frame));
-            }
-            Feed::Live { last } => {
-                if seq > *last {
-                    *last = seq;
-                    self.write(ctx, frame);
-                }
-            }
-        }
+        // The session's own changes are replayed as the reply it was sent (its `ack`), if any.
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let own = row.origin_session.as_deref() == Some(self.id_text.as_str());
+                let frame = if own { row.reply_frame } else { Some(row.frame) };
+                feed::Row { seq: row.seq, frame: frame.map(ByteString::from) }
+            })
+            .collect();
+        let (floor, head) = (self.app.floor.get(), self.app.published.get());
+        self.feed(ctx, feed::Input::Chunk { after, rows, floor, head });
     }
 
     // ---- events -----------------------------------------------------------------------
@@ -493,11 +385,9 @@ impl Session {
                 let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
                 let frame = outbound::frame("resync_required", &body, None);
                 self.write(ctx, frame);
-                if matches!(self.feed, Feed::Unattached) {
-                    self.attach(ctx, head);
-                }
+                self.feed(ctx, feed::Input::Attach { after: head });
             }
-            Some(Resume::Replay { after }) => self.resume_late(ctx, after),
+            Some(Resume::Replay { after }) => self.feed(ctx, feed::Input::Resume { after }),
             None => self.ensure_attached(ctx),
         }
     }
@@ -519,7 +409,7 @@ impl Session {
     /// Sends `reply` now if the session is live, or once its catch-up is done.
     fn reply_when_live(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply: Reply) {
         self.pending_replies.push(reply);
-        if matches!(self.feed, Feed::Live { .. }) {
+        if self.feed.is_live() {
             self.flush_replies(ctx);
         }
     }
@@ -726,7 +616,7 @@ impl Handler<Outbound> for Session {
 
     fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
         match msg {
-            Outbound::Frame { seq: Some(seq), frame } => self.on_logged(ctx, seq, frame),
+            Outbound::Frame { seq: Some(seq), frame } => self.feed(ctx, feed::Input::Live { seq, frame }),
             Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
             Outbound::Close { code, reason } => self.close(ctx, code, reason),
         }
