@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::query::Query;
 use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
 use crate::domain::election::{MAX_PRIORITY, Role};
-use crate::protocol::inbound::{self, MAX_ID_CHARS};
+use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store;
@@ -37,13 +37,7 @@ fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
 }
 
 fn check_id(name: &str, id: &str) -> Result<(), ApiError> {
-    let n = id.chars().count();
-    if n == 0 || n > MAX_ID_CHARS {
-        return Err(
-            WireError::invalid(Some(name), None, format!("must be 1 to {MAX_ID_CHARS} characters")).into()
-        );
-    }
-    Ok(())
+    Ok(inbound::check_id(name, id)?)
 }
 
 #[derive(Serialize)]

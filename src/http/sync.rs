@@ -15,7 +15,7 @@ use super::query::Query;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::{self, Command, Origin, Outcome, RecordWrite};
 use crate::domain::fleet::{FleetWrite, SyncStateWrite};
-use crate::protocol::inbound::{self, ClientEvent, DEFAULT_SYNC_LIMIT, MAX_ID_CHARS, MAX_ITEMS, SyncEvent};
+use crate::protocol::inbound::{self, ClientEvent, DEFAULT_SYNC_LIMIT, MAX_ITEMS, SyncEvent, check_id};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store::changes::Since;
@@ -37,14 +37,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct PushBody {
     device_id: String,
     events: Vec<Value>,
-}
-
-fn check_id(field: &str, id: &str) -> Result<(), WireError> {
-    let n = id.chars().count();
-    if n == 0 || n > MAX_ID_CHARS {
-        return Err(WireError::invalid(Some(field), None, format!("must be 1 to {MAX_ID_CHARS} characters")));
-    }
-    Ok(())
 }
 
 /// The command a pushed event asks for. Only writes can be pushed, and only for the pushing
