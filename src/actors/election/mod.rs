@@ -1,0 +1,327 @@
+//! The Election actor: the plumbing around the elector (`elector.rs`), which decides who is
+//! master by the rules of section 4. Sessions report to it, through the Registry for
+//! registrations: arrivals, departures, life (`Seen`), role-change acks; REST asks it for manual
+//! elections and registrations. It hands each of those to the elector with the time, and carries
+//! out what the elector asks for: writes through the Persistence actor, frames through the
+//! Broadcast actor, timers, answers.
+//!
+//! A write the elector must see land before it goes on (an arrival, a departure, an election's
+//! result) blocks the actor's mailbox until it is on disk (`ctx.wait`), so no two decisions about
+//! the master interleave: there is never more than one master.
+
+mod elector;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::Utc;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use self::elector::{Answer, Effect, Elector, Input, Now, ReplyTo};
+pub use self::elector::{Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Requester};
+use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
+use super::persistence::{Command, Origin, Persistence, persist};
+use crate::domain::fleet::DeviceRecord;
+use crate::protocol::inbound;
+use crate::protocol::{ErrorCode, WireError};
+use crate::settings::{ElectionSettings, HeartbeatSettings};
+
+// ---- messages ---------------------------------------------------------------------------
+
+/// A session registered as a device (`device_online` or `register_device`). Sent by the
+/// Registry once it has bound the session to the device.
+#[derive(Message)]
+#[rtype(result = "Result<Online, WireError>")]
+pub struct DeviceOnline {
+    pub session: Uuid,
+    pub recipient: Recipient<Outbound>,
+    pub info: inbound::DeviceOnline,
+}
+
+/// A device left (or its session ended).
+#[derive(Message)]
+#[rtype(result = "Gone")]
+pub struct DeviceGone {
+    pub device_id: String,
+    pub session: Uuid,
+    pub how: Departure,
+    /// What the device said of its going (its reason, its pending operations), for the audit.
+    pub note: Option<String>,
+}
+
+/// Life from a device's session (a heartbeat, any frame, a pong) at `at`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Seen {
+    pub device_id: String,
+    pub session: Uuid,
+    pub at: Instant,
+}
+
+/// A device confirms (or declines) the role change it was sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RoleChangeAck {
+    pub device_id: String,
+    pub session: Uuid,
+    pub accepted: bool,
+    pub election_id: Option<String>,
+}
+
+/// Run a manual election (or join the one running) and answer with its outcome.
+#[derive(Message)]
+#[rtype(result = "Result<Elected, WireError>")]
+pub struct RequestElection {
+    pub requester: Requester,
+    pub initiated_by: Option<String>,
+    /// Chosen if it is an active device.
+    pub preferred: Option<String>,
+    /// The preferred device must be active (409 `DEVICE_NOT_ACTIVE` otherwise).
+    pub require_preferred: bool,
+    /// Elect without the current master (a demotion).
+    pub exclude_master: bool,
+}
+
+/// Register a device over REST (`POST /device/register`): a record, not a session.
+#[derive(Message)]
+#[rtype(result = "Result<Registration, WireError>")]
+pub struct RegisterDevice {
+    pub device_id: String,
+    pub priority: Option<i32>,
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// The fleet as the election sees it.
+#[derive(Message)]
+#[rtype(result = "FleetView")]
+pub struct Fleet;
+
+/// The master's device id, if there is a master.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct MasterId;
+
+// ---- the actor --------------------------------------------------------------------------
+
+/// The election actor.
+pub struct Election {
+    elector: Elector,
+    heartbeat: HeartbeatSettings,
+    persistence: Addr<Persistence>,
+    broadcast: Addr<Broadcast>,
+    /// The sessions of registered devices, for the elector's closes.
+    sessions: HashMap<Uuid, Recipient<Outbound>>,
+    /// Callers waiting for an answer.
+    replies: HashMap<ReplyTo, oneshot::Sender<Answer>>,
+    next_reply: ReplyTo,
+}
+
+fn now() -> Now {
+    Now { instant: Instant::now(), wall: Utc::now() }
+}
+
+impl Election {
+    pub fn new(
+        settings: ElectionSettings,
+        heartbeat: HeartbeatSettings,
+        persistence: Addr<Persistence>,
+        broadcast: Addr<Broadcast>,
+        term: u64,
+        devices: Vec<DeviceRecord>,
+    ) -> Self {
+        let new_id = Box::new(|| Uuid::new_v4().to_string());
+        let elector = Elector::new(settings, heartbeat.clone(), term, devices, Instant::now(), new_id);
+        Self {
+            elector,
+            heartbeat,
+            persistence,
+            broadcast,
+            sessions: HashMap::new(),
+            replies: HashMap::new(),
+            next_reply: 0,
+        }
+    }
+
+    /// A number to answer under, and the channel the answer comes on.
+    fn waiting(&mut self) -> (ReplyTo, oneshot::Receiver<Answer>) {
+        self.next_reply += 1;
+        let (tx, rx) = oneshot::channel();
+        self.replies.insert(self.next_reply, tx);
+        (self.next_reply, rx)
+    }
+
+    /// Hands `input` to the elector and carries out what it asks for.
+    fn input(&mut self, ctx: &mut Context<Self>, input: Input) {
+        let effects = self.elector.on(input, now());
+        for effect in effects {
+            self.carry_out(ctx, effect);
+        }
+    }
+
+    fn carry_out(&mut self, ctx: &mut Context<Self>, effect: Effect) {
+        match effect {
+            Effect::Persist { writes, after: None } => {
+                let write = persist(&self.persistence, Command::Fleet(writes), Origin::Rest);
+                ctx.spawn(write.into_actor(self).map(|result, _, _| {
+                    if let Err(err) = result {
+                        tracing::error!(%err, "fleet record not written");
+                    }
+                }));
+            }
+            Effect::Persist { writes, after: Some(after) } => {
+                // Nothing else is decided until this is on disk.
+                let write = persist(&self.persistence, Command::Fleet(writes), Origin::Rest);
+                ctx.wait(write.into_actor(self).map(move |result, act, ctx| {
+                    let result = result.map(|_| ()).map_err(|err| {
+                        tracing::error!(%err, "fleet record not written");
+                        err.to_wire()
+                    });
+                    act.input(ctx, Input::Persisted { after: Box::new(after), result });
+                }));
+            }
+            Effect::Notify { frame, except } => self.broadcast.do_send(Notify { frame, except }),
+            Effect::SendTo { session, frame } => self.broadcast.do_send(SendTo { session, frame }),
+            Effect::Close { session, code, reason } => {
+                if let Some(recipient) = self.sessions.get(&session) {
+                    recipient.do_send(Outbound::Close { code, reason });
+                }
+            }
+            Effect::Start { timer, after } => {
+                ctx.run_later(after, move |act, ctx| act.input(ctx, Input::Timer(timer)));
+            }
+            Effect::Reply { to, answer } => {
+                if let Some(tx) = self.replies.remove(&to) {
+                    let _ = tx.send(answer);
+                }
+            }
+        }
+    }
+}
+
+/// The answer a caller waits for, of the kind it asked for.
+async fn answer<T>(
+    rx: oneshot::Receiver<Answer>,
+    pick: impl FnOnce(Answer) -> Option<Result<T, WireError>>,
+) -> Result<T, WireError> {
+    let interrupted = || WireError::new(ErrorCode::ServerError, "The election was interrupted");
+    rx.await.ok().and_then(pick).unwrap_or_else(|| Err(interrupted()))
+}
+
+impl Actor for Election {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let every = (self.heartbeat.timeout() / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        ctx.run_interval(every, move |act, ctx| act.input(ctx, Input::Tick { every }));
+    }
+}
+
+impl Handler<DeviceOnline> for Election {
+    type Result = ResponseFuture<Result<Online, WireError>>;
+
+    fn handle(&mut self, msg: DeviceOnline, ctx: &mut Context<Self>) -> Self::Result {
+        self.sessions.insert(msg.session, msg.recipient);
+        let (reply, rx) = self.waiting();
+        self.input(ctx, Input::Online { session: msg.session, info: msg.info, reply });
+        Box::pin(answer(rx, |a| if let Answer::Online(r) = a { Some(r) } else { None }))
+    }
+}
+
+impl Handler<DeviceGone> for Election {
+    type Result = ResponseFuture<Gone>;
+
+    fn handle(&mut self, msg: DeviceGone, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.how == Departure::Dropped {
+            self.sessions.remove(&msg.session);
+        }
+        let (reply, rx) = self.waiting();
+        let input = Input::Gone {
+            device_id: msg.device_id,
+            session: msg.session,
+            how: msg.how,
+            note: msg.note,
+            reply: Some(reply),
+        };
+        self.input(ctx, input);
+        Box::pin(async move {
+            match rx.await {
+                Ok(Answer::Gone(gone)) => gone,
+                _ => Gone { election_triggered: false },
+            }
+        })
+    }
+}
+
+impl Handler<Seen> for Election {
+    type Result = ();
+
+    fn handle(&mut self, msg: Seen, ctx: &mut Context<Self>) {
+        self.input(ctx, Input::Seen { device_id: msg.device_id, session: msg.session, at: msg.at });
+    }
+}
+
+impl Handler<RoleChangeAck> for Election {
+    type Result = ();
+
+    fn handle(&mut self, msg: RoleChangeAck, ctx: &mut Context<Self>) {
+        let input = Input::RoleChangeAck {
+            device_id: msg.device_id,
+            session: msg.session,
+            accepted: msg.accepted,
+            election_id: msg.election_id,
+        };
+        self.input(ctx, input);
+    }
+}
+
+impl Handler<RequestElection> for Election {
+    type Result = ResponseFuture<Result<Elected, WireError>>;
+
+    fn handle(&mut self, msg: RequestElection, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = self.waiting();
+        let input = Input::Request {
+            requester: msg.requester,
+            initiated_by: msg.initiated_by,
+            preferred: msg.preferred,
+            require_preferred: msg.require_preferred,
+            exclude_master: msg.exclude_master,
+            reply,
+        };
+        self.input(ctx, input);
+        Box::pin(answer(rx, |a| if let Answer::Elected(r) = a { Some(r) } else { None }))
+    }
+}
+
+impl Handler<RegisterDevice> for Election {
+    type Result = ResponseFuture<Result<Registration, WireError>>;
+
+    fn handle(&mut self, msg: RegisterDevice, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = self.waiting();
+        let input = Input::Register {
+            device_id: msg.device_id,
+            priority: msg.priority,
+            capabilities: msg.capabilities,
+            reply,
+        };
+        self.input(ctx, input);
+        Box::pin(answer(rx, |a| if let Answer::Registered(r) = a { Some(r) } else { None }))
+    }
+}
+
+impl Handler<MasterId> for Election {
+    type Result = Option<String>;
+
+    fn handle(&mut self, _: MasterId, _: &mut Context<Self>) -> Option<String> {
+        self.elector.master().map(str::to_owned)
+    }
+}
+
+impl Handler<Fleet> for Election {
+    type Result = MessageResult<Fleet>;
+
+    fn handle(&mut self, _: Fleet, _: &mut Context<Self>) -> MessageResult<Fleet> {
+        MessageResult(self.elector.view())
+    }
+}
