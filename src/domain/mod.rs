@@ -2,6 +2,7 @@
 //!
 //! - `station`: a station's timer and order list, and what each cashier command does to it.
 //! - `catalogue`: the catalogue documents an admin writes.
+//! - `commands`: the changes a client can ask for, one vocabulary for every transport.
 //! - `election`: who wins an election, default priorities, when an election gives up.
 //! - `feed`: a session's feed of logged changes (catch-up, resumes, going live), exactly once.
 //! - `fleet`: devices, elections, audit rows and sync states as recorded, and their writes.
@@ -9,6 +10,7 @@
 //! - `resume`: whether a reconnecting client can be replayed what it missed.
 
 pub mod catalogue;
+pub mod commands;
 pub mod election;
 pub mod feed;
 pub mod fleet;

@@ -13,9 +13,12 @@ use super::cashier::resource;
 use super::error::ApiError;
 use super::query::Query;
 use crate::actors::election::Fleet;
-use crate::actors::persistence::{self, Command, Origin, Outcome, RecordWrite};
+use crate::actors::persistence::{self, Origin, Outcome};
+use crate::domain::commands::Command;
 use crate::domain::fleet::{FleetWrite, SyncStateWrite};
-use crate::protocol::inbound::{self, ClientEvent, DEFAULT_SYNC_LIMIT, MAX_ITEMS, SyncEvent, check_id};
+use crate::protocol::inbound::{
+    self, ClientEvent, DEFAULT_SYNC_LIMIT, Intent, MAX_ITEMS, SyncEvent, check_id,
+};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store::changes::Since;
@@ -49,25 +52,16 @@ fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> 
             format!("The push is from device {device_id}, not {named}"),
         ));
     }
-    match event {
-        ClientEvent::Station(command) => Ok(Command::Station(command)),
-        ClientEvent::Sync(SyncEvent::DataUpdate(update)) => {
-            Ok(Command::Record(RecordWrite::from_update(update, false)))
-        }
-        ClientEvent::Sync(SyncEvent::SyncConflict(report)) => {
-            Ok(Command::Record(RecordWrite::from_update(report, true)))
-        }
-        ClientEvent::Sync(SyncEvent::CriticalEvent { device_id, event_type, payload }) => {
-            Ok(Command::Critical { device_id, event_type, payload })
-        }
-        ClientEvent::Sync(SyncEvent::Acknowledge { device_id, seq }) => {
+    match event.into_intent() {
+        Intent::Change(command) => Ok(command),
+        Intent::Other(ClientEvent::Sync(SyncEvent::Acknowledge { device_id, seq })) => {
             Ok(Command::Fleet(vec![FleetWrite::SyncState(SyncStateWrite {
                 device_id,
                 confirmed_seq: Some(seq),
                 ..Default::default()
             })]))
         }
-        _ => Err(WireError::invalid(Some("type"), None, "only changes can be pushed")),
+        Intent::Other(_) => Err(WireError::invalid(Some("type"), None, "only changes can be pushed")),
     }
 }
 

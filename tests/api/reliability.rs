@@ -250,7 +250,8 @@ async fn a_full_disk_refuses_writes_without_acknowledging_them_and_everything_re
 #[cfg(feature = "fault-injection")]
 #[actix_web::test]
 async fn the_persistence_actor_restarts_after_a_panic_and_loses_nothing_acknowledged() {
-    use device_sync::actors::persistence::{Command, Fault, Origin, RecordWrite, persist};
+    use device_sync::actors::persistence::{Origin, persist};
+    use device_sync::domain::commands::{Command, Fault, RecordWrite};
     use device_sync::domain::records::Operation;
     let app = spawn_app().await;
     let (mut device, _) = app.device("till-1", 50).await;
@@ -262,7 +263,7 @@ async fn the_persistence_actor_restarts_after_a_panic_and_loses_nothing_acknowle
         data: Some(serde_json::Map::new()),
         base_version: None,
         at: None,
-        device: Some("till-1".into()),
+        device: "till-1".into(),
         reported: false,
         local_version: None,
     };

@@ -38,15 +38,16 @@ use uuid::Uuid;
 
 use self::stations::StationCache;
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
-use crate::domain::catalogue::CatalogueKind;
-use crate::domain::fleet::{AuditEntry, DeviceRecord, FleetWrite};
-use crate::domain::station::{Station, StationCommand, StationError};
+use crate::domain::commands::Command;
+#[cfg(feature = "fault-injection")]
+use crate::domain::commands::Fault;
+use crate::domain::fleet::{AuditEntry, DeviceRecord};
+use crate::domain::station::{Station, StationError};
 use crate::protocol::outbound::{self, Ack};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
 
-pub use records::RecordWrite;
 pub use retention::{LogFloor, Retention};
 
 /// Most commands committed in one transaction.
@@ -59,36 +60,6 @@ pub const MAILBOX_CAPACITY: usize = MAX_QUEUE;
 /// How often a database that failed is tried again (a fresh connection and a small write), so
 /// that writes and health recover when it does, even if no client writes.
 const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A change to make.
-#[derive(Debug, Clone)]
-pub enum Command {
-    /// A cashier command on stations.
-    Station(StationCommand),
-    /// Replace a catalogue document with this JSON text.
-    Catalogue { kind: CatalogueKind, body: String },
-    /// Writes about the fleet (devices, roles, elections, sync states), together in one
-    /// transaction. Not a logged change: it takes no `seq` and is not broadcast.
-    Fleet(Vec<FleetWrite>),
-    /// A write to a generic record (`data_update`, or a reported `sync_conflict`).
-    Record(RecordWrite),
-    /// A legacy critical event.
-    Critical { device_id: String, event_type: String, payload: serde_json::Value },
-    /// An event of a device's offline queue (`POST /sync/push`): applied at most once per
-    /// device and event id.
-    Pushed { device_id: String, event_id: String, command: Box<Command> },
-    /// A fault for tests to inject (`fault-injection` builds only).
-    #[cfg(feature = "fault-injection")]
-    Fault(Fault),
-}
-
-/// Faults tests can inject into a batch.
-#[cfg(feature = "fault-injection")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The batch panics while it is being written.
-    Panic,
-}
 
 /// Who asked for a change, and so who gets the reply in place of the broadcast.
 #[derive(Debug, Clone)]

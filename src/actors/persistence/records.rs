@@ -8,51 +8,15 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     DatabaseTransaction, DbErr, EntityTrait,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{ApplyError, Logged, Outcome};
+use crate::domain::commands::RecordWrite;
 use crate::domain::records::{self, CRITICAL_EVENTS, Operation, Stored, Verdict};
 use crate::protocol::outbound;
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::settings::ConflictPolicy;
 use crate::store;
-
-/// A write to a generic record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordWrite {
-    pub table: String,
-    /// Canonical.
-    pub record_id: String,
-    pub operation: Operation,
-    /// The object written; `None` for a delete.
-    pub data: Option<Map<String, Value>>,
-    pub base_version: Option<i64>,
-    /// The client's time of the write.
-    pub at: Option<DateTime<Utc>>,
-    /// The device that wrote it.
-    pub device: Option<String>,
-    /// A client's own conflict report (`sync_conflict`): always judged by the policy.
-    pub reported: bool,
-    /// The version the writer had (`local_version`).
-    pub local_version: Option<i64>,
-}
-
-impl RecordWrite {
-    /// The write a `data_update` (or, `reported`, a client's `sync_conflict`) asks for.
-    pub fn from_update(update: crate::protocol::inbound::DataUpdate, reported: bool) -> Self {
-        Self {
-            local_version: if reported { None } else { update.base_version },
-            table: update.table,
-            record_id: update.record_id,
-            operation: update.operation,
-            data: update.data,
-            base_version: update.base_version,
-            at: update.at,
-            device: Some(update.device_id),
-            reported,
-        }
-    }
-}
 
 /// What a record write came to.
 pub(super) enum RecordResult {
@@ -95,21 +59,19 @@ pub(super) async fn apply_record(
     let local_data = w.data.clone().map(Value::Object).unwrap_or(Value::Null);
     if verdict == (Verdict::Conflict { incoming_wins: false }) {
         // The device lost: kept so that its next sync lists the conflict.
-        if let Some(device) = &w.device {
-            sync_conflict::Entity::insert(sync_conflict::ActiveModel {
-                id: NotSet,
-                device_id: Set(device.clone()),
-                table_name: Set(w.table.clone()),
-                record_id: Set(w.record_id.clone()),
-                conflict_type: Set("version".to_owned()),
-                local_version: Set(w.local_version.or(w.base_version)),
-                server_version: Set(server_version),
-                resolution_method: Set(policy_name(policy).to_owned()),
-                created_at: Set(now),
-            })
-            .exec_without_returning(txn)
-            .await?;
-        }
+        sync_conflict::Entity::insert(sync_conflict::ActiveModel {
+            id: NotSet,
+            device_id: Set(w.device.clone()),
+            table_name: Set(w.table.clone()),
+            record_id: Set(w.record_id.clone()),
+            conflict_type: Set("version".to_owned()),
+            local_version: Set(w.local_version.or(w.base_version)),
+            server_version: Set(server_version),
+            resolution_method: Set(policy_name(policy).to_owned()),
+            created_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
         let conflict = (!w.reported).then(|| {
             json!({
                 "device_id": w.device,
@@ -153,7 +115,7 @@ pub(super) async fn apply_record(
         written_at: Set(w.at.unwrap_or(now)),
         updated_at: Set(now),
         last_seq: Set(store::changes::to_db(seq)),
-        source_device: Set(w.device.clone()),
+        source_device: Set(Some(w.device.clone())),
     })
     .on_conflict(
         OnConflict::columns([record::Column::TableName, record::Column::RecordId])

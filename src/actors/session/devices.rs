@@ -9,7 +9,7 @@ use actix_web_actors::ws;
 use super::{Reply, Session};
 use crate::actors::election::{Departure, DeviceGone, RequestElection, Requester, RoleChangeAck, Seen};
 use crate::actors::registry::BindDevice;
-use crate::protocol::inbound::{ClientEvent, DeviceOnline};
+use crate::protocol::inbound::{ClientEvent, DeviceOnline, Intent};
 use crate::protocol::outbound::{self, Ack, DeviceGoneAck, HeartbeatAck};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::store;
@@ -173,7 +173,11 @@ impl Session {
                     }
                 }));
             }
-            ClientEvent::Sync(event) => self.on_sync_event(ctx, reply_to, event),
+            ClientEvent::Sync(event) => match ClientEvent::Sync(event).into_intent() {
+                Intent::Change(change) => self.submit(ctx, change, reply_to),
+                Intent::Other(ClientEvent::Sync(event)) => self.on_sync_event(ctx, reply_to, event),
+                Intent::Other(_) => {}
+            },
             // Handled before: connect, ping, station commands, device_online.
             ClientEvent::Connect(_)
             | ClientEvent::Ping

@@ -30,12 +30,13 @@ use uuid::Uuid;
 use super::broadcast::Outbound;
 use super::election::{Online, Seen};
 use super::outbox::{self, Outbox};
-use super::persistence::{Applied, Command, Origin, Outcome, persist};
+use super::persistence::{Applied, Origin, Outcome, persist};
 use super::registry::{Identify, Latency, Register, Stats, Unregister};
+use crate::domain::commands::Command;
 use crate::domain::feed::{self, Feed};
 use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
-use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Rejected};
+use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Intent, Rejected};
 use crate::protocol::outbound::{
     self, Connected, ConnectionStatus, DeviceOnlineAck, Empty, Registered, ResyncRequired,
 };
@@ -362,9 +363,12 @@ impl Session {
                     let frame = outbound::frame("pong", &Empty {}, id.as_deref());
                     self.write(ctx, frame);
                 }
-                ClientEvent::Station(command) => {
+                event @ ClientEvent::Station(_) => {
+                    // Stations need no device identity (cashier clients).
                     self.ensure_attached(ctx);
-                    self.submit(ctx, Command::Station(command), id);
+                    if let Intent::Change(change) = event.into_intent() {
+                        self.submit(ctx, change, id);
+                    }
                 }
                 ClientEvent::DeviceOnline(online) => self.on_device_online(ctx, id, online),
                 event => {

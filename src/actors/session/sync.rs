@@ -9,7 +9,8 @@ use serde_json::json;
 use super::Session;
 use crate::actors::broadcast::Notify;
 use crate::actors::election::MasterId;
-use crate::actors::persistence::{Command, Origin, RecordWrite, persist};
+use crate::actors::persistence::{Origin, persist};
+use crate::domain::commands::Command;
 use crate::domain::fleet::{FleetWrite, SyncStateWrite};
 use crate::domain::records::{RetryPlan, retry_plan};
 use crate::domain::resume::{self, Resume};
@@ -27,15 +28,8 @@ impl Session {
         event: SyncEvent,
     ) {
         match event {
-            SyncEvent::DataUpdate(update) => {
-                self.submit(ctx, Command::Record(RecordWrite::from_update(update, false)), reply_to)
-            }
-            SyncEvent::SyncConflict(report) => {
-                self.submit(ctx, Command::Record(RecordWrite::from_update(report, true)), reply_to)
-            }
-            SyncEvent::CriticalEvent { device_id, event_type, payload } => {
-                self.submit(ctx, Command::Critical { device_id, event_type, payload }, reply_to);
-            }
+            // Changes became commands (`ClientEvent::into_intent`) before they came here.
+            SyncEvent::DataUpdate(_) | SyncEvent::SyncConflict(_) | SyncEvent::CriticalEvent { .. } => {}
             SyncEvent::DataRequest(request) => self.data_request(ctx, reply_to, request),
             SyncEvent::SyncRequest(request) => self.sync_request(ctx, reply_to, request),
             SyncEvent::SyncComplete { device_id, sync_id, last_seq, changes_count } => {

@@ -29,11 +29,11 @@ pub use self::stations::{
     transfer_body,
 };
 pub use self::sync::{
-    DEFAULT_LATEST_LIMIT, DEFAULT_SYNC_LIMIT, DataRequest, DataUpdate, RequestKind, SyncEvent, SyncRequest,
-    SyncType,
+    DEFAULT_LATEST_LIMIT, DEFAULT_SYNC_LIMIT, DataRequest, RequestKind, SyncEvent, SyncRequest, SyncType,
 };
 use super::error::{ErrorCode, WireError};
 use super::time;
+use crate::domain::commands::Command;
 use crate::domain::election::Role;
 use crate::domain::station::StationCommand;
 
@@ -74,6 +74,30 @@ pub enum ClientEvent {
     RoleChangeAck { device_id: String, new_role: Role, accepted: bool, election_id: Option<String> },
     /// The data and sync events of section 5.
     Sync(SyncEvent),
+}
+
+/// A decoded event as a write, or as itself when it makes none.
+pub enum Intent {
+    Change(Command),
+    Other(ClientEvent),
+}
+
+impl ClientEvent {
+    /// The change this event asks for, for the events that make one (stations and orders,
+    /// record writes and conflict reports, critical events); any other event is given back.
+    /// The one mapping from a decoded event to a write, for every transport and `/sync/push`.
+    pub fn into_intent(self) -> Intent {
+        match self {
+            Self::Station(command) => Intent::Change(Command::Station(command)),
+            Self::Sync(SyncEvent::DataUpdate(write) | SyncEvent::SyncConflict(write)) => {
+                Intent::Change(Command::Record(write))
+            }
+            Self::Sync(SyncEvent::CriticalEvent { device_id, event_type, payload }) => {
+                Intent::Change(Command::Critical { device_id, event_type, payload })
+            }
+            other => Intent::Other(other),
+        }
+    }
 }
 
 impl ClientEvent {

@@ -9,12 +9,13 @@ use super::super::error::WireError;
 use super::super::time;
 use super::ClientEvent;
 use super::fields::*;
+use crate::domain::commands::RecordWrite;
 use crate::domain::records::{self, Operation, RESERVED_TABLES};
 
 /// The data and sync events (section 5), each from a registered device.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncEvent {
-    DataUpdate(DataUpdate),
+    DataUpdate(RecordWrite),
     DataRequest(DataRequest),
     SyncRequest(SyncRequest),
     SyncComplete {
@@ -36,7 +37,7 @@ pub enum SyncEvent {
         queue_type: Option<String>,
     },
     /// A client's own conflict report (document 000's `sync_conflict`).
-    SyncConflict(DataUpdate),
+    SyncConflict(RecordWrite),
     /// Legacy (003): logged, broadcast, `acknowledged`.
     CriticalEvent {
         device_id: String,
@@ -53,7 +54,7 @@ pub enum SyncEvent {
 impl SyncEvent {
     pub fn device_id(&self) -> &str {
         match self {
-            Self::DataUpdate(u) | Self::SyncConflict(u) => &u.device_id,
+            Self::DataUpdate(u) | Self::SyncConflict(u) => &u.device,
             Self::DataRequest(r) => &r.device_id,
             Self::SyncRequest(r) => &r.device_id,
             Self::SyncComplete { device_id, .. }
@@ -63,21 +64,6 @@ impl SyncEvent {
             | Self::Acknowledge { device_id, .. } => device_id,
         }
     }
-}
-
-/// A write to a generic record (`data_update`, or a reported `sync_conflict`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataUpdate {
-    pub device_id: String,
-    pub table: String,
-    /// The canonical record id.
-    pub record_id: String,
-    pub operation: Operation,
-    /// The JSON object written (`None` for a delete).
-    pub data: Option<Map<String, Value>>,
-    pub base_version: Option<i64>,
-    /// The client's time of the write (the message's `timestamp`), for last-writer-wins.
-    pub at: Option<DateTime<Utc>>,
 }
 
 /// What a `data_request` asks for.
@@ -139,7 +125,7 @@ pub(super) fn data_update(
     value: &Value,
     map: &Map<String, Value>,
     reported: bool,
-) -> Result<DataUpdate, WireError> {
+) -> Result<RecordWrite, WireError> {
     let m: DataUpdateMsg = parse(value)?;
     let table = table_of(m.table_name, m.table)?;
     let record_id = match &m.record_id {
@@ -175,14 +161,17 @@ pub(super) fn data_update(
     };
     let base_version = if reported { m.server_version.or(m.base_version) } else { m.base_version };
     let at = map.get("timestamp").and_then(Value::as_str).and_then(time::parse);
-    Ok(DataUpdate {
-        device_id: m.device_id.0,
+    let base_version = base_version.map(|v| v.0);
+    Ok(RecordWrite {
+        device: m.device_id.0,
         table,
         record_id,
         operation: if reported { Operation::Update } else { operation },
         data,
-        base_version: base_version.map(|v| v.0),
+        base_version,
         at,
+        reported,
+        local_version: if reported { None } else { base_version },
     })
 }
 
