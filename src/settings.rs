@@ -95,13 +95,7 @@ pub struct SyncSettings {
     pub prune_interval_s: f64,
 }
 
-/// How a write with a stale `base_version` is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictPolicy {
-    ServerWins,
-    LastWriterWins,
-}
+pub use crate::domain::records::ConflictPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {

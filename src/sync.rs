@@ -12,36 +12,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::records::{self as rules, CRITICAL_EVENTS, RESERVED_TABLES};
-use crate::protocol::outbound::StationData;
+use crate::protocol::outbound::{Change, ConflictView, RecordView, StationData};
 use crate::protocol::time;
 use crate::store::{self, changes::Since};
-
-/// A change as sync sends it.
-#[derive(Debug, Serialize)]
-pub struct Change {
-    pub seq: u64,
-    pub table_name: String,
-    pub record_id: serde_json::Value,
-    pub operation: String,
-    /// The record's state after the change (`null` after a delete), as stored.
-    pub data: Option<Box<RawValue>>,
-    pub version: Option<i64>,
-    pub timestamp: String,
-}
-
-/// A conflict a device lost, as `sync_response.conflicts` lists it.
-#[derive(Debug, Serialize)]
-pub struct ConflictView {
-    pub table: String,
-    pub table_name: String,
-    pub record_id: serde_json::Value,
-    pub conflict_type: String,
-    pub local_version: Option<i64>,
-    pub server_version: i64,
-    pub resolution: &'static str,
-    pub resolution_method: String,
-    pub timestamp: String,
-}
 
 /// Most conflicts one `sync_response` lists.
 pub const MAX_CONFLICTS: u64 = 1000;
@@ -79,15 +52,6 @@ pub struct ChangesPage {
     /// The page would need changes retention has pruned: it is empty, and the device must do a
     /// full sync (`history_trimmed`).
     pub trimmed: bool,
-}
-
-/// A record as sync and `data_request` send it.
-#[derive(Debug, Serialize)]
-pub struct RecordView {
-    pub record_id: serde_json::Value,
-    pub data: Option<Box<RawValue>>,
-    pub version: i64,
-    pub updated_at: String,
 }
 
 /// Every live record of the requested tables, at log position `last_seq`.

@@ -5,7 +5,23 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::settings::ConflictPolicy;
+/// How a write with a stale `base_version` is resolved (`sync.conflict_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    ServerWins,
+    LastWriterWins,
+}
+
+impl ConflictPolicy {
+    /// The name the protocol reports it by (`resolution_method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerWins => "server_wins",
+            Self::LastWriterWins => "last_writer_wins",
+        }
+    }
+}
 
 /// Tables the server keeps itself: not writable with `data_update`.
 pub const RESERVED_TABLES: [&str; 3] = ["stations", "catalogue", "critical_events"];

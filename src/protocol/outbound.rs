@@ -166,6 +166,42 @@ pub struct MasterElected {
     pub term: u64,
 }
 
+/// A change as sync sends it.
+#[derive(Debug, Serialize)]
+pub struct Change {
+    pub seq: u64,
+    pub table_name: String,
+    pub record_id: serde_json::Value,
+    pub operation: String,
+    /// The record's state after the change (`null` after a delete), as stored.
+    pub data: Option<Box<RawValue>>,
+    pub version: Option<i64>,
+    pub timestamp: String,
+}
+
+/// A conflict a device lost, as `sync_response.conflicts` lists it.
+#[derive(Debug, Serialize)]
+pub struct ConflictView {
+    pub table: String,
+    pub table_name: String,
+    pub record_id: serde_json::Value,
+    pub conflict_type: String,
+    pub local_version: Option<i64>,
+    pub server_version: i64,
+    pub resolution: &'static str,
+    pub resolution_method: String,
+    pub timestamp: String,
+}
+
+/// A record as sync and `data_request` send it.
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    pub record_id: serde_json::Value,
+    pub data: Option<Box<RawValue>>,
+    pub version: i64,
+    pub updated_at: String,
+}
+
 /// `sync_response` (and, without `data`, a `/sync/pull` page).
 #[derive(Serialize, Debug)]
 pub struct SyncResponse {
@@ -174,10 +210,10 @@ pub struct SyncResponse {
     pub status: &'static str,
     pub sync_id: String,
     pub master_device_id: Option<String>,
-    pub changes: Vec<crate::sync::Change>,
+    pub changes: Vec<Change>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<std::collections::BTreeMap<String, Vec<crate::sync::RecordView>>>,
-    pub conflicts: Vec<crate::sync::ConflictView>,
+    pub data: Option<std::collections::BTreeMap<String, Vec<RecordView>>>,
+    pub conflicts: Vec<ConflictView>,
     pub last_seq: u64,
     pub head_seq: u64,
     pub has_more: bool,

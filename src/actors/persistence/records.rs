@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 
 use super::{ApplyError, Logged, Outcome};
 use crate::domain::commands::RecordWrite;
-use crate::domain::records::{self, CRITICAL_EVENTS, Operation, Stored, Verdict};
+use crate::domain::records::{self, CRITICAL_EVENTS, ConflictPolicy, Operation, Stored, Verdict};
 use crate::protocol::outbound;
 use crate::protocol::{ErrorCode, WireError, time};
-use crate::settings::ConflictPolicy;
 use crate::store;
 
 /// What a record write came to.
@@ -23,13 +22,6 @@ pub(super) enum RecordResult {
     Logged(Box<Logged>),
     /// A conflict the stored copy won: nothing was written; the writer is told.
     Kept(Outcome),
-}
-
-fn policy_name(policy: ConflictPolicy) -> &'static str {
-    match policy {
-        ConflictPolicy::ServerWins => "server_wins",
-        ConflictPolicy::LastWriterWins => "last_writer_wins",
-    }
 }
 
 fn data_json(data: Option<&str>) -> Value {
@@ -67,7 +59,7 @@ pub(super) async fn apply_record(
             conflict_type: Set("version".to_owned()),
             local_version: Set(w.local_version.or(w.base_version)),
             server_version: Set(server_version),
-            resolution_method: Set(policy_name(policy).to_owned()),
+            resolution_method: Set(policy.as_str().to_owned()),
             created_at: Set(now),
         })
         .exec_without_returning(txn)
@@ -96,7 +88,7 @@ pub(super) async fn apply_record(
             "table": w.table,
             "record_id": record_id,
             "resolution": "server_wins",
-            "resolution_method": policy_name(policy),
+            "resolution_method": policy.as_str(),
             "resolved_data": server_data,
             "version": server_version,
         });
@@ -164,7 +156,7 @@ pub(super) async fn apply_record(
                 "table": w.table,
                 "record_id": record_id,
                 "resolution": "local_wins",
-                "resolution_method": policy_name(policy),
+                "resolution_method": policy.as_str(),
                 "resolved_data": data,
                 "version": version,
                 "seq": seq,

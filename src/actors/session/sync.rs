@@ -228,18 +228,20 @@ impl Session {
                         .filter(|id| !found.iter().any(|r| &r.record_id == *id))
                         .map(|id| crate::domain::records::id_to_json(id))
                         .collect();
-                    let records: Vec<sync::RecordView> = found.into_iter().map(sync::record_view).collect();
+                    let records: Vec<crate::protocol::outbound::RecordView> =
+                        found.into_iter().map(sync::record_view).collect();
                     let status =
                         if records.is_empty() && !not_found.is_empty() { "not_found" } else { "success" };
                     json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "batch",
                         "status": status, "records": records, "not_found": not_found})
                 }
                 RequestKind::Latest(limit) => {
-                    let records: Vec<sync::RecordView> = store::records::latest(&db, &table, limit)
-                        .await?
-                        .into_iter()
-                        .map(sync::record_view)
-                        .collect();
+                    let records: Vec<crate::protocol::outbound::RecordView> =
+                        store::records::latest(&db, &table, limit)
+                            .await?
+                            .into_iter()
+                            .map(sync::record_view)
+                            .collect();
                     json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "latest",
                         "status": "success", "records": records, "limit": limit})
                 }
