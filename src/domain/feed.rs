@@ -230,6 +230,7 @@ impl<F> Feed<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::seeded::Rng;
 
     /// A log of changes `1..=head` whose frames are their seqs, and a feed reading it.
     struct World {
@@ -424,22 +425,10 @@ mod tests {
         assert_eq!(feed.position(), Some(3));
     }
 
-    /// A small deterministic generator (xorshift), so that a failing case can be repeated.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
-
     #[test]
     fn random_interleavings_send_every_change_once_and_in_order_within_each_resume() {
         for seed in 1..=300u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut rng = Rng::new(seed);
             let chunk = 1 + rng.below(6) as usize;
             let mut w = World::new(chunk, rng.below(30));
             let start = rng.below(w.head + 1);

@@ -16,4 +16,6 @@ pub mod feed;
 pub mod fleet;
 pub mod records;
 pub mod resume;
+#[cfg(test)]
+pub mod seeded;
 pub mod station;

@@ -418,7 +418,8 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
         fmt(our_p99, 2),
         fmt(peer_p99, 2),
         ratio(our_p99, peer_p99),
-        verdict(our_p99.map(|p| p <= 1.5 && peer_p99.is_none_or(|q| p < q))),
+        // Measured against the peer only when the peer was measured.
+        verdict(our_p99.and_then(|p| if p > 1.5 { Some(false) } else { peer_p99.map(|q| p < q) })),
     );
     let _ = writeln!(
         md,
@@ -433,7 +434,7 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
         thousands(our_rate),
         thousands(peer_rate),
         ratio(our_rate, peer_rate),
-        verdict(our_rate.map(|a| peer_rate.is_none_or(|b| a >= 2.0 * b))),
+        verdict(our_rate.zip(peer_rate).map(|(a, b)| a >= 2.0 * b)),
     );
     let _ = writeln!(
         md,
@@ -452,7 +453,7 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
         fmt(our_idle, 1),
         fmt(peer_idle, 1),
         ratio(our_idle, peer_idle),
-        verdict(our_idle.map(|a| peer_idle.is_none_or(|b| a <= b))),
+        verdict(our_idle.zip(peer_idle).map(|(a, b)| a <= b)),
     );
     let _ = writeln!(
         md,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::*;
+use crate::domain::seeded::Rng;
 
 /// The elector with a clock, the writes it made, the frames it sent, its timers and answers.
 struct World {
@@ -583,23 +584,11 @@ fn a_candidate_passed_over_cannot_win_by_confirming_late() {
     assert_eq!(w.last_elected()["new_master_id"], "till-2");
 }
 
-/// A small deterministic generator (xorshift), so that a failing case can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn random_runs_keep_one_master_per_term_growing_terms_and_acks_before_announcements() {
     const DEVICES: [&str; 5] = ["a", "b", "c", "d", "e"];
     for seed in 1..=200u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed);
         let mut w = World::with(|s| s.preempt = seed % 3 == 0);
         let mut online: HashMap<&str, bool> = HashMap::new();
         let mut checked = 0;
