@@ -590,7 +590,7 @@ async fn network_status_reports_connections_and_heartbeats() {
 async fn a_master_whose_connection_resets_after_answering_pings_is_replaced_for_failure() {
     let app = spawn_app_with(|s| {
         s.heartbeat.interval_s = 0.2;
-        s.heartbeat.timeout_s = 1.0;
+        s.heartbeat.timeout_s = 2.0;
         s.election.reconnect_grace_s = 0.5;
     })
     .await;
@@ -603,7 +603,7 @@ async fn a_master_whose_connection_resets_after_answering_pings_is_replaced_for_
     // For twice the heartbeat timeout the master sends no message of its own: it only reads,
     // and so answers the server's pings with pong frames. That is life; it stays master.
     let mut pings = 0;
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
     while tokio::time::Instant::now() < until {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
@@ -614,7 +614,7 @@ async fn a_master_whose_connection_resets_after_answering_pings_is_replaced_for_
             _ => {}
         }
     }
-    assert!(pings >= 5, "the server pinged ({pings})");
+    assert!(pings >= 10, "the server pinged ({pings})");
     assert_eq!(master_of(&app).await, "office", "pongs kept the master alive");
 
     // Then its connection is reset: no close frame, an RST.

@@ -138,7 +138,7 @@ async fn when_every_change_is_past_its_age_the_log_is_empty_and_the_head_survive
 
 #[actix_web::test]
 async fn a_writer_keeps_getting_acks_while_a_large_backlog_is_pruned() {
-    const BACKLOG: i64 = 20_000;
+    const BACKLOG: i64 = 60_000;
     // A database with a backlog of old changes (40 days), made before the server starts.
     let app = spawn_app_with(|_| {}).await;
     let dir = app.stop().await;
