@@ -102,7 +102,7 @@ impl Application {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(writer, database, broadcast, boot.head, policy, retention, floor.clone())
+                Persistence::new(writer, database, broadcast, boot.head, policy, retention, floor)
             })
         };
         let election = Election::new(

@@ -99,8 +99,7 @@ pub async fn changes(
     let tables = if critical { Some(&critical_only[..]) } else { tables };
     let txn = store::snapshot(db).await?;
     // The floor and the kept changes are read in one snapshot: they agree.
-    let floor = store::changes::floor(&txn).await?;
-    let head_seq = store::changes::head(&txn).await?;
+    let (floor, head_seq) = store::changes::bounds(&txn).await?;
     if floor.trims(since) {
         txn.commit().await?;
         let oldest_seq = floor.oldest_seq();

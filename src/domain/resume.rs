@@ -21,9 +21,15 @@ pub fn decide(
     match client_epoch {
         Some(epoch) if epoch != server_epoch => Resume::Resync { reason: "epoch_mismatch" },
         _ if last_seq > head => Resume::Resync { reason: "ahead_of_log" },
-        _ if last_seq < log_floor => Resume::Resync { reason: "history_trimmed" },
+        _ if trimmed(last_seq, log_floor) => Resume::Resync { reason: "history_trimmed" },
         _ => Resume::Replay { after: last_seq },
     }
+}
+
+/// Whether resuming after `last_seq` needs a change retention pruned: the changes up to
+/// `log_floor` are gone, so `last_seq + 1` must be above it.
+pub fn trimmed(last_seq: u64, log_floor: u64) -> bool {
+    last_seq < log_floor
 }
 
 #[cfg(test)]

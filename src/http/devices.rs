@@ -36,10 +36,6 @@ fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     Ok(inbound::parse_body(value)?)
 }
 
-fn check_id(name: &str, id: &str) -> Result<(), ApiError> {
-    Ok(inbound::check_id(name, id)?)
-}
-
 #[derive(Serialize)]
 struct RoleView<'a> {
     device_id: &'a str,
@@ -82,7 +78,7 @@ async fn register(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let b: RegisterBody = parse(&body.value)?;
-    check_id("device_id", &b.device_id)?;
+    inbound::check_id("device_id", &b.device_id)?;
     if b.priority.is_some_and(|p| !(0..=MAX_PRIORITY).contains(&p)) {
         return Err(WireError::invalid(Some("priority"), None, "must be an integer within 0..=100").into());
     }
@@ -138,7 +134,7 @@ async fn set_role(
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
-    check_id("device_id", &device_id)?;
+    inbound::check_id("device_id", &device_id)?;
     let b: SetRoleBody = parse(&body.value)?;
     let reason = b.reason.unwrap_or_else(|| "manual".to_owned());
     let fleet = app.election.send(Fleet).await?;
@@ -200,7 +196,7 @@ async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Re
         parse(&body.value)?
     };
     if let Some(p) = &b.preferred_master {
-        check_id("preferred_master", p)?;
+        inbound::check_id("preferred_master", p)?;
     }
     let initiated_by = b.initiated_by.or(b.reason);
     let Elected { announcement: a } = app

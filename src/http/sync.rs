@@ -216,9 +216,10 @@ async fn get_state(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     check_id("device_id", &path)?;
-    // A registered device has a sync state from registration on; only an unknown one has none.
-    let known = store::sync_states::get(&app.db, &path).await?.is_some()
-        || store::devices::exists(&app.db, &path).await?;
+    // A registered device has a sync state from registration on; only an unknown one has none
+    // (a device may also have one without registering, by `PUT`).
+    let known = store::devices::exists(&app.db, &path).await?
+        || store::sync_states::get(&app.db, &path).await?.is_some();
     if !known {
         let error = WireError::new(ErrorCode::DeviceNotFound, format!("Device {path} does not exist"));
         return Err(error.into());

@@ -109,14 +109,20 @@ pub async fn page<C: ConnectionTrait>(
 
 /// The newest `seq` ever logged (0 for a new log), also when retention pruned every change.
 pub async fn head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    Ok(bounds(db).await?.1)
+}
+
+/// The log's floor and its head, read together.
+pub async fn bounds<C: ConnectionTrait>(db: &C) -> Result<(Floor, u64), DbErr> {
     let max: Option<Option<i64>> = change_log::Entity::find()
         .select_only()
         .column_as(change_log::Column::Seq.max(), "head")
         .into_tuple()
         .one(db)
         .await?;
+    let floor = floor(db).await?;
     let newest = max.flatten().map(from_db).unwrap_or(0);
-    Ok(newest.max(floor(db).await?.seq))
+    Ok((floor, newest.max(floor.seq)))
 }
 
 /// What retention has pruned: every change up to `seq`, the newest of them committed at `at`.
@@ -136,7 +142,7 @@ impl Floor {
     /// Whether reading from `since` needs a change that was pruned.
     pub fn trims(&self, since: Since) -> bool {
         match since {
-            Since::Seq(after) => after < self.seq,
+            Since::Seq(after) => crate::domain::resume::trimmed(after, self.seq),
             Since::Time(t) => self.at.is_some_and(|at| at > t),
         }
     }

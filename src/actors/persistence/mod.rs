@@ -223,8 +223,7 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
         })
         .exec(&txn)
         .await?;
-    let head = store::changes::head(&txn).await?;
-    let floor = store::changes::floor(&txn).await?;
+    let (floor, head) = store::changes::bounds(&txn).await?;
     let term = store::meta::term(&txn).await?;
     let devices = store::devices::all(&txn).await?;
     txn.commit().await?;
@@ -455,16 +454,15 @@ impl Actor for Persistence {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // After a restart the queue is still here: carry on with it.
-        self.next_batch(ctx);
         if self.retention.keep_for.is_some() || self.retention.keep_changes.is_some() {
             self.prune_due = true;
             ctx.run_interval(self.retention.every, |act, ctx| {
                 act.prune_due = true;
                 act.next_batch(ctx);
             });
-            self.next_batch(ctx);
         }
+        // After a restart the queue is still here: carry on with it (writes before pruning).
+        self.next_batch(ctx);
     }
 }
 

@@ -78,21 +78,22 @@ pub(super) async fn prune_step(
     now: DateTime<Utc>,
 ) -> Result<Option<Floor>, DbErr> {
     let txn = begin_write(db).await?;
-    let head = store::changes::head(&txn).await?;
-    let floor = store::changes::floor(&txn).await?;
-    let by_age = match retention.cutoff_time(now) {
+    let (floor, head) = store::changes::bounds(&txn).await?;
+    let before = retention.cutoff_time(now);
+    let by_age = match before {
         Some(before) => store::changes::newest_before(&txn, before).await?.unwrap_or(0),
         None => 0,
     };
     let cutoff = cutoff_by_count(head, retention.keep_changes).max(by_age).min(head);
-    if let Some(before) = retention.cutoff_time(now) {
-        // Lost conflicts are listed until the device syncs; past the log's age limit they go too.
-        sync_conflict::Entity::delete_many()
-            .filter(sync_conflict::Column::CreatedAt.lt(before))
-            .exec(&txn)
-            .await?;
-    }
     if cutoff <= floor.seq {
+        // The log is pruned as far as it goes: once per interval, lost conflicts past the age
+        // limit go too (they are listed until the device syncs).
+        if let Some(before) = before {
+            sync_conflict::Entity::delete_many()
+                .filter(sync_conflict::Column::CreatedAt.lt(before))
+                .exec(&txn)
+                .await?;
+        }
         txn.commit().await?;
         return Ok(None);
     }

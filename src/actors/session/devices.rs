@@ -173,9 +173,10 @@ impl Session {
                     }
                 }));
             }
-            ClientEvent::Sync(event) => match ClientEvent::Sync(event).into_intent() {
+            event @ ClientEvent::Sync(_) => match event.into_intent() {
                 Intent::Change(change) => self.submit(ctx, change, reply_to),
                 Intent::Other(ClientEvent::Sync(event)) => self.on_sync_event(ctx, reply_to, event),
+                // `into_intent` gives a sync event back as itself.
                 Intent::Other(_) => {}
             },
             // Handled before: connect, ping, station commands, device_online.
