@@ -2,7 +2,7 @@
 //! order, except to the session that made it, which gets its own reply in the same place.
 //!
 //! Persistence sends it `Publish` after each commit; the Registry keeps its subscriber list
-//! current. A frame is rendered once (a `ByteString`) and the same bytes go to every session.
+//! current. A frame is rendered once (a `Frame`) and the same bytes go to every session.
 //! It never waits on a session: each session's own bounded queue decides when a slow reader
 //! is cut off.
 
@@ -11,15 +11,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::prelude::*;
-use bytestring::ByteString;
 use uuid::Uuid;
+
+use crate::protocol::outbound::Frame;
 
 /// What a session is told by the server side.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub enum Outbound {
     /// A frame to send; `seq` is set when it is a logged change (or the origin's reply to one).
-    Frame { seq: Option<u64>, frame: ByteString },
+    Frame { seq: Option<u64>, frame: Frame },
     /// Close the session with this WebSocket close code.
     Close { code: u16, reason: &'static str },
 }
@@ -44,11 +45,11 @@ pub struct Unsubscribe {
 pub struct PublishedChange {
     pub seq: u64,
     /// What every session but the origin receives.
-    pub frame: ByteString,
+    pub frame: Frame,
     /// The session that made the change, if it came over WebSocket.
     pub origin: Option<Uuid>,
     /// What the origin receives instead of `frame` (nothing when `None`).
-    pub reply: Option<ByteString>,
+    pub reply: Option<Frame>,
 }
 
 /// Committed changes, in `seq` order, from the Persistence actor.
@@ -63,7 +64,7 @@ pub struct Publish {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Notify {
-    pub frame: ByteString,
+    pub frame: Frame,
     pub except: Vec<Uuid>,
 }
 
@@ -72,7 +73,7 @@ pub struct Notify {
 #[rtype(result = "()")]
 pub struct SendTo {
     pub session: Uuid,
-    pub frame: ByteString,
+    pub frame: Frame,
 }
 
 /// Close every session (server shutdown); answered once every close is queued, after every

@@ -194,7 +194,7 @@ impl Handler<BindDevice> for Registry {
                 );
                 old_entry
                     .recipient
-                    .do_send(Outbound::Frame { seq: None, frame: outbound::error_frame(&error, None) });
+                    .do_send(Outbound::Frame { seq: None, frame: outbound::error(&error, None) });
                 old_entry
                     .recipient
                     .do_send(Outbound::Close { code: close::SESSION_REPLACED, reason: "session replaced" });

@@ -15,12 +15,4 @@ impl CatalogueKind {
             Self::Prices => "prices",
         }
     }
-
-    /// The event every session receives when the document changes.
-    pub fn event(self) -> &'static str {
-        match self {
-            Self::Categories => "categories_updated",
-            Self::Prices => "prices_updated",
-        }
-    }
 }

@@ -23,6 +23,30 @@ impl ConflictPolicy {
     }
 }
 
+/// A write that met a stored copy newer than its base: the facts every conflict message is
+/// made of, whichever copy the policy keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// The device that wrote.
+    pub device: String,
+    pub table: String,
+    /// Canonical.
+    pub record_id: String,
+    /// The version the writer had.
+    pub local_version: Option<i64>,
+    /// The stored copy's version.
+    pub server_version: i64,
+    /// What the writer sent (`null` for a delete).
+    pub incoming: Value,
+    /// The stored copy's data (`null` when it is deleted or absent).
+    pub stored: Value,
+    pub policy: ConflictPolicy,
+    /// When the server judged it.
+    pub at: DateTime<Utc>,
+    /// The writer reported it itself (`sync_conflict`): it is told only how it was resolved.
+    pub reported: bool,
+}
+
 /// Tables the server keeps itself: not writable with `data_update`.
 pub const RESERVED_TABLES: [&str; 3] = ["stations", "catalogue", "critical_events"];
 

@@ -2,9 +2,6 @@
 //! the election and audit logs.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use entity::sync_audit_log;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,6 +16,7 @@ use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store;
+use crate::store::audit::AuditFilter;
 
 /// Registers the fleet routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -90,21 +88,19 @@ async fn register(
             capabilities: b.capabilities,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "success": true,
-        "device_id": b.device_id,
-        "role": registration.role,
-        "master_device_id": registration.master,
-        "sync_status": if registration.connected { "connected" } else { "disconnected" },
-    })))
+    Ok(HttpResponse::Ok().json(Registration {
+        success: true,
+        device_id: &b.device_id,
+        role: registration.role,
+        master_device_id: registration.master,
+        sync_status: if registration.connected { "connected" } else { "disconnected" },
+    }))
 }
 
 async fn roles(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fleet = app.election.send(Fleet).await?;
     let devices: Vec<RoleView<'_>> = fleet.devices.iter().map(RoleView::of).collect();
-    Ok(HttpResponse::Ok().json(
-        serde_json::json!({ "devices": devices, "master_device_id": fleet.master, "term": fleet.term }),
-    ))
+    Ok(HttpResponse::Ok().json(Roles { devices, master_device_id: fleet.master, term: fleet.term }))
 }
 
 async fn role(
@@ -172,14 +168,14 @@ async fn set_role(
         Some(e) if e.announcement.new_master_id == device_id => Role::Master,
         _ => Role::Client,
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "success": true,
-        "device_id": device_id,
-        "new_role": new_role,
-        "reason": reason,
-        "election_id": elected.as_ref().map(|e| e.announcement.election_id.clone()),
-        "term": elected.as_ref().map_or(fleet.term, |e| e.announcement.term),
-    })))
+    Ok(HttpResponse::Ok().json(RoleSet {
+        success: true,
+        device_id: &device_id,
+        new_role,
+        reason: &reason,
+        election_id: elected.as_ref().map(|e| e.announcement.election_id.as_str()),
+        term: elected.as_ref().map_or(fleet.term, |e| e.announcement.term),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -209,16 +205,16 @@ async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Re
             exclude_master: false,
         })
         .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "success": true,
-        "election_id": a.election_id,
-        "new_master_id": a.new_master_id,
-        "previous_master_id": a.previous_master_id,
-        "term": a.term,
-        "devices_participating": a.devices_participating,
-        "election_method": a.election_method,
-        "election_timestamp": a.election_timestamp,
-    })))
+    Ok(HttpResponse::Ok().json(ElectionHeld {
+        success: true,
+        election_id: &a.election_id,
+        new_master_id: &a.new_master_id,
+        previous_master_id: a.previous_master_id.as_deref(),
+        term: a.term,
+        devices_participating: a.devices_participating,
+        election_method: a.election_method,
+        election_timestamp: &a.election_timestamp,
+    }))
 }
 
 #[derive(Serialize)]
@@ -236,24 +232,21 @@ async fn election_logs(
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(10)?;
     let (rows, total) = store::devices::election_logs(&app.db, limit, offset).await?;
-    let logs: Vec<Value> = rows
+    let logs = rows
         .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id,
-                "election_id": r.election_id,
-                "term": r.term,
-                "previous_master_id": r.previous_master_id,
-                "new_master_id": r.new_master_id,
-                "election_reason": r.election_reason,
-                "election_method": r.election_method,
-                "election_timestamp": time::format(r.election_timestamp),
-                "devices_participating": r.devices_participating,
-            })
+        .map(|r| ElectionLogView {
+            id: r.id,
+            election_id: r.election_id,
+            term: r.term,
+            previous_master_id: r.previous_master_id,
+            new_master_id: r.new_master_id,
+            election_reason: r.election_reason,
+            election_method: r.election_method,
+            election_timestamp: time::format(r.election_timestamp),
+            devices_participating: r.devices_participating,
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "logs": logs, "pagination": Pagination { limit, offset, total } })))
+    Ok(HttpResponse::Ok().json(Logs { logs, pagination: Pagination { limit, offset, total } }))
 }
 
 async fn audit_logs(
@@ -263,38 +256,99 @@ async fn audit_logs(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(50)?;
-    let start: Option<DateTime<Utc>> = query.time("start_date")?;
-    let end: Option<DateTime<Utc>> = query.time("end_date")?;
-    let mut select = sync_audit_log::Entity::find();
-    if let Some(device_id) = query.text("device_id") {
-        select = select.filter(sync_audit_log::Column::DeviceId.eq(device_id));
-    }
-    if let Some(event_type) = query.text("event_type") {
-        select = select.filter(sync_audit_log::Column::EventType.eq(event_type));
-    }
-    if let Some(start) = start {
-        select = select.filter(sync_audit_log::Column::Timestamp.gte(start));
-    }
-    if let Some(end) = end {
-        select = select.filter(sync_audit_log::Column::Timestamp.lte(end));
-    }
-    let total = select.clone().count(&app.db).await?;
-    let rows =
-        select.order_by_desc(sync_audit_log::Column::Id).offset(offset).limit(limit).all(&app.db).await?;
-    let logs: Vec<Value> = rows
+    let filter = AuditFilter {
+        device_id: query.text("device_id"),
+        event_type: query.text("event_type"),
+        start: query.time("start_date")?,
+        end: query.time("end_date")?,
+    };
+    let (rows, total) = store::audit::page(&app.db, filter, limit, offset).await?;
+    let logs = rows
         .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id,
-                "event_type": r.event_type,
-                "operation": r.operation,
-                "status": r.status,
-                "device_id": r.device_id,
-                "details": r.details,
-                "timestamp": time::format(r.timestamp),
-            })
+        .map(|r| AuditLogView {
+            id: r.id,
+            event_type: r.event_type,
+            operation: r.operation,
+            status: r.status,
+            device_id: r.device_id,
+            details: r.details,
+            timestamp: time::format(r.timestamp),
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "logs": logs, "pagination": Pagination { limit, offset, total } })))
+    Ok(HttpResponse::Ok().json(Logs { logs, pagination: Pagination { limit, offset, total } }))
+}
+
+/// The answer to `POST /device/register`.
+#[derive(Serialize)]
+struct Registration<'a> {
+    success: bool,
+    device_id: &'a str,
+    role: Role,
+    master_device_id: Option<String>,
+    sync_status: &'static str,
+}
+
+/// The answer to `GET /device/roles`.
+#[derive(Serialize)]
+struct Roles<'a> {
+    devices: Vec<RoleView<'a>>,
+    master_device_id: Option<String>,
+    term: u64,
+}
+
+/// The answer to `PUT /device/roles/{device_id}`.
+#[derive(Serialize)]
+struct RoleSet<'a> {
+    success: bool,
+    device_id: &'a str,
+    new_role: Role,
+    reason: &'a str,
+    election_id: Option<&'a str>,
+    term: u64,
+}
+
+/// The answer to `POST /master-election`.
+#[derive(Serialize)]
+struct ElectionHeld<'a> {
+    success: bool,
+    election_id: &'a str,
+    new_master_id: &'a str,
+    previous_master_id: Option<&'a str>,
+    term: u64,
+    devices_participating: usize,
+    election_method: &'static str,
+    election_timestamp: &'a str,
+}
+
+/// A page of a log.
+#[derive(Serialize)]
+struct Logs<T: Serialize> {
+    logs: Vec<T>,
+    pagination: Pagination,
+}
+
+/// An entry of the election log.
+#[derive(Serialize)]
+struct ElectionLogView {
+    id: i64,
+    election_id: String,
+    term: i64,
+    previous_master_id: Option<String>,
+    new_master_id: String,
+    election_reason: String,
+    election_method: String,
+    election_timestamp: String,
+    devices_participating: i32,
+}
+
+/// An entry of the audit log.
+#[derive(Serialize)]
+struct AuditLogView {
+    id: i64,
+    event_type: String,
+    operation: String,
+    status: String,
+    device_id: Option<String>,
+    details: Option<String>,
+    timestamp: String,
 }

@@ -4,8 +4,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::future::join_all;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::auth::DeviceAuth;
 use super::body::JsonBody;
@@ -16,9 +16,11 @@ use crate::actors::election::Fleet;
 use crate::actors::persistence::{self, Origin, Outcome};
 use crate::domain::commands::Command;
 use crate::domain::fleet::{FleetWrite, SyncStateWrite};
+use crate::protocol::error::ErrorBody;
 use crate::protocol::inbound::{
     self, ClientEvent, DEFAULT_SYNC_LIMIT, Intent, MAX_ITEMS, SyncEvent, check_id,
 };
+use crate::protocol::outbound::{Change, SyncConflictResolved};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store::changes::Since;
@@ -106,37 +108,127 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
                 Outcome::Duplicate { seq } => {
                     duplicates += 1;
                     last_seq = last_seq.max(seq);
-                    json!({"id": id, "status": "duplicate", "seq": seq})
+                    Pushed::Duplicate { seq }
                 }
-                Outcome::Conflict { resolved, .. } => {
+                Outcome::Conflict(conflict) => {
+                    let resolved = serde_json::to_value(SyncConflictResolved::kept(&conflict)).ok();
                     let error = WireError::new(
                         ErrorCode::SyncConflict,
                         "The record changed since base_version; the server's copy was kept",
-                    )
-                    .with_details(resolved);
-                    json!({"id": id, "status": "error", "error": error.body(None)})
+                    );
+                    Pushed::Error(resolved.map_or(error.clone(), |r| error.with_details(r)))
                 }
                 _ => {
                     accepted += 1;
                     last_seq = last_seq.max(applied.seq);
-                    json!({"id": id, "status": "applied", "seq": applied.seq})
+                    Pushed::Applied { seq: applied.seq }
                 }
             },
-            Err(error) => json!({"id": id, "status": "error", "error": error.body(None)}),
+            Err(error) => Pushed::Error(error),
         };
-        results.push(result);
+        results.push(PushResult { id, result });
     }
     let errors = results.len() - accepted - duplicates;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": errors == 0,
-        "device_id": b.device_id,
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "errors": errors,
-        "results": results,
-        "last_seq": last_seq.unwrap_or_else(|| app.published.get()),
-        "epoch": app.epoch,
-    })))
+    Ok(HttpResponse::Ok().json(PushReply {
+        success: errors == 0,
+        device_id: &b.device_id,
+        accepted,
+        duplicates,
+        errors,
+        results: results.iter().map(PushResult::view).collect(),
+        last_seq: last_seq.unwrap_or_else(|| app.published.get()),
+        epoch: &app.epoch,
+    }))
+}
+
+/// How one pushed event fared.
+enum Pushed {
+    Applied { seq: Option<u64> },
+    Duplicate { seq: Option<u64> },
+    Error(WireError),
+}
+
+struct PushResult {
+    id: Option<String>,
+    result: Pushed,
+}
+
+impl PushResult {
+    fn view(&self) -> PushResultView<'_> {
+        let (status, seq, error) = match &self.result {
+            Pushed::Applied { seq } => ("applied", *seq, None),
+            Pushed::Duplicate { seq } => ("duplicate", *seq, None),
+            Pushed::Error(error) => ("error", None, Some(error.body(None))),
+        };
+        PushResultView { id: self.id.as_deref(), status, seq, error }
+    }
+}
+
+/// One event's result in the answer to `POST /sync/push`.
+#[derive(Serialize)]
+struct PushResultView<'a> {
+    id: Option<&'a str>,
+    /// `applied`, `duplicate` or `error`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody<'a>>,
+}
+
+/// The answer to `POST /sync/push`.
+#[derive(Serialize)]
+struct PushReply<'a> {
+    success: bool,
+    device_id: &'a str,
+    accepted: usize,
+    duplicates: usize,
+    errors: usize,
+    results: Vec<PushResultView<'a>>,
+    last_seq: u64,
+    epoch: &'a str,
+}
+
+/// The answer to `GET /sync/pull`: a page of changes, or (when what it asks for from is no
+/// longer kept) `resync_required` with no changes.
+#[derive(Serialize)]
+struct PullReply<'a> {
+    device_id: Option<&'a str>,
+    changes: Vec<Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seq: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    resync_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest_seq: Option<u64>,
+    head_seq: u64,
+    has_more: bool,
+    epoch: &'a str,
+}
+
+/// The answer to `GET /sync/status`.
+#[derive(Serialize)]
+struct StatusReply<'a> {
+    status: &'a str,
+    device_id: Option<&'a str>,
+    master_device_id: Option<String>,
+    term: u64,
+    head_seq: u64,
+    oldest_seq: u64,
+    epoch: &'a str,
+    active_devices: usize,
+    pending_changes_count: Option<u64>,
+    last_sync_timestamp: Option<&'a str>,
+}
+
+/// The answer to `PUT /sync/state/{device_id}`.
+#[derive(Serialize)]
+struct StateReply {
+    success: bool,
+    sync_state: sync::DeviceSyncState,
+    timestamp: String,
 }
 
 async fn pull(
@@ -163,25 +255,29 @@ async fn pull(
     };
     let page = sync::changes(&app.db, since, tables.as_deref(), false, limit).await?;
     if page.trimmed {
-        return Ok(HttpResponse::Ok().json(json!({
-            "device_id": device_id,
-            "changes": [],
-            "resync_required": true,
-            "reason": "history_trimmed",
-            "oldest_seq": page.oldest_seq,
-            "head_seq": page.head_seq,
-            "has_more": false,
-            "epoch": app.epoch,
-        })));
+        return Ok(HttpResponse::Ok().json(PullReply {
+            device_id: device_id.as_deref(),
+            changes: Vec::new(),
+            last_seq: None,
+            resync_required: true,
+            reason: Some("history_trimmed"),
+            oldest_seq: Some(page.oldest_seq),
+            head_seq: page.head_seq,
+            has_more: false,
+            epoch: &app.epoch,
+        }));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "device_id": device_id,
-        "changes": page.changes,
-        "last_seq": page.last_seq,
-        "head_seq": page.head_seq,
-        "has_more": page.has_more,
-        "epoch": app.epoch,
-    })))
+    Ok(HttpResponse::Ok().json(PullReply {
+        device_id: device_id.as_deref(),
+        changes: page.changes,
+        last_seq: Some(page.last_seq),
+        resync_required: false,
+        reason: None,
+        oldest_seq: None,
+        head_seq: page.head_seq,
+        has_more: page.has_more,
+        epoch: &app.epoch,
+    }))
 }
 
 async fn status(
@@ -196,18 +292,18 @@ async fn status(
         Some(device) => Some(sync::device_state(&app.db, device).await?),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "status": state.as_ref().map_or("ok", |s| s.sync_status.as_str()),
-        "device_id": state.as_ref().map(|s| s.device_id.clone()),
-        "master_device_id": fleet.master,
-        "term": fleet.term,
-        "head_seq": head,
-        "oldest_seq": app.floor.oldest_seq(),
-        "epoch": app.epoch,
-        "active_devices": fleet.devices.iter().filter(|d| d.is_active).count(),
-        "pending_changes_count": state.as_ref().map(|s| s.pending_changes_count),
-        "last_sync_timestamp": state.as_ref().and_then(|s| s.last_sync_timestamp.clone()),
-    })))
+    Ok(HttpResponse::Ok().json(StatusReply {
+        status: state.as_ref().map_or("ok", |s| s.sync_status.as_str()),
+        device_id: state.as_ref().map(|s| s.device_id.as_str()),
+        master_device_id: fleet.master,
+        term: fleet.term,
+        head_seq: head,
+        oldest_seq: app.floor.oldest_seq(),
+        epoch: &app.epoch,
+        active_devices: fleet.devices.iter().filter(|d| d.is_active).count(),
+        pending_changes_count: state.as_ref().map(|s| s.pending_changes_count),
+        last_sync_timestamp: state.as_ref().and_then(|s| s.last_sync_timestamp.as_deref()),
+    }))
 }
 
 async fn get_state(
@@ -271,5 +367,5 @@ async fn put_state(
     persistence::persist(&app.persistence, Command::Fleet(vec![FleetWrite::SyncState(write)]), Origin::Rest)
         .await?;
     let state = sync::device_state(&app.db, &device_id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "sync_state": state, "timestamp": time::now() })))
+    Ok(HttpResponse::Ok().json(StateReply { success: true, sync_state: state, timestamp: time::now() }))
 }

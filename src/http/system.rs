@@ -86,11 +86,22 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 async fn network(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = app.registry.send(Stats).await?;
     let fleet = app.election.send(Fleet).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "network_status": if stats.sessions > 0 { "connected" } else { "disconnected" },
-        "active_connections": stats.sessions,
-        "connected_devices": stats.devices,
-        "last_heartbeat": fleet.last_heartbeat.map(time::format),
-        "network_latency": stats.mean_rtt_ms,
-    })))
+    Ok(HttpResponse::Ok().json(Network {
+        network_status: if stats.sessions > 0 { "connected" } else { "disconnected" },
+        active_connections: stats.sessions,
+        connected_devices: stats.devices,
+        last_heartbeat: fleet.last_heartbeat.map(time::format),
+        network_latency: stats.mean_rtt_ms,
+    }))
+}
+
+/// The answer to `GET /system/network`.
+#[derive(serde::Serialize)]
+struct Network {
+    network_status: &'static str,
+    active_connections: usize,
+    connected_devices: usize,
+    last_heartbeat: Option<String>,
+    /// Mean round trip of the sessions' pings, in milliseconds.
+    network_latency: Option<f64>,
 }

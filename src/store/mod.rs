@@ -1,6 +1,7 @@
 //! Read queries shared by REST, session catch-up and the Persistence actor (which runs them
 //! inside its write transaction). Only reads live here; every write is the Persistence actor's.
 //!
+//! - `audit`: the audit log.
 //! - `stations`: stations with their orders, as domain values.
 //! - `catalogue`: the stored catalogue documents.
 //! - `changes`: the change log, for replay.
@@ -9,6 +10,7 @@
 //! - `records`: generic records.
 //! - `sync_states`: each device's position against the log.
 
+pub mod audit;
 pub mod catalogue;
 pub mod changes;
 pub mod devices;

@@ -11,14 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::election::{self, Candidate, Reason, Role, priority_for_type};
 use crate::domain::fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite};
 use crate::protocol::inbound;
-use crate::protocol::outbound::{self, CandidateView, ElectionStarted, MasterElected, RoleChange};
+use crate::protocol::outbound::{self, CandidateView, ElectionStarted, Frame, MasterElected, RoleChange};
 use crate::protocol::{ErrorCode, WireError, close, time};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
 
@@ -161,9 +160,9 @@ pub enum Effect {
     /// records was acknowledged to anyone).
     Persist { writes: Vec<FleetWrite>, after: Option<After> },
     /// A frame for every session but `except`, in order with every other notice.
-    Notify { frame: ByteString, except: Vec<Uuid> },
+    Notify { frame: Frame, except: Vec<Uuid> },
     /// A frame for one session, in order with the notices before it.
-    SendTo { session: Uuid, frame: ByteString },
+    SendTo { session: Uuid, frame: Frame },
     /// Close a session.
     Close { session: Uuid, code: u16, reason: &'static str },
     /// Report `timer` after `after`.
@@ -455,10 +454,7 @@ impl Elector {
             self.term = a.term;
             self.election_failed = false;
             tracing::info!(master = %device_id, term = self.term, "first device online becomes master");
-            fx.push(Effect::Notify {
-                frame: outbound::frame("master_elected", &a, None),
-                except: Vec::new(),
-            });
+            fx.push(Effect::Notify { frame: outbound::render(&a, None), except: Vec::new() });
         }
         if preempts {
             self.trigger(Reason::Preempt, None, false, None, None, fx);
@@ -702,10 +698,7 @@ impl Elector {
             candidates: &views,
             term: contest.term,
         };
-        fx.push(Effect::Notify {
-            frame: outbound::frame("master_election", &started, None),
-            except: Vec::new(),
-        });
+        fx.push(Effect::Notify { frame: outbound::render(&started, None), except: Vec::new() });
         let details =
             format!("election {} started (term {}, {} candidates)", contest.id, contest.term, participants);
         let audit = AuditEntry::success("master_election", reason.as_str(), None, &details);
@@ -734,7 +727,7 @@ impl Elector {
             election_id: &contest.id,
             term: contest.term,
         };
-        let frame = outbound::frame("role_change", &change, None);
+        let frame = outbound::render(&change, None);
         let timer = Timer::AckTimeout { election_id: contest.id.clone(), candidate: winner.clone() };
         contest.candidate = Some(winner);
         fx.push(Effect::Start { timer, after: self.settings.ack_timeout() });
@@ -812,10 +805,7 @@ impl Elector {
         self.election_failed = false;
         tracing::info!(election = %contest.id, master = %announcement.new_master_id, term = self.term, "master elected");
         let direct: Vec<Uuid> = contest.waiters.iter().filter_map(|w| w.session).collect();
-        fx.push(Effect::Notify {
-            frame: outbound::frame("master_elected", &announcement, None),
-            except: direct,
-        });
+        fx.push(Effect::Notify { frame: outbound::render(&announcement, None), except: direct });
         if let Some(previous) = previous.filter(|p| *p != announcement.new_master_id)
             && let Some(session) = self.session_of(&previous)
         {
@@ -827,7 +817,7 @@ impl Elector {
                 election_id: &contest.id,
                 term: self.term,
             };
-            fx.push(Effect::SendTo { session, frame: outbound::frame("role_change", &change, None) });
+            fx.push(Effect::SendTo { session, frame: outbound::render(&change, None) });
         }
         for w in contest.waiters {
             let answer = Answer::Elected(Ok(Elected { announcement: announcement.clone() }));
@@ -847,7 +837,7 @@ impl Elector {
         )
         .with_details(serde_json::json!({ "election_id": contest.id, "term": contest.term }));
         let direct: Vec<Uuid> = contest.waiters.iter().filter_map(|w| w.session).collect();
-        fx.push(Effect::Notify { frame: outbound::error_frame(&error, None), except: direct });
+        fx.push(Effect::Notify { frame: outbound::error(&error, None), except: direct });
         let audit = AuditEntry::error("master_election", contest.reason.as_str(), None, &error.message);
         fx.push(Effect::Persist {
             writes: vec![FleetWrite::Master(None), FleetWrite::Audit(audit)],

@@ -22,7 +22,6 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 
 use actix::prelude::*;
-use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use entity::{change_log, device_role, sync_audit_log, sync_meta};
 use futures_util::FutureExt;
@@ -42,8 +41,9 @@ use crate::domain::commands::Command;
 #[cfg(feature = "fault-injection")]
 use crate::domain::commands::Fault;
 use crate::domain::fleet::{AuditEntry, DeviceRecord};
+use crate::domain::records::Conflict;
 use crate::domain::station::{Station, StationError};
-use crate::protocol::outbound::{self, Ack};
+use crate::protocol::outbound::{self, Ack, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
@@ -138,10 +138,8 @@ pub enum Outcome {
     Fleet,
     /// A record after the write.
     Record { table: String, record_id: String, version: i64 },
-    /// A conflict the stored copy won: nothing was written. `conflict` is the `sync_conflict`
-    /// body for the writer (none for its own conflict report), `resolved` the
-    /// `sync_conflict_resolved` body.
-    Conflict { conflict: Option<serde_json::Value>, resolved: serde_json::Value },
+    /// A conflict the stored copy won: nothing was written.
+    Conflict(Box<Conflict>),
     /// A critical event was logged.
     Critical,
     /// A pushed event applied before, as change `seq`.
@@ -518,7 +516,7 @@ struct Staged {
     /// The logged change, for commands that make one.
     change: Option<PublishedChange>,
     /// A frame for every session after the change.
-    notify: Option<ByteString>,
+    notify: Option<Frame>,
     outcome: Outcome,
 }
 
@@ -617,17 +615,16 @@ struct Logged {
     table_name: String,
     record_id: String,
     operation: &'static str,
-    event_type: &'static str,
     /// The record's state after the change, as JSON.
     data: Option<String>,
     version: Option<i64>,
-    /// What every session but the origin is sent.
-    frame: ByteString,
-    /// The type and body of the origin session's reply, when the event has one of its own;
-    /// without, an origin that gave an `id` gets `ack`.
-    reply: Option<(&'static str, serde_json::Value)>,
+    /// What every session but the origin is sent; its type is the log row's `event_type`.
+    frame: Frame,
+    /// The origin session's reply, when the event has one of its own; without, an origin that
+    /// gave an `id` gets `ack`.
+    reply: Option<Frame>,
     /// A frame for every session after the change.
-    notify: Option<ByteString>,
+    notify: Option<Frame>,
     outcome: Outcome,
 }
 
@@ -642,17 +639,23 @@ async fn apply(
     command: Command,
     origin: &Origin,
 ) -> Result<Staged, ApplyError> {
+    let reply_to = match origin {
+        Origin::Session { reply_to, .. } => reply_to.as_deref(),
+        Origin::Rest => None,
+    };
     let logged = match command {
         Command::Station(command) => stations::apply_station(txn, cache, seq, now, command).await?,
         Command::Catalogue { kind, body } => stations::apply_catalogue(txn, seq, now, kind, body).await?,
-        Command::Record(write) => match records::apply_record(txn, seq, now, policy, write).await? {
-            records::RecordResult::Logged(logged) => *logged,
-            records::RecordResult::Kept(outcome) => {
-                return Ok(Staged { change: None, notify: None, outcome });
+        Command::Record(write) => {
+            match records::apply_record(txn, seq, now, policy, write, reply_to).await? {
+                records::RecordResult::Logged(logged) => *logged,
+                records::RecordResult::Kept(outcome) => {
+                    return Ok(Staged { change: None, notify: None, outcome });
+                }
             }
-        },
+        }
         Command::Critical { device_id, event_type, payload } => {
-            records::apply_critical(seq, device_id, event_type, payload)
+            records::apply_critical(seq, device_id, event_type, payload, reply_to)
         }
         Command::Fleet(writes) => {
             fleet::apply(txn, now, writes).await?;
@@ -673,9 +676,9 @@ async fn apply(
     };
     let (origin_session, device, reply) = match origin {
         Origin::Session { session, device, reply_to } => {
-            let reply = match (&logged.reply, reply_to) {
-                (Some((kind, body)), reply_to) => Some(outbound::frame(kind, body, reply_to.as_deref())),
-                (None, Some(id)) => Some(outbound::frame("ack", &Ack { seq }, Some(id))),
+            let reply = match (logged.reply, reply_to) {
+                (Some(reply), _) => Some(reply),
+                (None, Some(id)) => Some(outbound::render(&Ack { seq }, Some(id))),
                 (None, None) => None,
             };
             (Some(*session), device.clone(), reply)
@@ -687,12 +690,13 @@ async fn apply(
         table_name: Set(logged.table_name),
         record_id: Set(Some(logged.record_id)),
         operation: Set(logged.operation.to_owned()),
-        event_type: Set(logged.event_type.to_owned()),
+        // A rendered frame always knows its kind.
+        event_type: Set(logged.frame.kind().map_or("", Kind::name).to_owned()),
         data: Set(logged.data),
         version: Set(logged.version),
-        frame: Set(logged.frame.to_string()),
+        frame: Set(logged.frame.json().to_string()),
         origin_session: Set(origin_session.map(|s| s.to_string())),
-        reply_frame: Set(reply.as_ref().map(ToString::to_string)),
+        reply_frame: Set(reply.as_ref().map(|r| r.json().to_string())),
         source_device: Set(device),
         committed_at: Set(now),
     })

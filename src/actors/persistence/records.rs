@@ -12,9 +12,11 @@ use serde_json::{Value, json};
 
 use super::{ApplyError, Logged, Outcome};
 use crate::domain::commands::RecordWrite;
-use crate::domain::records::{self, CRITICAL_EVENTS, ConflictPolicy, Operation, Stored, Verdict};
-use crate::protocol::outbound;
-use crate::protocol::{ErrorCode, WireError, time};
+use crate::domain::records::{self, CRITICAL_EVENTS, Conflict, ConflictPolicy, Operation, Stored, Verdict};
+use crate::protocol::outbound::{
+    self, Acknowledged, CriticalEvent, DataUpdate, DataUpdateAck, SyncConflictResolved,
+};
+use crate::protocol::{ErrorCode, WireError};
 use crate::store;
 
 /// What a record write came to.
@@ -34,10 +36,10 @@ pub(super) async fn apply_record(
     now: DateTime<Utc>,
     policy: ConflictPolicy,
     w: RecordWrite,
+    reply_to: Option<&str>,
 ) -> Result<RecordResult, ApplyError> {
     let stored = record::Entity::find_by_id((w.table.clone(), w.record_id.clone())).one(txn).await?;
     let live = stored.as_ref().filter(|r| !r.deleted);
-    let record_id = records::id_to_json(&w.record_id);
     if w.operation == Operation::Delete && live.is_none() && !w.reported {
         return Err(ApplyError::Rejected(WireError::new(
             ErrorCode::RecordNotFound,
@@ -46,58 +48,41 @@ pub(super) async fn apply_record(
     }
     let meta = stored.as_ref().map(|r| Stored { version: r.version, written_at: r.written_at });
     let verdict = records::judge(policy, w.base_version, meta, w.at, w.reported);
-    let server_data = data_json(live.and_then(|r| r.data.as_deref()));
     let server_version = meta.map_or(0, |m| m.version);
-    let local_data = w.data.clone().map(Value::Object).unwrap_or(Value::Null);
+    let conflict = |incoming: Value| Conflict {
+        device: w.device.clone(),
+        table: w.table.clone(),
+        record_id: w.record_id.clone(),
+        local_version: w.local_version.or(w.base_version),
+        server_version,
+        incoming,
+        stored: data_json(live.and_then(|r| r.data.as_deref())),
+        policy,
+        at: now,
+        reported: w.reported,
+    };
     if verdict == (Verdict::Conflict { incoming_wins: false }) {
+        let conflict = conflict(w.data.clone().map(Value::Object).unwrap_or(Value::Null));
         // The device lost: kept so that its next sync lists the conflict.
         sync_conflict::Entity::insert(sync_conflict::ActiveModel {
             id: NotSet,
-            device_id: Set(w.device.clone()),
-            table_name: Set(w.table.clone()),
-            record_id: Set(w.record_id.clone()),
+            device_id: Set(conflict.device.clone()),
+            table_name: Set(conflict.table.clone()),
+            record_id: Set(conflict.record_id.clone()),
             conflict_type: Set("version".to_owned()),
-            local_version: Set(w.local_version.or(w.base_version)),
+            local_version: Set(conflict.local_version),
             server_version: Set(server_version),
             resolution_method: Set(policy.as_str().to_owned()),
             created_at: Set(now),
         })
         .exec_without_returning(txn)
         .await?;
-        let conflict = (!w.reported).then(|| {
-            json!({
-                "device_id": w.device,
-                "table_name": w.table,
-                "table": w.table,
-                "record_id": record_id,
-                "conflict_type": "version",
-                "local_version": w.local_version.or(w.base_version),
-                "server_version": server_version,
-                "local_data": local_data,
-                "server_data": server_data,
-                "conflict_data": {
-                    "local_version": w.local_version.or(w.base_version),
-                    "remote_version": server_version,
-                    "timestamp": time::format(now),
-                },
-            })
-        });
-        let resolved = json!({
-            "device_id": w.device,
-            "table_name": w.table,
-            "table": w.table,
-            "record_id": record_id,
-            "resolution": "server_wins",
-            "resolution_method": policy.as_str(),
-            "resolved_data": server_data,
-            "version": server_version,
-        });
-        return Ok(RecordResult::Kept(Outcome::Conflict { conflict, resolved }));
+        return Ok(RecordResult::Kept(Outcome::Conflict(Box::new(conflict))));
     }
     let version = server_version + 1;
     let deleted = w.operation == Operation::Delete;
-    let data_text =
-        if deleted { None } else { Some(Value::Object(w.data.clone().unwrap_or_default()).to_string()) };
+    let data = if deleted { Value::Null } else { Value::Object(w.data.clone().unwrap_or_default()) };
+    let data_text = (!deleted).then(|| data.to_string());
     record::Entity::insert(record::ActiveModel {
         table_name: Set(w.table.clone()),
         record_id: Set(w.record_id.clone()),
@@ -124,78 +109,56 @@ pub(super) async fn apply_record(
     )
     .exec_without_returning(txn)
     .await?;
-    let data = if deleted { Value::Null } else { Value::Object(w.data.unwrap_or_default()) };
-    let frame = outbound::frame(
-        "data_update",
-        &json!({
-            "table": w.table,
-            "table_name": w.table,
-            "operation": w.operation.as_str(),
-            "record_id": record_id,
-            "data": data,
-            "new_data": data,
-            "version": version,
-            "seq": seq,
-            "source_device": w.device,
-        }),
-        None,
-    );
-    let reply = json!({
-        "status": "success",
-        "table_name": w.table,
-        "record_id": record_id,
-        "version": version,
-        "seq": seq,
-    });
+    let record_id = records::id_to_json(&w.record_id);
+    let update = DataUpdate {
+        table: &w.table,
+        table_name: &w.table,
+        operation: w.operation.as_str(),
+        record_id: record_id.clone(),
+        data: &data,
+        new_data: &data,
+        version,
+        seq,
+        source_device: &w.device,
+    };
+    let ack = DataUpdateAck { status: "success", table_name: &w.table, record_id, version, seq };
     let notify = matches!(verdict, Verdict::Conflict { incoming_wins: true }).then(|| {
-        outbound::frame(
-            "sync_conflict_resolved",
-            &json!({
-                "device_id": w.device,
-                "table_name": w.table,
-                "table": w.table,
-                "record_id": record_id,
-                "resolution": "local_wins",
-                "resolution_method": policy.as_str(),
-                "resolved_data": data,
-                "version": version,
-                "seq": seq,
-            }),
-            None,
-        )
+        let conflict = conflict(data.clone());
+        outbound::render(&SyncConflictResolved::taken(&conflict, version, seq), None)
     });
     Ok(RecordResult::Logged(Box::new(Logged {
         table_name: w.table.clone(),
         record_id: w.record_id.clone(),
         operation: w.operation.as_str(),
-        event_type: "data_update",
         data: data_text,
         version: Some(version),
-        frame,
-        reply: Some(("data_update_ack", reply)),
+        frame: outbound::render(&update, None),
+        reply: Some(outbound::render(&ack, reply_to)),
         notify,
         outcome: Outcome::Record { table: w.table, record_id: w.record_id, version },
     })))
 }
 
 /// A legacy critical event: logged as a change of `critical_events`.
-pub(super) fn apply_critical(seq: u64, device_id: String, event_type: String, payload: Value) -> Logged {
+pub(super) fn apply_critical(
+    seq: u64,
+    device_id: String,
+    event_type: String,
+    payload: Value,
+    reply_to: Option<&str>,
+) -> Logged {
     let id = uuid::Uuid::now_v7().to_string();
     let data = json!({ "event_type": event_type, "payload": payload, "device_id": device_id });
-    let frame = outbound::frame(
-        "critical_event",
-        &json!({ "event_type": event_type, "payload": payload, "device_id": device_id, "seq": seq }),
-        None,
-    );
+    let event = CriticalEvent { event_type: &event_type, payload: &payload, device_id: &device_id, seq };
+    let ack = Acknowledged { message: "Critical event received".to_owned(), seq };
     Logged {
         table_name: CRITICAL_EVENTS.to_owned(),
         record_id: id,
         operation: "insert",
-        event_type: "critical_event",
         data: Some(data.to_string()),
         version: None,
-        frame,
-        reply: Some(("acknowledged", json!({ "message": "Critical event received", "seq": seq }))),
+        frame: outbound::render(&event, None),
+        reply: Some(outbound::render(&ack, reply_to)),
         notify: None,
         outcome: Outcome::Critical,
     }

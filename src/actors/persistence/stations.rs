@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use entity::{catalogue, order, station};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -19,8 +18,8 @@ use crate::domain::fleet::AuditEntry;
 use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
 use crate::protocol::WireError;
 use crate::protocol::outbound::{
-    self, CatalogueUpdated, OrderModified, OrderRemoved, OrderView, OrdersAdded, StationData, StationRef,
-    StationState, Transferred,
+    self, CatalogueUpdated, Frame, OrderModified, OrderRemoved, OrderView, OrdersAdded, StationData,
+    StationRef, StationState, Transferred,
 };
 use crate::store;
 
@@ -53,12 +52,11 @@ pub(super) async fn apply_catalogue(
     .await?;
     let version = store::catalogue::version(txn, kind).await?;
     audit(txn, now, AuditEntry::success("catalogue", "update", None, kind.name())).await?;
-    let frame = outbound::frame(kind.event(), &CatalogueUpdated { data: &raw, seq }, None);
+    let frame = outbound::render(&CatalogueUpdated { catalogue: kind, data: &raw, seq }, None);
     Ok(Logged {
         table_name: "catalogue".to_owned(),
         record_id: kind.name().to_owned(),
         operation: "update",
-        event_type: kind.event(),
         data: Some(body.clone()),
         version: Some(version),
         frame,
@@ -122,16 +120,16 @@ pub(super) async fn apply_station(
                 .await?;
             cache.wrote(&s);
             audit(txn, now, AuditEntry::success("station", "create", None, &s.id)).await?;
-            let frame = state_frame("device_created", &s, seq);
-            Ok(logged_station(s, "insert", "device_created", frame))
+            let frame = state_frame(true, &s, seq);
+            Ok(logged_station(s, "insert", frame))
         }
         StationCommand::Update { station_id, patch } => {
             let mut s = require(txn, cache, &station_id).await?;
             s.apply(patch);
             save(txn, &mut s, now).await?;
-            let frame = state_frame("device_updated", &s, seq);
+            let frame = state_frame(false, &s, seq);
             cache.wrote(&s);
-            Ok(logged_station(s, "update", "device_updated", frame))
+            Ok(logged_station(s, "update", frame))
         }
         StationCommand::PlaceOrders { station_id, orders } => {
             let mut s = require(txn, cache, &station_id).await?;
@@ -140,10 +138,9 @@ pub(super) async fn apply_station(
             let rows = added.clone().map(|i| order_row(&s.id, i, &s.orders[i]));
             order::Entity::insert_many(rows).exec_without_returning(txn).await?;
             let views = added.map(|i| OrderView::of(i, &s.orders[i])).collect();
-            let frame =
-                outbound::frame("order_added", &OrdersAdded { device_id: &s.id, orders: views, seq }, None);
+            let frame = outbound::render(&OrdersAdded { device_id: &s.id, orders: views, seq }, None);
             cache.wrote(&s);
-            Ok(logged_station(s, "update", "order_added", frame))
+            Ok(logged_station(s, "update", frame))
         }
         StationCommand::UpdateOrder { station_id, target, patch } => {
             let mut s = require(txn, cache, &station_id).await?;
@@ -162,9 +159,9 @@ pub(super) async fn apply_station(
                 data: OrderView::of(index, o),
                 seq,
             };
-            let frame = outbound::frame("order_modified", &body, None);
+            let frame = outbound::render(&body, None);
             cache.wrote(&s);
-            Ok(logged_station(s, "update", "order_modified", frame))
+            Ok(logged_station(s, "update", frame))
         }
         StationCommand::DeleteOrder { station_id, target } => {
             let mut s = require(txn, cache, &station_id).await?;
@@ -178,9 +175,9 @@ pub(super) async fn apply_station(
                 .exec(txn)
                 .await?;
             let body = OrderRemoved { device_id: &s.id, order_index: index, order_id: &removed.id, seq };
-            let frame = outbound::frame("order_removed", &body, None);
+            let frame = outbound::render(&body, None);
             cache.wrote(&s);
-            Ok(logged_station(s, "update", "order_removed", frame))
+            Ok(logged_station(s, "update", frame))
         }
         StationCommand::Transfer { from, to } => {
             let mut source = require(txn, cache, &from).await?;
@@ -199,7 +196,7 @@ pub(super) async fn apply_station(
                 message: format!("Device data transferred from {} to {}", source.id, target.id),
                 seq,
             };
-            let frame = outbound::frame("device_transferred", &body, None);
+            let frame = outbound::render(&body, None);
             let data =
                 serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
             cache.wrote(&source);
@@ -208,7 +205,6 @@ pub(super) async fn apply_station(
                 table_name: "stations".to_owned(),
                 record_id: source.id.clone(),
                 operation: "update",
-                event_type: "device_transferred",
                 data: Some(data.to_string()),
                 version: Some(source.version),
                 frame,
@@ -223,12 +219,11 @@ pub(super) async fn apply_station(
             station::Entity::delete_by_id(s.id.clone()).exec(txn).await?;
             cache.removed(&s.id);
             audit(txn, now, AuditEntry::success("station", "delete", None, &s.id)).await?;
-            let frame = outbound::frame("device_removed", &StationRef { device_id: &s.id, seq }, None);
+            let frame = outbound::render(&StationRef { cleared: false, device_id: &s.id, seq }, None);
             Ok(Logged {
                 table_name: "stations".to_owned(),
                 record_id: s.id,
                 operation: "delete",
-                event_type: "device_removed",
                 data: None,
                 version: Some(s.version + 1),
                 frame,
@@ -242,30 +237,24 @@ pub(super) async fn apply_station(
             s.reset();
             save(txn, &mut s, now).await?;
             order::Entity::delete_many().filter(order::Column::StationId.eq(s.id.as_str())).exec(txn).await?;
-            let frame = outbound::frame("device_cleared", &StationRef { device_id: &s.id, seq }, None);
+            let frame = outbound::render(&StationRef { cleared: true, device_id: &s.id, seq }, None);
             cache.wrote(&s);
-            Ok(logged_station(s, "update", "device_cleared", frame))
+            Ok(logged_station(s, "update", frame))
         }
     }
 }
 
 /// `device_created` / `device_updated`: the whole station state.
-fn state_frame(kind: &str, s: &Station, seq: u64) -> ByteString {
-    outbound::frame(kind, &StationState { device_id: &s.id, data: StationData::of(s), seq }, None)
+fn state_frame(created: bool, s: &Station, seq: u64) -> Frame {
+    outbound::render(&StationState { created, device_id: &s.id, data: StationData::of(s), seq }, None)
 }
 
 /// A change to one station, logged with its state after the change.
-fn logged_station(
-    s: Station,
-    operation: &'static str,
-    event_type: &'static str,
-    frame: ByteString,
-) -> Logged {
+fn logged_station(s: Station, operation: &'static str, frame: Frame) -> Logged {
     Logged {
         table_name: "stations".to_owned(),
         record_id: s.id.clone(),
         operation,
-        event_type,
         data: serde_json::to_string(&StationData::of(&s)).ok(),
         version: Some(s.version),
         frame,

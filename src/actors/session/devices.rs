@@ -76,7 +76,6 @@ impl Session {
         how: Departure,
         note: Option<String>,
     ) {
-        let kind = if how == Departure::Offline { "device_offline_ack" } else { "device_shutdown_ack" };
         let gone =
             self.app.election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how, note });
         ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
@@ -87,12 +86,13 @@ impl Session {
                 (_, false) => format!("Device {device_id} shut down"),
             };
             let body = DeviceGoneAck {
+                shutdown: how != Departure::Offline,
                 status: "success",
                 device_id: &device_id,
                 master_election_triggered: triggered,
                 message,
             };
-            let frame = outbound::frame(kind, &body, reply_to.as_deref());
+            let frame = outbound::render(&body, reply_to.as_deref());
             act.write(ctx, frame);
         }));
     }
@@ -122,7 +122,7 @@ impl Session {
                 self.reported_life = self.last_seen;
                 let body =
                     HeartbeatAck { device_id: &device_id, status: "acknowledged", server_time: time::now() };
-                let frame = outbound::frame("heartbeat_ack", &body, reply_to.as_deref());
+                let frame = outbound::render(&body, reply_to.as_deref());
                 self.write(ctx, frame);
             }
             ClientEvent::DeviceOffline { reason, .. } => {
@@ -143,11 +143,8 @@ impl Session {
             ClientEvent::RoleChangeAck { accepted, election_id, .. } => {
                 election.do_send(RoleChangeAck { device_id, session: self.id, accepted, election_id });
                 if let Some(id) = reply_to.as_deref() {
-                    let frame = outbound::frame(
-                        "ack",
-                        &Ack { seq: self.position().unwrap_or(self.opened_at) },
-                        Some(id),
-                    );
+                    let frame =
+                        outbound::render(&Ack { seq: self.position().unwrap_or(self.opened_at) }, Some(id));
                     self.write(ctx, frame);
                 }
             }
@@ -165,8 +162,7 @@ impl Session {
                     });
                     match result {
                         Ok(elected) => {
-                            let frame =
-                                outbound::frame("master_elected", &elected.announcement, reply_to.as_deref());
+                            let frame = outbound::render(&elected.announcement, reply_to.as_deref());
                             act.write(ctx, frame);
                         }
                         Err(error) => act.send_error(ctx, &error, reply_to.as_deref()),

@@ -24,7 +24,6 @@ use actix::prelude::*;
 use actix_http::ws::Item;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web_actors::ws::{self, CloseReason, ProtocolError};
-use bytestring::ByteString;
 use uuid::Uuid;
 
 use super::broadcast::Outbound;
@@ -38,7 +37,8 @@ use crate::domain::resume::{self, Resume};
 use crate::http::ws::ConnectionSlot;
 use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Intent, Rejected};
 use crate::protocol::outbound::{
-    self, Connected, ConnectionStatus, DeviceOnlineAck, Empty, Registered, ResyncRequired,
+    self, Connected, ConnectionStatus, DeviceOnlineAck, Frame, Pong, Registered, ResyncRequired,
+    SyncConflict, SyncConflictResolved,
 };
 use crate::protocol::{ErrorCode, WireError, close};
 use crate::state::AppState;
@@ -123,7 +123,7 @@ pub struct Session {
     /// The log's head when the socket opened: where a plain attach starts.
     opened_at: u64,
     /// Its place in the stream of logged changes (catch-up, resumes, live).
-    feed: Feed<ByteString>,
+    feed: Feed<Frame>,
     /// The log read the feed asked for, while it waits for the client to read what it has.
     pending_read: Option<(u64, usize)>,
     /// Replies (`connected`, `device_online_ack`) waiting for the catch-up to finish.
@@ -179,14 +179,14 @@ impl Session {
     }
 
     /// Writes a frame, or closes the session (4008) if its client is too far behind.
-    fn write(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString) {
+    fn write(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Frame) {
         if self.closing {
             return;
         }
         let limits = &self.app.settings.limits;
         let too_many = self.outbox.pending() >= limits.session_queue;
-        let too_big =
-            self.outbox.pending_live_bytes() + outbox::encoded_len(frame.len()) > limits.session_queue_bytes;
+        let too_big = self.outbox.pending_live_bytes() + outbox::encoded_len(frame.json().len())
+            > limits.session_queue_bytes;
         if too_many || too_big {
             tracing::warn!(session = %self.id, client = self.client_label(), frames = self.outbox.pending(),
                 bytes = self.outbox.pending_live_bytes(), "slow consumer: closing");
@@ -198,14 +198,15 @@ impl Session {
 
     /// Writes a frame whose pacing the catch-up (or a sync answer) already did: it counts as a
     /// frame, not as live traffic.
-    fn write_paced(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString) {
+    fn write_paced(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Frame) {
         self.emit(ctx, frame, false);
     }
 
-    fn emit(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: ByteString, live: bool) {
+    fn emit(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Frame, live: bool) {
         if !self.closing {
-            let size = frame.len();
-            ctx.text(frame);
+            let text = frame.json().clone();
+            let size = text.len();
+            ctx.text(text);
             self.outbox.note_written(size, live);
         }
     }
@@ -216,7 +217,7 @@ impl Session {
         error: &WireError,
         reply_to: Option<&str>,
     ) {
-        let frame = outbound::error_frame(error, reply_to);
+        let frame = outbound::error(error, reply_to);
         self.write(ctx, frame);
     }
 
@@ -270,7 +271,7 @@ impl Session {
     }
 
     /// Hands `input` to the feed and carries out what it asks for.
-    fn feed(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: feed::Input<ByteString>) {
+    fn feed(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: feed::Input<Frame>) {
         for effect in self.feed.on(input) {
             match effect {
                 feed::Effect::Send { frame, live: true } => self.write(ctx, frame),
@@ -284,7 +285,7 @@ impl Session {
                     tracing::info!(session = %self.id, head, "history trimmed under a catch-up");
                     let body =
                         ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "history_trimmed" };
-                    let frame = outbound::frame("resync_required", &body, None);
+                    let frame = outbound::render(&body, None);
                     self.write(ctx, frame);
                 }
             }
@@ -341,7 +342,7 @@ impl Session {
             .map(|row| {
                 let own = row.origin_session.as_deref() == Some(self.id_text.as_str());
                 let frame = if own { row.reply_frame } else { Some(row.frame) };
-                feed::Row { seq: row.seq, frame: frame.map(ByteString::from) }
+                feed::Row { seq: row.seq, frame: frame.map(Frame::stored) }
             })
             .collect();
         let (floor, head) = (self.app.floor.get(), self.app.published.get());
@@ -360,7 +361,7 @@ impl Session {
                 ClientEvent::Connect(connect) => self.on_connect(ctx, id, connect),
                 ClientEvent::Ping => {
                     self.ensure_attached(ctx);
-                    let frame = outbound::frame("pong", &Empty {}, id.as_deref());
+                    let frame = outbound::render(&Pong {}, id.as_deref());
                     self.write(ctx, frame);
                 }
                 event @ ClientEvent::Station(_) => {
@@ -387,7 +388,7 @@ impl Session {
         match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.app.epoch, floor, head)) {
             Some(Resume::Resync { reason }) => {
                 let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
-                let frame = outbound::frame("resync_required", &body, None);
+                let frame = outbound::render(&body, None);
                 self.write(ctx, frame);
                 self.feed(ctx, feed::Input::Attach { after: head });
             }
@@ -431,18 +432,14 @@ impl Session {
                         last_seq,
                         epoch: &self.app.epoch,
                     };
-                    let frame = outbound::frame("connected", &body, reply_to.as_deref());
+                    let frame = outbound::render(&body, reply_to.as_deref());
                     self.write(ctx, frame);
                     self.connection_status(ctx);
                 }
                 Reply::DeviceOnline { reply_to, device_id, online, sync_required, legacy } => {
                     let role = online.role.as_str();
                     let frame = if legacy {
-                        outbound::frame(
-                            "registered",
-                            &Registered { device_id: &device_id, role },
-                            reply_to.as_deref(),
-                        )
+                        outbound::render(&Registered { device_id: &device_id, role }, reply_to.as_deref())
                     } else {
                         let body = DeviceOnlineAck {
                             status: "success",
@@ -457,7 +454,7 @@ impl Session {
                             heartbeat_interval_ms: duration_ms(self.app.settings.heartbeat.interval()),
                             message: format!("Device {device_id} is online as {role}"),
                         };
-                        outbound::frame("device_online_ack", &body, reply_to.as_deref())
+                        outbound::render(&body, reply_to.as_deref())
                     };
                     self.write(ctx, frame);
                 }
@@ -495,7 +492,7 @@ impl Session {
             let active_devices = stats.map(|s| s.devices).unwrap_or(0);
             let body =
                 ConnectionStatus { status: "connected", connection_quality, latency_ms, active_devices };
-            let frame = outbound::frame("connection_status", &body, None);
+            let frame = outbound::render(&body, None);
             act.write(ctx, frame);
         }));
     }
@@ -508,14 +505,13 @@ impl Session {
             Origin::Session { session: self.id, device: self.device_id.clone(), reply_to: reply_to.clone() };
         let request = persist(&self.app.persistence, command, origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(Applied { outcome: Outcome::Conflict { conflict, resolved }, .. }) => {
-                let resolved_reply = if conflict.is_some() { None } else { reply_to.as_deref() };
-                if let Some(conflict) = conflict {
-                    let frame = outbound::frame("sync_conflict", &conflict, reply_to.as_deref());
-                    act.write(ctx, frame);
+            Ok(Applied { outcome: Outcome::Conflict(conflict), .. }) => {
+                // A device that reported the conflict itself is told only how it was resolved.
+                let resolved_reply = if conflict.reported { reply_to.as_deref() } else { None };
+                if !conflict.reported {
+                    act.write(ctx, outbound::render(&SyncConflict::of(&conflict), reply_to.as_deref()));
                 }
-                let frame = outbound::frame("sync_conflict_resolved", &resolved, resolved_reply);
-                act.write(ctx, frame);
+                act.write(ctx, outbound::render(&SyncConflictResolved::kept(&conflict), resolved_reply));
             }
             Ok(_) => {}
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),

@@ -4,7 +4,6 @@
 use actix::prelude::*;
 use actix_web_actors::ws;
 use chrono::Utc;
-use serde_json::json;
 
 use super::Session;
 use crate::actors::broadcast::Notify;
@@ -15,7 +14,10 @@ use crate::domain::fleet::{FleetWrite, SyncStateWrite};
 use crate::domain::records::{RetryPlan, retry_plan};
 use crate::domain::resume::{self, Resume};
 use crate::protocol::inbound::{DataRequest, RequestKind, SyncEvent, SyncRequest, SyncType};
-use crate::protocol::outbound::{self, ResyncRequired, SyncResponse};
+use crate::protocol::outbound::{
+    self, Acknowledged, DataResponse, Found, QueueStatusResponse, RecordView, ResyncRequired,
+    SyncCompleteAck, SyncErrorAck, SyncResponse,
+};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::store;
 use crate::sync;
@@ -52,20 +54,24 @@ impl Session {
                     count_error: true,
                     ..Default::default()
                 };
-                let body = json!({
-                    "device_id": device_id,
-                    "status": status,
-                    "retry_after": retry_after,
-                    "error_message": error_message,
-                    "error_code": error_type,
-                    "sync_type": sync_type.map(SyncType::as_str),
-                    "retry_count": retry_count,
-                    "message": match plan {
-                        RetryPlan::RetryAfter(_) => format!("Retry {} scheduled", retry_count + 1),
-                        RetryPlan::ManualIntervention => format!("{retry_count} retries failed; manual intervention is needed"),
-                    },
-                });
-                self.write_state_then_reply(ctx, reply_to, state, "sync_error_ack", body);
+                let message = match plan {
+                    RetryPlan::RetryAfter(_) => format!("Retry {} scheduled", retry_count + 1),
+                    RetryPlan::ManualIntervention => {
+                        format!("{retry_count} retries failed; manual intervention is needed")
+                    }
+                };
+                let body = SyncErrorAck {
+                    device_id: &device_id,
+                    status,
+                    retry_after,
+                    error_message: &error_message,
+                    error_code: &error_type,
+                    sync_type: sync_type.map(SyncType::as_str),
+                    retry_count,
+                    message,
+                };
+                let reply = outbound::render(&body, reply_to.as_deref());
+                self.write_state_then_reply(ctx, reply_to, state, reply);
             }
             SyncEvent::QueueStatus { device_id, queue_type } => {
                 let db = self.app.db.clone();
@@ -77,17 +83,17 @@ impl Session {
                         let sent = act.position().unwrap_or(act.opened_at);
                         let processing =
                             sent.saturating_sub(state.confirmed_seq).min(state.pending_changes_count);
-                        let body = json!({
-                            "device_id": state.device_id,
-                            "queue_type": queue_type.unwrap_or_else(|| "sync".to_owned()),
-                            "pending_count": state.pending_changes_count,
-                            "processing_count": processing,
-                            "confirmed_seq": state.confirmed_seq,
-                            "error_count": state.error_count,
-                            "last_processed": state.last_sync_timestamp,
-                            "status": state.queue_status(),
-                        });
-                        let frame = outbound::frame("queue_status_response", &body, reply_to.as_deref());
+                        let body = QueueStatusResponse {
+                            device_id: &state.device_id,
+                            queue_type: queue_type.as_deref().unwrap_or("sync"),
+                            pending_count: state.pending_changes_count,
+                            processing_count: processing,
+                            confirmed_seq: state.confirmed_seq,
+                            error_count: state.error_count,
+                            last_processed: state.last_sync_timestamp.as_deref(),
+                            status: state.queue_status(),
+                        };
+                        let frame = outbound::render(&body, reply_to.as_deref());
                         act.write(ctx, frame);
                     }
                     Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
@@ -98,8 +104,9 @@ impl Session {
                     return self.send_error(ctx, &error, reply_to.as_deref());
                 }
                 let state = SyncStateWrite { device_id, confirmed_seq: Some(seq), ..Default::default() };
-                let body = json!({ "message": format!("Everything up to {seq} acknowledged"), "seq": seq });
-                self.write_state_then_reply(ctx, reply_to, state, "acknowledged", body);
+                let body = Acknowledged { message: format!("Everything up to {seq} acknowledged"), seq };
+                let reply = outbound::render(&body, reply_to.as_deref());
+                self.write_state_then_reply(ctx, reply_to, state, reply);
             }
         }
     }
@@ -124,22 +131,18 @@ impl Session {
         self.send_error(ctx, &error, reply_to);
     }
 
-    /// Writes the device's sync state, then answers with `kind`/`body`.
+    /// Writes the device's sync state, then answers with `reply`.
     fn write_state_then_reply(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         reply_to: Option<String>,
         state: SyncStateWrite,
-        kind: &'static str,
-        body: serde_json::Value,
+        reply: outbound::Frame,
     ) {
         let write =
             persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(_) => {
-                let frame = outbound::frame(kind, &body, reply_to.as_deref());
-                act.write(ctx, frame);
-            }
+            Ok(_) => act.write(ctx, reply),
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
         }));
     }
@@ -168,28 +171,25 @@ impl Session {
             ..Default::default()
         };
         let next = now + chrono::Duration::from_std(self.app.settings.sync.interval()).unwrap_or_default();
-        let body = json!({
-            "device_id": device_id,
-            "status": "success",
-            "sync_id": sync_id,
-            "sync_timestamp": time::format(now),
-            "last_seq": confirmed,
-            "changes_count": changes_count.unwrap_or(0),
-            "next_sync_scheduled": time::format(next),
-            "message": format!("Device {device_id} is synced up to {confirmed}"),
-        });
+        let body = SyncCompleteAck {
+            device_id: &device_id,
+            status: "success",
+            sync_id: sync_id.as_deref(),
+            sync_timestamp: time::format(now),
+            last_seq: confirmed,
+            changes_count: changes_count.unwrap_or(0),
+            next_sync_scheduled: time::format(next),
+            message: format!("Device {device_id} is synced up to {confirmed}"),
+        };
+        // The sender is answered directly, every other session is told.
+        let (reply, notice) = (outbound::render(&body, reply_to.as_deref()), outbound::render(&body, None));
         let write =
             persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
         let (broadcast, me) = (self.app.broadcast.clone(), self.id);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) => {
-                // The sender is answered directly, every other session is told.
-                let frame = outbound::frame("sync_complete_ack", &body, reply_to.as_deref());
-                act.write(ctx, frame);
-                broadcast.do_send(Notify {
-                    frame: outbound::frame("sync_complete_ack", &body, None),
-                    except: vec![me],
-                });
+                act.write(ctx, reply);
+                broadcast.do_send(Notify { frame: notice, except: vec![me] });
             }
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
         }));
@@ -201,58 +201,52 @@ impl Session {
         reply_to: Option<String>,
         request: DataRequest,
     ) {
-        let db = self.app.db.clone();
+        let (db, answer_to) = (self.app.db.clone(), reply_to.clone());
         let read = async move {
             let DataRequest { device_id, table, kind } = request;
-            let body = match kind {
+            let found = match kind {
                 RequestKind::Single(id) => {
                     let found = store::records::get(&db, &table, &id).await?.filter(|r| !r.deleted);
                     let record_id = crate::domain::records::id_to_json(&id);
-                    match found {
-                        Some(r) => {
-                            let version = r.version;
-                            let view = sync::record_view(r);
-                            json!({"device_id": device_id, "table_name": table, "table": table, "record_id": record_id,
-                                "status": "success", "data": view.data, "version": version, "updated_at": view.updated_at})
-                        }
-                        None => {
-                            json!({"device_id": device_id, "table_name": table, "table": table, "record_id": record_id,
-                            "status": "not_found", "data": null, "version": null})
-                        }
+                    match found.map(|r| (r.version, sync::record_view(r))) {
+                        Some((version, view)) => Found::Single {
+                            record_id,
+                            data: view.data,
+                            version: Some(version),
+                            updated_at: Some(view.updated_at),
+                        },
+                        None => Found::Single { record_id, data: None, version: None, updated_at: None },
                     }
                 }
                 RequestKind::Batch(ids) => {
                     let found = store::records::batch(&db, &table, &ids).await?;
-                    let not_found: Vec<serde_json::Value> = ids
+                    let not_found = ids
                         .iter()
                         .filter(|id| !found.iter().any(|r| &r.record_id == *id))
                         .map(|id| crate::domain::records::id_to_json(id))
                         .collect();
-                    let records: Vec<crate::protocol::outbound::RecordView> =
-                        found.into_iter().map(sync::record_view).collect();
-                    let status =
-                        if records.is_empty() && !not_found.is_empty() { "not_found" } else { "success" };
-                    json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "batch",
-                        "status": status, "records": records, "not_found": not_found})
+                    let records: Vec<RecordView> = found.into_iter().map(sync::record_view).collect();
+                    Found::Batch { request_type: "batch", records, not_found }
                 }
                 RequestKind::Latest(limit) => {
-                    let records: Vec<crate::protocol::outbound::RecordView> =
-                        store::records::latest(&db, &table, limit)
-                            .await?
-                            .into_iter()
-                            .map(sync::record_view)
-                            .collect();
-                    json!({"device_id": device_id, "table_name": table, "table": table, "request_type": "latest",
-                        "status": "success", "records": records, "limit": limit})
+                    let records = store::records::latest(&db, &table, limit).await?;
+                    let records = records.into_iter().map(sync::record_view).collect();
+                    Found::Latest { request_type: "latest", records, limit }
                 }
             };
-            Ok::<_, sea_orm::DbErr>(body)
+            let status = match &found {
+                Found::Single { version: None, .. } => "not_found",
+                Found::Batch { records, not_found, .. } if records.is_empty() && !not_found.is_empty() => {
+                    "not_found"
+                }
+                _ => "success",
+            };
+            let body =
+                DataResponse { device_id: &device_id, table_name: &table, table: &table, status, found };
+            Ok::<_, sea_orm::DbErr>(outbound::render(&body, answer_to.as_deref()))
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(body) => {
-                let frame = outbound::frame("data_response", &body, reply_to.as_deref());
-                act.write(ctx, frame);
-            }
+            Ok(frame) => act.write(ctx, frame),
             Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
         }));
     }
@@ -269,12 +263,12 @@ impl Session {
             let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.app.epoch, floor, head);
             if let Resume::Resync { reason } = decision {
                 let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
-                let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+                let frame = outbound::render(&body, reply_to.as_deref());
                 return self.write(ctx, frame);
             }
         } else if request.epoch.as_deref().is_some_and(|e| e != self.app.epoch) {
             let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "epoch_mismatch" };
-            let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+            let frame = outbound::render(&body, reply_to.as_deref());
             return self.write(ctx, frame);
         }
         let syncing = SyncStateWrite {
@@ -344,13 +338,13 @@ impl Session {
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
             Ok(Ok(response)) => {
-                let frame = outbound::frame("sync_response", &response, reply_to.as_deref());
+                let frame = outbound::render(&response, reply_to.as_deref());
                 act.write_paced(ctx, frame);
             }
             Ok(Err(head_seq)) => {
                 // What it asks for from is no longer kept: a full sync is needed.
                 let body = ResyncRequired { epoch: &act.app.epoch, head_seq, reason: "history_trimmed" };
-                let frame = outbound::frame("resync_required", &body, reply_to.as_deref());
+                let frame = outbound::render(&body, reply_to.as_deref());
                 act.write(ctx, frame);
             }
             Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),

@@ -259,8 +259,8 @@ impl World {
     }
 }
 
-fn parse(frame: &ByteString) -> Value {
-    serde_json::from_str(frame).expect("a JSON frame")
+fn parse(frame: &Frame) -> Value {
+    serde_json::from_str(frame.json()).expect("a JSON frame")
 }
 
 #[test]
