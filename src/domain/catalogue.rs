@@ -16,3 +16,10 @@ impl CatalogueKind {
         }
     }
 }
+
+/// Replace a catalogue document with this JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueWrite {
+    pub kind: CatalogueKind,
+    pub body: String,
+}

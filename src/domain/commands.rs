@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::catalogue::CatalogueKind;
+use super::catalogue::CatalogueWrite;
 use super::fleet::FleetWrite;
 use super::records::Operation;
 use super::station::StationCommand;
@@ -14,8 +14,8 @@ use super::station::StationCommand;
 pub enum Command {
     /// A cashier command on stations.
     Station(StationCommand),
-    /// Replace a catalogue document with this JSON text.
-    Catalogue { kind: CatalogueKind, body: String },
+    /// Replace a catalogue document.
+    Catalogue(CatalogueWrite),
     /// Writes about the fleet (devices, roles, elections, sync states), together in one
     /// transaction. Not a logged change: it takes no `seq` and is not broadcast.
     Fleet(Vec<FleetWrite>),

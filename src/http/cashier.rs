@@ -12,9 +12,8 @@ use serde::Serialize;
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
 use super::error::ApiError;
-use crate::actors::persistence::{self, Applied, Origin, Outcome};
-use crate::domain::catalogue::CatalogueKind;
-use crate::domain::commands::Command;
+use crate::actors::persistence::{self, Origin, StationWritten, Write};
+use crate::domain::catalogue::{CatalogueKind, CatalogueWrite};
 use crate::domain::station::{OrderRef, Station, StationCommand};
 use crate::protocol::inbound;
 use crate::protocol::outbound::{OrderView, StationView};
@@ -90,17 +89,13 @@ fn orders_reply(station: &Station, seq: u64) -> HttpResponse {
     HttpResponse::Ok().json(OrdersReply { device_id: &station.id, orders, seq })
 }
 
-async fn persist(app: &AppState, command: Command) -> Result<Applied, ApiError> {
-    Ok(persistence::persist(&app.persistence, command, Origin::Rest).await?)
+async fn persist<W: Write>(app: &AppState, write: W) -> Result<W::Output, ApiError> {
+    Ok(persistence::persist(&app.persistence, write, Origin::Rest).await?)
 }
 
 async fn persist_station(app: &AppState, command: StationCommand) -> Result<(Station, u64), ApiError> {
-    let applied = persist(app, Command::Station(command)).await?;
-    match (applied.outcome, applied.seq) {
-        (Outcome::Station(station), Some(seq)) => Ok((station, seq)),
-        // The station commands routed here all produce a station.
-        _ => Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
-    }
+    let StationWritten { station, seq } = persist(app, command).await?;
+    Ok((station, seq))
 }
 
 fn station_id(path: &web::Path<String>) -> Result<String, ApiError> {
@@ -158,7 +153,7 @@ async fn remove(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let station_id = station_id(&path)?;
-    persist(&app, Command::Station(StationCommand::Delete { station_id })).await?;
+    persist(&app, StationCommand::Delete { station_id }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -241,11 +236,7 @@ async fn put_catalogue(
     // Stored and returned byte for byte as sent. `JsonBody` parsed it, so it is JSON and UTF-8.
     let text = String::from_utf8(body.raw.to_vec())
         .map_err(|_| ApiError::from(WireError::invalid(None, None, "the body is not UTF-8")))?;
-    let applied = persist(app, Command::Catalogue { kind, body: text }).await?;
-    let stored = match applied.outcome {
-        Outcome::Catalogue(stored) => stored,
-        _ => return Err(WireError::new(ErrorCode::ServerError, "unexpected outcome").into()),
-    };
+    let stored = persist(app, CatalogueWrite { kind, body: text }).await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(stored))
 }
 

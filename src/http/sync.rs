@@ -364,8 +364,7 @@ async fn put_state(
         reported_pending: b.pending_changes_count.map(i64::from),
         ..Default::default()
     };
-    persistence::persist(&app.persistence, Command::Fleet(vec![FleetWrite::SyncState(write)]), Origin::Rest)
-        .await?;
+    persistence::persist(&app.persistence, vec![FleetWrite::SyncState(write)], Origin::Rest).await?;
     let state = sync::device_state(&app.db, &device_id).await?;
     Ok(HttpResponse::Ok().json(StateReply { success: true, sync_state: state, timestamp: time::now() }))
 }

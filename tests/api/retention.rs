@@ -110,6 +110,9 @@ async fn when_every_change_is_past_its_age_the_log_is_empty_and_the_head_survive
     for i in 0..5 {
         write(&mut office, i).await;
     }
+    // Server times go out in whole milliseconds: the mark must fall in a later millisecond
+    // than the last commit, or that commit counts as after it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mark = office.request(json!({"type": "ping"})).await["timestamp"].as_str().expect("ts").to_owned();
     wait_for_oldest(&app, 6).await;
     let status = health(&app).await;

@@ -23,7 +23,6 @@ use self::elector::{Answer, Effect, Elector, Input, Now, ReplyTo};
 pub use self::elector::{Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Requester};
 use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
 use super::persistence::{Origin, Persistence, persist};
-use crate::domain::commands::Command;
 use crate::domain::fleet::DeviceRecord;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError};
@@ -164,7 +163,7 @@ impl Election {
     fn carry_out(&mut self, ctx: &mut Context<Self>, effect: Effect) {
         match effect {
             Effect::Persist { writes, after: None } => {
-                let write = persist(&self.persistence, Command::Fleet(writes), Origin::Rest);
+                let write = persist(&self.persistence, writes, Origin::Rest);
                 ctx.spawn(write.into_actor(self).map(|result, _, _| {
                     if let Err(err) = result {
                         tracing::error!(%err, "fleet record not written");
@@ -173,7 +172,7 @@ impl Election {
             }
             Effect::Persist { writes, after: Some(after) } => {
                 // Nothing else is decided until this is on disk.
-                let write = persist(&self.persistence, Command::Fleet(writes), Origin::Rest);
+                let write = persist(&self.persistence, writes, Origin::Rest);
                 ctx.wait(write.into_actor(self).map(move |result, act, ctx| {
                     let result = result.map(|_| ()).map_err(|err| {
                         tracing::error!(%err, "fleet record not written");

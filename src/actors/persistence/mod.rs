@@ -17,8 +17,10 @@ mod fleet;
 mod records;
 mod retention;
 mod stations;
+mod write;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use actix::prelude::*;
@@ -36,19 +38,18 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use self::stations::StationCache;
+use self::write::{Job, Queued, Step};
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
-use crate::domain::commands::Command;
-#[cfg(feature = "fault-injection")]
-use crate::domain::commands::Fault;
 use crate::domain::fleet::{AuditEntry, DeviceRecord};
-use crate::domain::records::Conflict;
-use crate::domain::station::{Station, StationError};
+use crate::domain::station::StationError;
 use crate::protocol::outbound::{self, Ack, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
 
+pub use records::RecordOutcome;
 pub use retention::{LogFloor, Retention};
+pub use write::{Applied, Outcome, StationWritten, Write};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -71,30 +72,34 @@ pub enum Origin {
     Rest,
 }
 
-/// The answer to one `Persist`.
-pub type PersistResult = Result<Applied, PersistError>;
-
-/// Apply one command: validate, write, log, commit, then publish; answer on `reply`.
+/// Apply one write: validate, write, log, commit, then publish; then answer its caller.
 ///
 /// Sent with `do_send` (see `persist`): actix drops a `send` whose requester has gone away
 /// before it is handled, and a write must not vanish because its client disconnected.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Persist {
-    pub command: Command,
-    pub origin: Origin,
-    pub reply: Option<oneshot::Sender<PersistResult>>,
+pub struct Persist(Box<dyn Queued>);
+
+impl Persist {
+    /// A write whose caller is answered on `reply`, if given.
+    pub fn new<W: Write>(
+        write: W,
+        origin: Origin,
+        reply: Option<oneshot::Sender<Result<W::Output, PersistError>>>,
+    ) -> Self {
+        Self(Box::new(Job::new(write, origin, reply)))
+    }
 }
 
-/// Hands `command` to the Persistence actor and waits for its answer. The write goes ahead
-/// even if the caller stops waiting.
-pub fn persist(
+/// Hands `write` to the Persistence actor and waits for its answer. The write goes ahead even
+/// if the caller stops waiting.
+pub fn persist<W: Write>(
     persistence: &Addr<Persistence>,
-    command: Command,
+    write: W,
     origin: Origin,
-) -> impl std::future::Future<Output = PersistResult> + use<> {
+) -> impl Future<Output = Result<W::Output, PersistError>> + use<W> {
     let (reply, answer) = oneshot::channel();
-    persistence.do_send(Persist { command, origin, reply: Some(reply) });
+    persistence.do_send(Persist::new(write, origin, Some(reply)));
     async move { answer.await.unwrap_or(Err(PersistError::Interrupted)) }
 }
 
@@ -115,35 +120,6 @@ pub struct WriteStatus {
     pub last_error: Option<String>,
     /// Whether it has stopped taking writes (shutdown).
     pub closing: bool,
-}
-
-/// A committed command, as the caller learns it.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The change's `seq` (fleet writes take none).
-    pub seq: Option<u64>,
-    pub outcome: Outcome,
-}
-
-/// What a committed change produced, for a REST answer.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The station after the change (for a transfer, the target).
-    Station(Station),
-    /// The station is gone.
-    Removed,
-    /// The catalogue document as stored.
-    Catalogue(String),
-    /// Fleet writes were committed.
-    Fleet,
-    /// A record after the write.
-    Record { table: String, record_id: String, version: i64 },
-    /// A conflict the stored copy won: nothing was written.
-    Conflict(Box<Conflict>),
-    /// A critical event was logged.
-    Critical,
-    /// A pushed event applied before, as change `seq`.
-    Duplicate { seq: Option<u64> },
 }
 
 /// Why a change was not made.
@@ -228,19 +204,6 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
     Ok(Bootstrap { epoch, head, floor, term, devices })
 }
 
-struct Pending {
-    command: Command,
-    origin: Origin,
-    reply: Option<oneshot::Sender<PersistResult>>,
-}
-
-/// Answers a caller, if it is still waiting.
-fn answer(reply: Option<oneshot::Sender<PersistResult>>, result: PersistResult) {
-    if let Some(reply) = reply {
-        let _ = reply.send(result);
-    }
-}
-
 /// The writer.
 pub struct Persistence {
     /// Its own write connection (one connection: it is the only writer).
@@ -255,7 +218,7 @@ pub struct Persistence {
     head: Option<u64>,
     /// Stations as committed, so that writes need not read them first.
     stations: StationCache,
-    queue: VecDeque<Pending>,
+    queue: VecDeque<Box<dyn Queued>>,
     committing: bool,
     retention: Retention,
     /// The log's floor as the readers see it.
@@ -315,31 +278,30 @@ impl Persistence {
             return;
         }
         let take = self.queue.len().min(MAX_BATCH);
-        let (work, replies): (Vec<_>, Vec<_>) =
-            self.queue.drain(..take).map(|p| ((p.command, p.origin), p.reply)).unzip();
+        let jobs: Vec<Box<dyn Queued>> = self.queue.drain(..take).collect();
         self.committing = true;
         // The cache goes with the batch and comes back only if it commits.
         let cache = std::mem::take(&mut self.stations);
-        let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, work, cache))
+        let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, jobs, cache))
             .catch_unwind();
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
             act.committing = false;
             match result {
-                Ok(Ok(done)) => act.finish_batch(done, replies),
-                Ok(Err(err)) => {
-                    tracing::error!(%err, commands = replies.len(), "batch not committed");
+                Ok((jobs, Ok(done))) => act.finish_batch(done, jobs),
+                Ok((jobs, Err(err))) => {
+                    tracing::error!(%err, commands = jobs.len(), "batch not committed");
                     act.head = None;
                     act.last_error = Some(err.to_string());
                     // A connection that failed mid-transaction may still hold the write lock.
                     act.reopen = true;
                     let error = PersistError::Unavailable(err.to_string());
-                    for reply in replies {
-                        answer(reply, Err(error.clone()));
+                    for job in jobs {
+                        job.answer(Some(error.clone()));
                     }
                 }
                 Err(_panic) => {
-                    tracing::error!(commands = replies.len(), "batch interrupted by a panic; restarting");
-                    drop(replies);
+                    // The batch's jobs went with it: their callers learn it was interrupted.
+                    tracing::error!("batch interrupted by a panic; restarting");
                     ctx.stop();
                     return;
                 }
@@ -405,8 +367,8 @@ impl Persistence {
                     tracing::warn!(%err, "the database is still not writable");
                     act.last_error = Some(err.to_string());
                     let error = PersistError::Unavailable(err.to_string());
-                    for pending in act.queue.drain(..) {
-                        answer(pending.reply, Err(error.clone()));
+                    for job in act.queue.drain(..) {
+                        job.answer(Some(error.clone()));
                     }
                     for waiter in act.flush_waiters.drain(..) {
                         let _ = waiter.send(());
@@ -417,23 +379,15 @@ impl Persistence {
         }));
     }
 
-    fn finish_batch(&mut self, done: BatchDone, replies: Vec<Option<oneshot::Sender<PersistResult>>>) {
+    fn finish_batch(&mut self, done: BatchDone, jobs: Vec<Box<dyn Queued>>) {
         self.head = Some(done.head);
         self.stations = done.cache;
         self.last_error = None;
-        let mut changes = Vec::with_capacity(done.items.len());
+        let mut changes = Vec::with_capacity(done.staged.len());
         let mut notices = Vec::new();
-        let mut answers = Vec::with_capacity(done.items.len());
-        for item in done.items {
-            match item {
-                Ok(staged) => {
-                    let seq = staged.change.as_ref().map(|c| c.seq);
-                    answers.push(Ok(Applied { seq, outcome: staged.outcome }));
-                    changes.extend(staged.change);
-                    notices.extend(staged.notify);
-                }
-                Err(rejected) => answers.push(Err(PersistError::Rejected(rejected))),
-            }
+        for staged in done.staged.into_iter().flatten() {
+            changes.push(staged.change);
+            notices.extend(staged.notify);
         }
         if !changes.is_empty() {
             self.broadcast.do_send(Publish { changes });
@@ -442,8 +396,8 @@ impl Persistence {
         for frame in notices {
             self.broadcast.do_send(Notify { frame, except: Vec::new() });
         }
-        for (reply, result) in replies.into_iter().zip(answers) {
-            answer(reply, result);
+        for job in jobs {
+            job.answer(None);
         }
     }
 }
@@ -478,12 +432,12 @@ impl Handler<Persist> for Persistence {
 
     fn handle(&mut self, msg: Persist, ctx: &mut Context<Self>) {
         if self.closing {
-            return answer(msg.reply, Err(PersistError::Closing));
+            return msg.0.answer(Some(PersistError::Closing));
         }
         if self.queue.len() >= MAX_QUEUE {
-            return answer(msg.reply, Err(PersistError::Unavailable("the write queue is full".into())));
+            return msg.0.answer(Some(PersistError::Unavailable("the write queue is full".into())));
         }
-        self.queue.push_back(Pending { command: msg.command, origin: msg.origin, reply: msg.reply });
+        self.queue.push_back(msg.0);
         self.next_batch(ctx);
     }
 }
@@ -512,23 +466,23 @@ impl Handler<Status> for Persistence {
 
 // ---- the batch ---------------------------------------------------------------------------
 
+/// A logged change, staged in the batch's transaction.
 struct Staged {
-    /// The logged change, for commands that make one.
-    change: Option<PublishedChange>,
+    change: PublishedChange,
     /// A frame for every session after the change.
     notify: Option<Frame>,
-    outcome: Outcome,
 }
 
 struct BatchDone {
     head: u64,
-    items: Vec<Result<Staged, WireError>>,
+    /// Each job's staged change, in queue order.
+    staged: Vec<Option<Staged>>,
     /// The station cache with this batch's writes, now committed.
     cache: StationCache,
 }
 
 /// Why one command was not staged.
-enum ApplyError {
+pub enum ApplyError {
     Rejected(WireError),
     Db(DbErr),
 }
@@ -580,38 +534,40 @@ async fn probe_write(db: &DatabaseConnection) -> Result<(), DbErr> {
     txn.commit().await
 }
 
-#[instrument(skip_all, fields(commands = work.len()))]
+/// Applies the jobs in one transaction and commits it; the jobs come back to be answered.
+#[instrument(skip_all, fields(commands = jobs.len()))]
 async fn write_batch(
     db: DatabaseConnection,
     known_head: Option<u64>,
     policy: ConflictPolicy,
-    work: Vec<(Command, Origin)>,
+    mut jobs: Vec<Box<dyn Queued>>,
     mut cache: StationCache,
-) -> Result<BatchDone, DbErr> {
-    let txn = begin_write(&db).await?;
-    let mut head = match known_head {
-        Some(head) => head,
-        None => store::changes::head(&txn).await?,
-    };
-    let mut items = Vec::with_capacity(work.len());
-    for (command, origin) in work {
-        match apply(&txn, &mut cache, head + 1, Utc::now(), policy, command, &origin).await {
-            Ok(staged) => {
-                if staged.change.is_some() {
-                    head += 1;
-                }
-                items.push(Ok(staged));
+) -> (Vec<Box<dyn Queued>>, Result<BatchDone, DbErr>) {
+    let result = async {
+        let txn = begin_write(&db).await?;
+        let mut head = match known_head {
+            Some(head) => head,
+            None => store::changes::head(&txn).await?,
+        };
+        let mut staged = Vec::with_capacity(jobs.len());
+        for job in &mut jobs {
+            let mut step = Step { txn: &txn, cache: &mut cache, seq: head + 1, now: Utc::now(), policy };
+            let done = job.apply(&mut step).await?;
+            if done.is_some() {
+                head += 1;
             }
-            Err(ApplyError::Rejected(error)) => items.push(Err(error)),
-            Err(ApplyError::Db(err)) => return Err(err),
+            staged.push(done);
         }
+        txn.commit().await?;
+        Ok::<_, DbErr>((head, staged))
     }
-    txn.commit().await?;
-    Ok(BatchDone { head, items, cache })
+    .await;
+    let result = result.map(|(head, staged)| BatchDone { head, staged, cache });
+    (jobs, result)
 }
 
 /// A logged change, before its log row is written: what the log keeps besides the frame.
-struct Logged {
+pub struct Logged {
     table_name: String,
     record_id: String,
     operation: &'static str,
@@ -625,55 +581,11 @@ struct Logged {
     reply: Option<Frame>,
     /// A frame for every session after the change.
     notify: Option<Frame>,
-    outcome: Outcome,
 }
 
-/// Applies one command inside the batch's transaction. Every rule is checked before anything
-/// is written, so a refused command leaves the transaction as it found it.
-async fn apply(
-    txn: &DatabaseTransaction,
-    cache: &mut StationCache,
-    seq: u64,
-    now: DateTime<Utc>,
-    policy: ConflictPolicy,
-    command: Command,
-    origin: &Origin,
-) -> Result<Staged, ApplyError> {
-    let reply_to = match origin {
-        Origin::Session { reply_to, .. } => reply_to.as_deref(),
-        Origin::Rest => None,
-    };
-    let logged = match command {
-        Command::Station(command) => stations::apply_station(txn, cache, seq, now, command).await?,
-        Command::Catalogue { kind, body } => stations::apply_catalogue(txn, seq, now, kind, body).await?,
-        Command::Record(write) => {
-            match records::apply_record(txn, seq, now, policy, write, reply_to).await? {
-                records::RecordResult::Logged(logged) => *logged,
-                records::RecordResult::Kept(outcome) => {
-                    return Ok(Staged { change: None, notify: None, outcome });
-                }
-            }
-        }
-        Command::Critical { device_id, event_type, payload } => {
-            records::apply_critical(seq, device_id, event_type, payload, reply_to)
-        }
-        Command::Fleet(writes) => {
-            fleet::apply(txn, now, writes).await?;
-            return Ok(Staged { change: None, notify: None, outcome: Outcome::Fleet });
-        }
-        #[cfg(feature = "fault-injection")]
-        Command::Fault(Fault::Panic) => panic!("fault injected into a write batch"),
-        Command::Pushed { device_id, event_id, command } => {
-            if let Some(seq) = records::receipt(txn, &device_id, &event_id).await? {
-                return Ok(Staged { change: None, notify: None, outcome: Outcome::Duplicate { seq } });
-            }
-            let staged = Box::pin(apply(txn, cache, seq, now, policy, *command, origin)).await?;
-            if let Some(change) = &staged.change {
-                records::keep_receipt(txn, now, &device_id, &event_id, Some(change.seq)).await?;
-            }
-            return Ok(staged);
-        }
-    };
+/// Writes a change's log row, numbering it `step.seq`.
+async fn log_change(step: &Step<'_>, origin: &Origin, logged: Logged) -> Result<Staged, DbErr> {
+    let seq = step.seq;
     let (origin_session, device, reply) = match origin {
         Origin::Session { session, device, reply_to } => {
             let reply = match (logged.reply, reply_to) {
@@ -698,12 +610,12 @@ async fn apply(
         origin_session: Set(origin_session.map(|s| s.to_string())),
         reply_frame: Set(reply.as_ref().map(|r| r.json().to_string())),
         source_device: Set(device),
-        committed_at: Set(now),
+        committed_at: Set(step.now),
     })
-    .exec_without_returning(txn)
+    .exec_without_returning(step.txn)
     .await?;
     let change = PublishedChange { seq, frame: logged.frame, origin: origin_session, reply };
-    Ok(Staged { change: Some(change), notify: logged.notify, outcome: logged.outcome })
+    Ok(Staged { change, notify: logged.notify })
 }
 
 /// Adds an audit row inside the transaction.

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use super::{ApplyError, Logged, Outcome};
+use super::{ApplyError, Logged};
 use crate::domain::commands::RecordWrite;
 use crate::domain::records::{self, CRITICAL_EVENTS, Conflict, ConflictPolicy, Operation, Stored, Verdict};
 use crate::protocol::outbound::{
@@ -20,10 +20,12 @@ use crate::protocol::{ErrorCode, WireError};
 use crate::store;
 
 /// What a record write came to.
-pub(super) enum RecordResult {
-    Logged(Box<Logged>),
+#[derive(Debug, Clone)]
+pub enum RecordOutcome {
+    /// The record after the write.
+    Written { table: String, record_id: String, version: i64 },
     /// A conflict the stored copy won: nothing was written; the writer is told.
-    Kept(Outcome),
+    Kept(Box<Conflict>),
 }
 
 fn data_json(data: Option<&str>) -> Value {
@@ -37,7 +39,7 @@ pub(super) async fn apply_record(
     policy: ConflictPolicy,
     w: RecordWrite,
     reply_to: Option<&str>,
-) -> Result<RecordResult, ApplyError> {
+) -> Result<(Option<Logged>, RecordOutcome), ApplyError> {
     let stored = record::Entity::find_by_id((w.table.clone(), w.record_id.clone())).one(txn).await?;
     let live = stored.as_ref().filter(|r| !r.deleted);
     if w.operation == Operation::Delete && live.is_none() && !w.reported {
@@ -77,7 +79,7 @@ pub(super) async fn apply_record(
         })
         .exec_without_returning(txn)
         .await?;
-        return Ok(RecordResult::Kept(Outcome::Conflict(Box::new(conflict))));
+        return Ok((None, RecordOutcome::Kept(Box::new(conflict))));
     }
     let version = server_version + 1;
     let deleted = w.operation == Operation::Delete;
@@ -126,7 +128,7 @@ pub(super) async fn apply_record(
         let conflict = conflict(data.clone());
         outbound::render(&SyncConflictResolved::taken(&conflict, version, seq), None)
     });
-    Ok(RecordResult::Logged(Box::new(Logged {
+    let logged = Logged {
         table_name: w.table.clone(),
         record_id: w.record_id.clone(),
         operation: w.operation.as_str(),
@@ -135,8 +137,8 @@ pub(super) async fn apply_record(
         frame: outbound::render(&update, None),
         reply: Some(outbound::render(&ack, reply_to)),
         notify,
-        outcome: Outcome::Record { table: w.table, record_id: w.record_id, version },
-    })))
+    };
+    Ok((Some(logged), RecordOutcome::Written { table: w.table, record_id: w.record_id, version }))
 }
 
 /// A legacy critical event: logged as a change of `critical_events`.
@@ -160,7 +162,6 @@ pub(super) fn apply_critical(
         frame: outbound::render(&event, None),
         reply: Some(outbound::render(&ack, reply_to)),
         notify: None,
-        outcome: Outcome::Critical,
     }
 }
 

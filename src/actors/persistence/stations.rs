@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{ApplyError, Logged, Outcome, audit};
+use super::{ApplyError, Logged, audit};
 use crate::domain::catalogue::CatalogueKind;
 use crate::domain::fleet::AuditEntry;
 use crate::domain::station::{Order, Station, StationCommand, StationError, transfer};
@@ -30,7 +30,7 @@ pub(super) async fn apply_catalogue(
     now: DateTime<Utc>,
     kind: CatalogueKind,
     body: String,
-) -> Result<Logged, ApplyError> {
+) -> Result<(Logged, String), ApplyError> {
     let raw = RawValue::from_string(body.clone())
         .map_err(|e| ApplyError::Rejected(WireError::invalid(None, None, format!("not valid JSON ({e})"))))?;
     catalogue::Entity::insert(catalogue::ActiveModel {
@@ -53,7 +53,7 @@ pub(super) async fn apply_catalogue(
     let version = store::catalogue::version(txn, kind).await?;
     audit(txn, now, AuditEntry::success("catalogue", "update", None, kind.name())).await?;
     let frame = outbound::render(&CatalogueUpdated { catalogue: kind, data: &raw, seq }, None);
-    Ok(Logged {
+    let logged = Logged {
         table_name: "catalogue".to_owned(),
         record_id: kind.name().to_owned(),
         operation: "update",
@@ -62,8 +62,8 @@ pub(super) async fn apply_catalogue(
         frame,
         reply: None,
         notify: None,
-        outcome: Outcome::Catalogue(body),
-    })
+    };
+    Ok((logged, body))
 }
 
 /// Stations as the Persistence actor last wrote them, so that a write does not first read
@@ -108,7 +108,7 @@ pub(super) async fn apply_station(
     seq: u64,
     now: DateTime<Utc>,
     command: StationCommand,
-) -> Result<Logged, ApplyError> {
+) -> Result<(Logged, Station), ApplyError> {
     match command {
         StationCommand::Create { station_id, name } => {
             if cache.get(txn, &station_id).await?.is_some() {
@@ -201,7 +201,7 @@ pub(super) async fn apply_station(
                 serde_json::json!({ "from": StationData::of(&source), "to": StationData::of(&target) });
             cache.wrote(&source);
             cache.wrote(&target);
-            Ok(Logged {
+            let logged = Logged {
                 table_name: "stations".to_owned(),
                 record_id: source.id.clone(),
                 operation: "update",
@@ -210,8 +210,8 @@ pub(super) async fn apply_station(
                 frame,
                 reply: None,
                 notify: None,
-                outcome: Outcome::Station(target),
-            })
+            };
+            Ok((logged, target))
         }
         StationCommand::Delete { station_id } => {
             let s = require(txn, cache, &station_id).await?;
@@ -220,17 +220,18 @@ pub(super) async fn apply_station(
             cache.removed(&s.id);
             audit(txn, now, AuditEntry::success("station", "delete", None, &s.id)).await?;
             let frame = outbound::render(&StationRef { cleared: false, device_id: &s.id, seq }, None);
-            Ok(Logged {
+            let logged = Logged {
                 table_name: "stations".to_owned(),
-                record_id: s.id,
+                record_id: s.id.clone(),
                 operation: "delete",
                 data: None,
                 version: Some(s.version + 1),
                 frame,
                 reply: None,
                 notify: None,
-                outcome: Outcome::Removed,
-            })
+            };
+            // The station as it was.
+            Ok((logged, s))
         }
         StationCommand::Reset { station_id } => {
             let mut s = require(txn, cache, &station_id).await?;
@@ -250,8 +251,8 @@ fn state_frame(created: bool, s: &Station, seq: u64) -> Frame {
 }
 
 /// A change to one station, logged with its state after the change.
-fn logged_station(s: Station, operation: &'static str, frame: Frame) -> Logged {
-    Logged {
+fn logged_station(s: Station, operation: &'static str, frame: Frame) -> (Logged, Station) {
+    let logged = Logged {
         table_name: "stations".to_owned(),
         record_id: s.id.clone(),
         operation,
@@ -260,8 +261,8 @@ fn logged_station(s: Station, operation: &'static str, frame: Frame) -> Logged {
         frame,
         reply: None,
         notify: None,
-        outcome: Outcome::Station(s),
-    }
+    };
+    (logged, s)
 }
 
 /// The station, or `DEVICE_NOT_FOUND`.

@@ -8,8 +8,7 @@ use chrono::Utc;
 use super::Session;
 use crate::actors::broadcast::Notify;
 use crate::actors::election::MasterId;
-use crate::actors::persistence::{Origin, persist};
-use crate::domain::commands::Command;
+use crate::actors::persistence::{Origin, Persist, persist};
 use crate::domain::fleet::{FleetWrite, SyncStateWrite};
 use crate::domain::records::{RetryPlan, retry_plan};
 use crate::domain::resume::{self, Resume};
@@ -139,8 +138,7 @@ impl Session {
         state: SyncStateWrite,
         reply: outbound::Frame,
     ) {
-        let write =
-            persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
+        let write = persist(&self.app.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) => act.write(ctx, reply),
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
@@ -183,8 +181,7 @@ impl Session {
         };
         // The sender is answered directly, every other session is told.
         let (reply, notice) = (outbound::render(&body, reply_to.as_deref()), outbound::render(&body, None));
-        let write =
-            persist(&self.app.persistence, Command::Fleet(vec![FleetWrite::SyncState(state)]), Origin::Rest);
+        let write = persist(&self.app.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
         let (broadcast, me) = (self.app.broadcast.clone(), self.id);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) => {
@@ -276,11 +273,8 @@ impl Session {
             status: Some("syncing"),
             ..Default::default()
         };
-        self.app.persistence.do_send(crate::actors::persistence::Persist {
-            command: Command::Fleet(vec![FleetWrite::SyncState(syncing)]),
-            origin: Origin::Rest,
-            reply: None,
-        });
+        let syncing = vec![FleetWrite::SyncState(syncing)];
+        self.app.persistence.do_send(Persist::new(syncing, Origin::Rest, None));
         let (db, election, epoch) = (self.app.db.clone(), self.app.election.clone(), self.app.epoch.clone());
         let read = async move {
             let master = election.send(MasterId).await.ok().flatten();

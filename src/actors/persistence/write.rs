@@ -1,0 +1,255 @@
+//! What the writer can apply, each with the typed answer its caller gets.
+//!
+//! A [`Write`] is applied inside a batch's transaction and yields what it logs (if anything)
+//! and its output: a station command yields the station, a catalogue write the stored text,
+//! fleet writes nothing, a decoded client command (`Command`) the [`Outcome`] of whichever
+//! write it was. The batch holds its writes as [`Queued`] jobs, so one queue carries every kind
+//! and each caller is answered with its own type once the batch commits.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
+use sea_orm::{DatabaseTransaction, DbErr};
+use tokio::sync::oneshot;
+
+use super::records::{self, RecordOutcome};
+use super::stations::{self, StationCache};
+use super::{ApplyError, Logged, Origin, PersistError, Staged, fleet, log_change};
+use crate::domain::catalogue::CatalogueWrite;
+#[cfg(feature = "fault-injection")]
+use crate::domain::commands::Fault;
+use crate::domain::commands::{Command, RecordWrite};
+use crate::domain::fleet::FleetWrite;
+use crate::domain::records::{Conflict, ConflictPolicy};
+use crate::domain::station::{Station, StationCommand};
+use crate::protocol::WireError;
+
+/// What applying a write comes to: the change it logs, if any, and its output.
+pub type Applying<'a, T> = LocalBoxFuture<'a, Result<(Option<Logged>, T), ApplyError>>;
+
+/// What one write sees of its batch.
+pub struct Step<'t> {
+    pub(super) txn: &'t DatabaseTransaction,
+    pub(super) cache: &'t mut StationCache,
+    /// The `seq` this write takes if it logs a change.
+    pub(super) seq: u64,
+    pub(super) now: DateTime<Utc>,
+    pub(super) policy: ConflictPolicy,
+}
+
+/// A change the writer applies. Every rule is checked before anything is written, so a refused
+/// write leaves the transaction as it found it.
+pub trait Write: Send + 'static {
+    /// What the caller learns once it is committed.
+    type Output: Send + 'static;
+
+    /// Applies it: the change it logs, if any, and its output. `reply_to` is the origin
+    /// session's message id, for a write whose event has a reply of its own.
+    fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, Self::Output>;
+}
+
+/// A station command, committed: the station after it (for a transfer, the target; for a
+/// removal, the station as it was) and the change's `seq`.
+#[derive(Debug, Clone)]
+pub struct StationWritten {
+    pub station: Station,
+    pub seq: u64,
+}
+
+impl Write for StationCommand {
+    type Output = StationWritten;
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, _: Option<&'a str>) -> Applying<'a, StationWritten> {
+        Box::pin(async move {
+            let (logged, station) =
+                stations::apply_station(step.txn, step.cache, step.seq, step.now, self).await?;
+            Ok((Some(logged), StationWritten { station, seq: step.seq }))
+        })
+    }
+}
+
+impl Write for CatalogueWrite {
+    /// The document as stored.
+    type Output = String;
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, _: Option<&'a str>) -> Applying<'a, String> {
+        Box::pin(async move {
+            let (logged, stored) =
+                stations::apply_catalogue(step.txn, step.seq, step.now, self.kind, self.body).await?;
+            Ok((Some(logged), stored))
+        })
+    }
+}
+
+impl Write for Vec<FleetWrite> {
+    type Output = ();
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, _: Option<&'a str>) -> Applying<'a, ()> {
+        Box::pin(async move {
+            fleet::apply(step.txn, step.now, self).await?;
+            Ok((None, ()))
+        })
+    }
+}
+
+impl Write for RecordWrite {
+    type Output = RecordOutcome;
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, RecordOutcome> {
+        Box::pin(records::apply_record(step.txn, step.seq, step.now, step.policy, self, reply_to))
+    }
+}
+
+/// What a client's command came to: the output of whichever write it was.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Station(Station),
+    /// The catalogue document as stored.
+    Catalogue(String),
+    /// Fleet writes were committed.
+    Fleet,
+    /// A record after the write.
+    Record {
+        table: String,
+        record_id: String,
+        version: i64,
+    },
+    /// A conflict the stored copy won: nothing was written.
+    Conflict(Box<Conflict>),
+    /// A critical event was logged.
+    Critical,
+    /// A pushed event applied before, as change `seq`.
+    Duplicate {
+        seq: Option<u64>,
+    },
+}
+
+/// A client's command, committed.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The change's `seq` (fleet writes and kept conflicts take none).
+    pub seq: Option<u64>,
+    pub outcome: Outcome,
+}
+
+impl Write for Command {
+    type Output = Applied;
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, Applied> {
+        Box::pin(async move {
+            let seq = step.seq;
+            let applied =
+                |logged: &Option<Logged>, outcome| Applied { seq: logged.as_ref().map(|_| seq), outcome };
+            let (logged, outcome) = match self {
+                Command::Station(command) => {
+                    let (logged, written) = command.apply(step, reply_to).await?;
+                    (logged, Outcome::Station(written.station))
+                }
+                Command::Catalogue(write) => {
+                    let (logged, stored) = write.apply(step, reply_to).await?;
+                    (logged, Outcome::Catalogue(stored))
+                }
+                Command::Fleet(writes) => (writes.apply(step, reply_to).await?.0, Outcome::Fleet),
+                Command::Record(write) => match write.apply(step, reply_to).await? {
+                    (logged, RecordOutcome::Written { table, record_id, version }) => {
+                        (logged, Outcome::Record { table, record_id, version })
+                    }
+                    (logged, RecordOutcome::Kept(conflict)) => (logged, Outcome::Conflict(conflict)),
+                },
+                Command::Critical { device_id, event_type, payload } => (
+                    Some(records::apply_critical(seq, device_id, event_type, payload, reply_to)),
+                    Outcome::Critical,
+                ),
+                Command::Pushed { device_id, event_id, command } => {
+                    if let Some(seq) = records::receipt(step.txn, &device_id, &event_id).await? {
+                        return Ok((None, Applied { seq, outcome: Outcome::Duplicate { seq } }));
+                    }
+                    let (logged, applied) = command.apply(step, reply_to).await?;
+                    if logged.is_some() {
+                        records::keep_receipt(step.txn, step.now, &device_id, &event_id, Some(seq)).await?;
+                    }
+                    return Ok((logged, applied));
+                }
+                #[cfg(feature = "fault-injection")]
+                Command::Fault(Fault::Panic) => panic!("fault injected into a write batch"),
+            };
+            let applied = applied(&logged, outcome);
+            Ok((logged, applied))
+        })
+    }
+}
+
+/// A write waiting in the queue, with the caller to answer.
+pub(super) trait Queued: Send {
+    /// Applies the write inside the batch: the staged change, if it logs one. A refusal is
+    /// kept for the answer; only a database error fails the batch.
+    fn apply<'a>(&'a mut self, step: &'a mut Step<'_>) -> LocalBoxFuture<'a, Result<Option<Staged>, DbErr>>;
+
+    /// Answers the caller: with its output once its batch committed (`failure` is `None`), or
+    /// with why nothing was stored.
+    fn answer(self: Box<Self>, failure: Option<PersistError>);
+}
+
+/// A typed write in the queue.
+pub(super) struct Job<W: Write> {
+    state: JobState<W>,
+    origin: Origin,
+    reply: Option<oneshot::Sender<Result<W::Output, PersistError>>>,
+}
+
+enum JobState<W: Write> {
+    Waiting(W),
+    Applied(W::Output),
+    Rejected(WireError),
+    /// Taken by a batch that stopped before it was done.
+    Taken,
+}
+
+impl<W: Write> Job<W> {
+    pub(super) fn new(
+        write: W,
+        origin: Origin,
+        reply: Option<oneshot::Sender<Result<W::Output, PersistError>>>,
+    ) -> Self {
+        Self { state: JobState::Waiting(write), origin, reply }
+    }
+}
+
+impl<W: Write> Queued for Job<W> {
+    fn apply<'a>(&'a mut self, step: &'a mut Step<'_>) -> LocalBoxFuture<'a, Result<Option<Staged>, DbErr>> {
+        Box::pin(async move {
+            let JobState::Waiting(write) = std::mem::replace(&mut self.state, JobState::Taken) else {
+                return Ok(None);
+            };
+            let reply_to = match &self.origin {
+                Origin::Session { reply_to, .. } => reply_to.as_deref(),
+                Origin::Rest => None,
+            };
+            match write.apply(step, reply_to).await {
+                Ok((logged, output)) => {
+                    self.state = JobState::Applied(output);
+                    match logged {
+                        Some(logged) => Ok(Some(log_change(step, &self.origin, logged).await?)),
+                        None => Ok(None),
+                    }
+                }
+                Err(ApplyError::Rejected(error)) => {
+                    self.state = JobState::Rejected(error);
+                    Ok(None)
+                }
+                Err(ApplyError::Db(err)) => Err(err),
+            }
+        })
+    }
+
+    fn answer(self: Box<Self>, failure: Option<PersistError>) {
+        let Some(reply) = self.reply else { return };
+        let result = match (failure, self.state) {
+            (Some(failure), _) => Err(failure),
+            (None, JobState::Applied(output)) => Ok(output),
+            (None, JobState::Rejected(error)) => Err(PersistError::Rejected(error)),
+            // A committed batch applied every write it took.
+            (None, JobState::Waiting(_) | JobState::Taken) => Err(PersistError::Interrupted),
+        };
+        let _ = reply.send(result);
+    }
+}
