@@ -11,6 +11,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::domain::fleet::SyncStatus;
 use crate::domain::records::{self as rules, CRITICAL_EVENTS, RESERVED_TABLES};
 use crate::protocol::outbound::{Change, ConflictView, RecordView, StationData};
 use crate::protocol::time;
@@ -177,8 +178,7 @@ pub async fn snapshot(db: &DatabaseConnection, tables: Option<&[String]>) -> Res
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceSyncState {
     pub device_id: String,
-    /// `pending`, `syncing`, `synced` or `error`.
-    pub sync_status: String,
+    pub sync_status: SyncStatus,
     /// Changes after the `seq` it confirmed.
     pub pending_changes_count: u64,
     pub confirmed_seq: u64,
@@ -212,7 +212,7 @@ impl DeviceSyncState {
             }
             None => Self {
                 device_id: device_id.to_owned(),
-                sync_status: "pending".to_owned(),
+                sync_status: SyncStatus::Pending,
                 pending_changes_count: head,
                 confirmed_seq: 0,
                 last_sync_timestamp: None,
@@ -227,10 +227,10 @@ impl DeviceSyncState {
 
     /// `idle`, `processing` or `error`, as `queue_status_response` says it.
     pub fn queue_status(&self) -> &'static str {
-        match self.sync_status.as_str() {
-            "syncing" => "processing",
-            "error" => "error",
-            _ => "idle",
+        match self.sync_status {
+            SyncStatus::Syncing => "processing",
+            SyncStatus::Error => "error",
+            SyncStatus::Pending | SyncStatus::Synced => "idle",
         }
     }
 }

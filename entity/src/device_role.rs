@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::enums::Role;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "device_roles")]
 pub struct Model {
@@ -12,8 +14,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub device_name: Option<String>,
     pub device_type: Option<String>,
-    /// `master` or `client`.
-    pub role: String,
+    pub role: Role,
     /// 0..=100; the highest active priority wins an election.
     pub priority: i32,
     /// A JSON array of strings.

@@ -11,10 +11,12 @@
 //! - `record`: generic records (table, id, JSON, version, tombstone).
 //! - `push_receipt`: events applied by `POST /sync/push`, once each.
 //! - `sync_conflict`: conflicts a device lost, listed in its next `sync_response`.
+//! - `enums`: the enumerated columns (a device's role, its sync status).
 
 pub mod catalogue;
 pub mod change_log;
 pub mod device_role;
+pub mod enums;
 pub mod master_election_log;
 pub mod order;
 pub mod prelude;

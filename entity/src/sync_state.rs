@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::enums::SyncStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sync_states")]
 pub struct Model {
@@ -10,7 +12,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub device_id: String,
     /// `pending`, `syncing`, `synced` or `error`.
-    pub sync_status: String,
+    pub sync_status: SyncStatus,
     pub pending_changes_count: i64,
     pub last_sync_timestamp: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]

@@ -18,22 +18,8 @@ pub fn priority_for_type(device_type: &str) -> Option<i32> {
     }
 }
 
-/// A device's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Master,
-    Client,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Master => "master",
-            Self::Client => "client",
-        }
-    }
-}
+/// A device's role (defined with its column, see `entity::enums`).
+pub use entity::enums::Role;
 
 /// Why an election ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

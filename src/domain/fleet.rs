@@ -4,6 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
+pub use super::election::Role;
+/// Where a device's sync stands (defined with its column, see `entity::enums`).
+pub use entity::enums::SyncStatus;
+
 /// A device as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -12,8 +16,8 @@ pub struct DeviceRecord {
     pub device_type: Option<String>,
     pub priority: i32,
     pub capabilities: Vec<String>,
-    /// `master` or `client`. Written only through `FleetWrite::Master`.
-    pub role: String,
+    /// Written only through `FleetWrite::Master`.
+    pub role: Role,
     pub is_active: bool,
     pub last_seen: Option<DateTime<Utc>>,
 }
@@ -97,7 +101,7 @@ pub enum FleetWrite {
 pub struct SyncStateWrite {
     pub device_id: String,
     /// `pending`, `syncing`, `synced` or `error`.
-    pub status: Option<&'static str>,
+    pub status: Option<SyncStatus>,
     /// The last `seq` the device confirmed.
     pub confirmed_seq: Option<u64>,
     pub synced_at: Option<DateTime<Utc>>,

@@ -15,7 +15,7 @@ use super::query::Query;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::{self, Origin, Outcome};
 use crate::domain::commands::Command;
-use crate::domain::fleet::{FleetWrite, SyncStateWrite};
+use crate::domain::fleet::{FleetWrite, SyncStateWrite, SyncStatus};
 use crate::protocol::error::ErrorBody;
 use crate::protocol::inbound::{
     self, ClientEvent, DEFAULT_SYNC_LIMIT, Intent, MAX_ITEMS, SyncEvent, check_id,
@@ -25,6 +25,7 @@ use crate::protocol::{ErrorCode, WireError, time};
 use crate::state::AppState;
 use crate::store::changes::Since;
 use crate::{store, sync};
+use sea_orm::Iterable;
 
 /// Registers the sync routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -342,23 +343,14 @@ async fn put_state(
     let b: StateBody = inbound::parse_body(&body.value)?;
     let status = match b.sync_status.as_deref() {
         None => None,
-        Some("pending") => Some("pending"),
-        Some("syncing") => Some("syncing"),
-        Some("synced") => Some("synced"),
-        Some("error") => Some("error"),
-        Some(_) => {
-            return Err(WireError::invalid(
-                Some("sync_status"),
-                None,
-                "must be pending, syncing, synced or error",
-            )
-            .into());
-        }
+        Some(name) => Some(SyncStatus::iter().find(|s| s.as_str() == name).ok_or_else(|| {
+            WireError::invalid(Some("sync_status"), None, "must be pending, syncing, synced or error")
+        })?),
     };
     let write = SyncStateWrite {
         device_id: device_id.clone(),
         status,
-        synced_at: (status == Some("synced")).then(chrono::Utc::now),
+        synced_at: (status == Some(SyncStatus::Synced)).then(chrono::Utc::now),
         error: b.last_error_message,
         error_type: b.last_error_type,
         reported_pending: b.pending_changes_count.map(i64::from),

@@ -394,7 +394,7 @@ impl Elector {
                 .clone()
                 .or_else(|| existing.map(|r| r.capabilities.clone()))
                 .unwrap_or_default(),
-            role: existing.map(|r| r.role.clone()).unwrap_or_else(|| Role::Client.as_str().to_owned()),
+            role: existing.map_or(Role::Client, |r| r.role),
             is_active: true,
             last_seen: Some(now.wall),
         };
@@ -565,7 +565,7 @@ impl Elector {
             capabilities: capabilities
                 .or_else(|| existing.map(|d| d.record.capabilities.clone()))
                 .unwrap_or_default(),
-            role: self.role_of(&device_id).as_str().to_owned(),
+            role: self.role_of(&device_id),
             is_active: existing.is_some_and(|d| d.record.is_active),
             last_seen: existing.and_then(|d| d.record.last_seen),
         };

@@ -10,13 +10,8 @@ use sea_orm::{
 };
 
 use super::audit;
-use crate::domain::fleet::{DeviceRecord, FleetWrite, SyncStateWrite};
+use crate::domain::fleet::{DeviceRecord, FleetWrite, Role, SyncStateWrite, SyncStatus};
 use crate::store;
-
-/// The stored role of the master.
-pub const MASTER: &str = "master";
-/// The stored role of every other device.
-pub const CLIENT: &str = "client";
 
 /// Applies the writes, in order, inside the batch's transaction.
 pub(super) async fn apply(
@@ -51,11 +46,11 @@ pub(super) async fn apply(
             FleetWrite::Master(master) => {
                 let mut demote = device_role::Entity::update_many()
                     .set(device_role::ActiveModel {
-                        role: Set(CLIENT.to_owned()),
+                        role: Set(Role::Client),
                         updated_at: Set(now),
                         ..Default::default()
                     })
-                    .filter(device_role::Column::Role.eq(MASTER));
+                    .filter(device_role::Column::Role.eq(Role::Master));
                 if let Some(master) = &master {
                     demote = demote.filter(device_role::Column::DeviceId.ne(master.as_str()));
                 }
@@ -63,7 +58,7 @@ pub(super) async fn apply(
                 if let Some(master) = master {
                     device_role::Entity::update_many()
                         .set(device_role::ActiveModel {
-                            role: Set(MASTER.to_owned()),
+                            role: Set(Role::Master),
                             updated_at: Set(now),
                             ..Default::default()
                         })
@@ -120,7 +115,7 @@ async fn upsert_device(txn: &DatabaseTransaction, now: DateTime<Utc>, d: DeviceR
         device_id: Set(d.device_id),
         device_name: Set(d.name),
         device_type: Set(d.device_type),
-        role: Set(CLIENT.to_owned()),
+        role: Set(Role::Client),
         priority: Set(d.priority),
         capabilities: Set(capabilities),
         last_seen: Set(d.last_seen),
@@ -151,7 +146,7 @@ fn new_sync_state(device_id: &str, now: DateTime<Utc>) -> sync_state::ActiveMode
     sync_state::ActiveModel {
         id: NotSet,
         device_id: Set(device_id.to_owned()),
-        sync_status: Set("pending".to_owned()),
+        sync_status: Set(SyncStatus::Pending),
         pending_changes_count: Set(0),
         last_sync_timestamp: Set(None),
         last_error_message: Set(None),
@@ -192,7 +187,7 @@ async fn write_sync_state(
         None => new_sync_state(&w.device_id, now),
     };
     if let Some(status) = w.status {
-        row.sync_status = Set(status.to_owned());
+        row.sync_status = Set(status);
     }
     if let Some(seq) = w.confirmed_seq {
         row.confirmed_seq = Set(store::changes::to_db(seq));

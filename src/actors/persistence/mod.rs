@@ -191,7 +191,7 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
     device_role::Entity::update_many()
         .set(device_role::ActiveModel {
             is_active: Set(false),
-            role: Set(fleet::CLIENT.to_owned()),
+            role: Set(crate::domain::fleet::Role::Client),
             updated_at: Set(now),
             ..Default::default()
         })

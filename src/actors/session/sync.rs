@@ -9,7 +9,7 @@ use super::Session;
 use crate::actors::broadcast::Notify;
 use crate::actors::election::MasterId;
 use crate::actors::persistence::{Origin, Persist, persist};
-use crate::domain::fleet::{FleetWrite, SyncStateWrite};
+use crate::domain::fleet::{FleetWrite, SyncStateWrite, SyncStatus};
 use crate::domain::records::{RetryPlan, retry_plan};
 use crate::domain::resume::{self, Resume};
 use crate::protocol::inbound::{DataRequest, RequestKind, SyncEvent, SyncRequest, SyncType};
@@ -47,7 +47,7 @@ impl Session {
                 };
                 let state = SyncStateWrite {
                     device_id: device_id.clone(),
-                    status: Some("error"),
+                    status: Some(SyncStatus::Error),
                     error: Some(error_message.clone()),
                     error_type: Some(error_type.clone()),
                     count_error: true,
@@ -162,7 +162,7 @@ impl Session {
         let now = Utc::now();
         let state = SyncStateWrite {
             device_id: device_id.clone(),
-            status: Some("synced"),
+            status: Some(SyncStatus::Synced),
             confirmed_seq: Some(confirmed),
             synced_at: Some(now),
             clear_error: true,
@@ -270,7 +270,7 @@ impl Session {
         }
         let syncing = SyncStateWrite {
             device_id: request.device_id.clone(),
-            status: Some("syncing"),
+            status: Some(SyncStatus::Syncing),
             ..Default::default()
         };
         let syncing = vec![FleetWrite::SyncState(syncing)];
