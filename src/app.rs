@@ -19,12 +19,12 @@ use crate::actors::broadcast::{Broadcast, CloseAll};
 use crate::actors::election::Election;
 use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention};
 use crate::actors::registry::Registry;
+use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http;
 use crate::http::auth::Tokens;
-use crate::http::ws::ConnectionSlots;
+use crate::http::state::{AppState, Shared};
 use crate::protocol::close;
 use crate::settings::{DatabaseSettings, Settings};
-use crate::state::{AppState, Shared};
 use crate::store;
 
 /// How long the final stop waits for connections to finish their last frames.
@@ -116,8 +116,22 @@ impl Application {
         .start();
         let registry = Registry::new(broadcast.clone(), election.clone()).start();
 
+        let sessions = Arc::new(SessionContext {
+            limits: settings.limits.clone(),
+            heartbeat: settings.heartbeat.clone(),
+            sync: settings.sync.clone(),
+            db: db.clone(),
+            epoch: boot.epoch.clone(),
+            registry: registry.clone(),
+            broadcast: broadcast.clone(),
+            persistence: persistence.clone(),
+            election: election.clone(),
+            published: published.clone(),
+            floor: floor.clone(),
+        });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
+            sessions,
             db,
             epoch: boot.epoch,
             registry,

@@ -23,7 +23,6 @@ pub mod domain;
 pub mod http;
 pub mod protocol;
 pub mod settings;
-pub mod state;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -15,9 +15,9 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::AuthSettings;
-use crate::state::AppState;
 
 /// The tokens in force.
 #[derive(Clone)]

@@ -11,9 +11,9 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::http::state::AppState;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError};
-use crate::state::AppState;
 
 /// A JSON body: its bytes as sent and its value.
 pub struct JsonBody {

@@ -15,10 +15,10 @@ use super::error::ApiError;
 use crate::actors::persistence::{self, Origin, StationWritten, Write};
 use crate::domain::catalogue::{CatalogueKind, CatalogueWrite};
 use crate::domain::station::{OrderRef, Station, StationCommand};
+use crate::http::state::AppState;
 use crate::protocol::inbound;
 use crate::protocol::outbound::{OrderView, StationView};
 use crate::protocol::{ErrorCode, WireError};
-use crate::state::AppState;
 use crate::store;
 
 /// Registers the cashier routes.

@@ -12,9 +12,9 @@ use super::error::ApiError;
 use super::query::Query;
 use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
 use crate::domain::election::{MAX_PRIORITY, Role};
+use crate::http::state::AppState;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError, time};
-use crate::state::AppState;
 use crate::store;
 use crate::store::audit::AuditFilter;
 

@@ -16,6 +16,7 @@ pub mod cashier;
 pub mod devices;
 pub mod error;
 pub mod query;
+pub mod state;
 pub mod sync;
 pub mod system;
 pub mod ws;

@@ -16,13 +16,13 @@ use crate::actors::election::Fleet;
 use crate::actors::persistence::{self, Origin, Outcome};
 use crate::domain::commands::Command;
 use crate::domain::fleet::{FleetWrite, SyncStateWrite, SyncStatus};
+use crate::http::state::AppState;
 use crate::protocol::error::ErrorBody;
 use crate::protocol::inbound::{
     self, ClientEvent, DEFAULT_SYNC_LIMIT, Intent, MAX_ITEMS, SyncEvent, check_id,
 };
 use crate::protocol::outbound::{Change, SyncConflictResolved};
 use crate::protocol::{ErrorCode, WireError, time};
-use crate::state::AppState;
 use crate::store::changes::Since;
 use crate::{store, sync};
 use sea_orm::Iterable;

@@ -11,8 +11,8 @@ use super::error::ApiError;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::Status;
 use crate::actors::registry::Stats;
+use crate::http::state::AppState;
 use crate::protocol::time;
-use crate::state::AppState;
 
 /// Registers the system routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {

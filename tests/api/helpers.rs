@@ -26,7 +26,7 @@ pub struct TestApp {
     pub port: u16,
     /// The running server's shared state (its actors' addresses), for fault injection.
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    pub state: device_sync::state::AppState,
+    pub state: device_sync::http::state::AppState,
     pub dir: Arc<TempDir>,
     pub http: reqwest::Client,
     shutdown: ShutdownHandle,

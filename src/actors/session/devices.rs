@@ -40,9 +40,9 @@ impl Session {
         // The session speaks for the device from now on: the Election actor may ask it to
         // confirm a role before the registration's answer is back here.
         self.device_id = Some(device_id.clone());
-        let bind = self.app.registry.send(BindDevice { session: self.id, info: online });
-        let db = self.app.db.clone();
-        let head = self.app.published.get();
+        let bind = self.cx.registry.send(BindDevice { session: self.id, info: online });
+        let db = self.cx.db.clone();
+        let head = self.cx.published.get();
         let key = device_id.clone();
         let outcome = async move {
             let online = bind.await.unwrap_or_else(|_| {
@@ -77,7 +77,7 @@ impl Session {
         note: Option<String>,
     ) {
         let gone =
-            self.app.election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how, note });
+            self.cx.election.send(DeviceGone { device_id: device_id.clone(), session: self.id, how, note });
         ctx.spawn(gone.into_actor(self).map(move |result, act, ctx| {
             let triggered = result.map(|g| g.election_triggered).unwrap_or(false);
             let message = match (how, triggered) {
@@ -115,7 +115,7 @@ impl Session {
             );
             return self.send_error(ctx, &error, reply_to.as_deref());
         }
-        let election = self.app.election.clone();
+        let election = self.cx.election.clone();
         match event {
             ClientEvent::Heartbeat { .. } => {
                 election.do_send(Seen { device_id: device_id.clone(), session: self.id, at: Instant::now() });

@@ -18,6 +18,7 @@
 //! rules are `domain::feed`, a state machine without I/O; this actor reads the log and writes
 //! the frames it asks for.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -34,14 +35,12 @@ use super::registry::{Identify, Latency, Register, Stats, Unregister};
 use crate::domain::commands::Command;
 use crate::domain::feed::{self, Feed};
 use crate::domain::resume::{self, Resume};
-use crate::http::ws::ConnectionSlot;
 use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Intent, Rejected};
 use crate::protocol::outbound::{
     self, Connected, ConnectionStatus, DeviceOnlineAck, Frame, Pong, Registered, ResyncRequired,
     SyncConflict, SyncConflictResolved,
 };
 use crate::protocol::{ErrorCode, WireError, close};
-use crate::state::AppState;
 use crate::store;
 
 /// How long a silent new session waits before it is attached to the live feed anyway.
@@ -54,8 +53,11 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// How long a session whose connection failed goes on reading what arrived before the failure.
 const LOST_LINGER: Duration = Duration::from_millis(50);
 
+mod context;
 mod devices;
 mod sync;
+
+pub use context::{ConnectionSlot, ConnectionSlots, SessionContext};
 
 /// The outbound queue fell low enough to read more of the log.
 #[derive(Message)]
@@ -110,7 +112,7 @@ impl RateLimiter {
 pub struct Session {
     id: Uuid,
     id_text: String,
-    app: AppState,
+    cx: Arc<SessionContext>,
     outbox: Outbox,
     _slot: ConnectionSlot,
     client_id: Option<String>,
@@ -140,17 +142,17 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(app: AppState, outbox: Outbox, slot: ConnectionSlot) -> Self {
+    pub fn new(cx: Arc<SessionContext>, outbox: Outbox, slot: ConnectionSlot) -> Self {
         let id = Uuid::new_v4();
         let now = Instant::now();
-        let opened_at = app.published.get();
-        let rate = app.settings.limits.messages_per_second;
+        let opened_at = cx.published.get();
+        let rate = cx.limits.messages_per_second;
         // Log rows read per catch-up step, and the live buffer's bound while catching up.
-        let chunk = app.settings.limits.session_queue / 4;
+        let chunk = cx.limits.session_queue / 4;
         Self {
             id,
             id_text: id.to_string(),
-            app,
+            cx,
             outbox,
             _slot: slot,
             client_id: None,
@@ -175,7 +177,7 @@ impl Session {
     // ---- writing ----------------------------------------------------------------------
 
     fn queue_limit(&self) -> usize {
-        self.app.settings.limits.session_queue
+        self.cx.limits.session_queue
     }
 
     /// Writes a frame, or closes the session (4008) if its client is too far behind.
@@ -183,7 +185,7 @@ impl Session {
         if self.closing {
             return;
         }
-        let limits = &self.app.settings.limits;
+        let limits = &self.cx.limits;
         let too_many = self.outbox.pending() >= limits.session_queue;
         let too_big = self.outbox.pending_live_bytes() + outbox::encoded_len(frame.json().len())
             > limits.session_queue_bytes;
@@ -284,7 +286,7 @@ impl Session {
                 feed::Effect::Trimmed { head } => {
                     tracing::info!(session = %self.id, head, "history trimmed under a catch-up");
                     let body =
-                        ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "history_trimmed" };
+                        ResyncRequired { epoch: &self.cx.epoch, head_seq: head, reason: "history_trimmed" };
                     let frame = outbound::render(&body, None);
                     self.write(ctx, frame);
                 }
@@ -312,7 +314,7 @@ impl Session {
             return;
         }
         self.pending_read = None;
-        let db = self.app.db.clone();
+        let db = self.cx.db.clone();
         let read = async move { store::changes::frames_after(&db, after, limit as u64).await };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, after, result)));
     }
@@ -345,7 +347,7 @@ impl Session {
                 feed::Row { seq: row.seq, frame: frame.map(Frame::stored) }
             })
             .collect();
-        let (floor, head) = (self.app.floor.get(), self.app.published.get());
+        let (floor, head) = (self.cx.floor.get(), self.cx.published.get());
         self.feed(ctx, feed::Input::Chunk { after, rows, floor, head });
     }
 
@@ -383,11 +385,11 @@ impl Session {
     /// Resumes from `last_seq` (replay, or `resync_required`), or attaches from where the log
     /// stood when the socket opened.
     fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>, last_seq: Option<u64>, epoch: Option<&str>) {
-        let head = self.app.published.get();
-        let floor = self.app.floor.get();
-        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.app.epoch, floor, head)) {
+        let head = self.cx.published.get();
+        let floor = self.cx.floor.get();
+        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.cx.epoch, floor, head)) {
             Some(Resume::Resync { reason }) => {
-                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
+                let body = ResyncRequired { epoch: &self.cx.epoch, head_seq: head, reason };
                 let frame = outbound::render(&body, None);
                 self.write(ctx, frame);
                 self.feed(ctx, feed::Input::Attach { after: head });
@@ -404,7 +406,7 @@ impl Session {
         connect: Connect,
     ) {
         if let Some(client_id) = connect.client_id {
-            self.app.registry.do_send(Identify { session: self.id, client_id: client_id.clone() });
+            self.cx.registry.do_send(Identify { session: self.id, client_id: client_id.clone() });
             self.client_id = Some(client_id);
         }
         self.resume(ctx, connect.last_seq, connect.epoch.as_deref());
@@ -430,7 +432,7 @@ impl Session {
                         message: "Connected to server",
                         session_id: &self.id_text,
                         last_seq,
-                        epoch: &self.app.epoch,
+                        epoch: &self.cx.epoch,
                     };
                     let frame = outbound::render(&body, reply_to.as_deref());
                     self.write(ctx, frame);
@@ -450,8 +452,8 @@ impl Session {
                             term: online.term,
                             sync_required,
                             last_seq,
-                            epoch: &self.app.epoch,
-                            heartbeat_interval_ms: duration_ms(self.app.settings.heartbeat.interval()),
+                            epoch: &self.cx.epoch,
+                            heartbeat_interval_ms: duration_ms(self.cx.heartbeat.interval()),
                             message: format!("Device {device_id} is online as {role}"),
                         };
                         outbound::render(&body, reply_to.as_deref())
@@ -487,7 +489,7 @@ impl Session {
             Some(ms) if ms < 200 => "good",
             _ => "poor",
         };
-        let stats = self.app.registry.send(Stats);
+        let stats = self.cx.registry.send(Stats);
         ctx.spawn(stats.into_actor(self).map(move |stats, act, ctx| {
             let active_devices = stats.map(|s| s.devices).unwrap_or(0);
             let body =
@@ -503,7 +505,7 @@ impl Session {
     fn submit(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command, reply_to: Option<String>) {
         let origin =
             Origin::Session { session: self.id, device: self.device_id.clone(), reply_to: reply_to.clone() };
-        let request = persist(&self.app.persistence, command, origin);
+        let request = persist(&self.cx.persistence, command, origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
             Ok(Applied { outcome: Outcome::Conflict(conflict), .. }) => {
                 // A device that reported the conflict itself is told only how it was resolved.
@@ -526,7 +528,7 @@ impl Session {
                 ErrorCode::RateLimited,
                 format!(
                     "More than {} messages a second; this one was dropped",
-                    self.app.settings.limits.messages_per_second
+                    self.cx.limits.messages_per_second
                 ),
             );
             return self.send_error(ctx, &error, reply_to.as_deref());
@@ -544,14 +546,14 @@ impl Session {
     fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let error = WireError::new(
             ErrorCode::MessageTooLarge,
-            format!("A message is limited to {} bytes", self.app.settings.limits.max_message_bytes),
+            format!("A message is limited to {} bytes", self.cx.limits.max_message_bytes),
         );
         self.send_error(ctx, &error, None);
         self.close(ctx, close::TOO_BIG, "message too large");
     }
 
     fn on_continuation(&mut self, ctx: &mut ws::WebsocketContext<Self>, item: Item) {
-        let limit = self.app.settings.limits.max_message_bytes;
+        let limit = self.cx.limits.max_message_bytes;
         let (first, last, data) = match item {
             Item::FirstText(data) => (Some(true), false, data),
             Item::FirstBinary(data) => (Some(false), false, data),
@@ -576,11 +578,11 @@ impl Session {
 
     fn on_tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let now = Instant::now();
-        if now.duration_since(self.last_seen) >= self.app.settings.limits.idle_timeout() {
+        if now.duration_since(self.last_seen) >= self.cx.limits.idle_timeout() {
             tracing::info!(session = %self.id, client = self.client_label(), "idle timeout: closing");
             return self.close(ctx, close::IDLE_TIMEOUT, "idle timeout");
         }
-        if now.duration_since(self.last_ping) >= self.app.settings.heartbeat.interval() {
+        if now.duration_since(self.last_ping) >= self.cx.heartbeat.interval() {
             self.ping(ctx);
         }
         if let Some(device_id) = &self.device_id
@@ -588,7 +590,7 @@ impl Session {
         {
             self.reported_life = self.last_seen;
             let seen = Seen { device_id: device_id.clone(), session: self.id, at: self.last_seen };
-            self.app.election.do_send(seen);
+            self.cx.election.do_send(seen);
         }
     }
 }
@@ -597,16 +599,15 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.app.registry.do_send(Register { session: self.id, recipient: ctx.address().recipient() });
-        let settings = &self.app.settings;
-        let tick = settings.heartbeat.interval().min(settings.limits.idle_timeout()) / 2;
+        self.cx.registry.do_send(Register { session: self.id, recipient: ctx.address().recipient() });
+        let tick = self.cx.heartbeat.interval().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
         self.ping(ctx);
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        self.app.registry.do_send(Unregister { session: self.id });
+        self.cx.registry.do_send(Unregister { session: self.id });
         Running::Stop
     }
 }
@@ -657,7 +658,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
                 if let Some(sent) = self.ping_sent_at.take() {
                     let rtt = sent.elapsed();
                     self.rtt = Some(rtt);
-                    self.app.registry.do_send(Latency { session: self.id, rtt_ms: duration_ms(rtt) });
+                    self.cx.registry.do_send(Latency { session: self.id, rtt_ms: duration_ms(rtt) });
                     if self.status_pending {
                         self.send_status(ctx);
                     }

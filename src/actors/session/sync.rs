@@ -37,7 +37,7 @@ impl Session {
                 self.sync_complete(ctx, reply_to, device_id, sync_id, last_seq, changes_count);
             }
             SyncEvent::SyncError { device_id, error_type, error_message, sync_type, retry_count } => {
-                let plan = retry_plan(retry_count, self.app.settings.sync.max_retries);
+                let plan = retry_plan(retry_count, self.cx.sync.max_retries);
                 let (status, retry_after) = match plan {
                     RetryPlan::RetryAfter(wait) => {
                         let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
@@ -73,7 +73,7 @@ impl Session {
                 self.write_state_then_reply(ctx, reply_to, state, reply);
             }
             SyncEvent::QueueStatus { device_id, queue_type } => {
-                let db = self.app.db.clone();
+                let db = self.cx.db.clone();
                 let read = async move { sync::device_state(&db, &device_id).await };
                 ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
                     Ok(state) => {
@@ -112,7 +112,7 @@ impl Session {
 
     /// A position a device confirms must be one the log has reached.
     fn check_position(&self, field: &str, seq: u64) -> Result<(), WireError> {
-        let head = self.app.published.get();
+        let head = self.cx.published.get();
         if seq > head {
             return Err(WireError::invalid(Some(field), None, format!("is beyond the log's head ({head})")));
         }
@@ -138,7 +138,7 @@ impl Session {
         state: SyncStateWrite,
         reply: outbound::Frame,
     ) {
-        let write = persist(&self.app.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
+        let write = persist(&self.cx.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) => act.write(ctx, reply),
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
@@ -168,7 +168,7 @@ impl Session {
             clear_error: true,
             ..Default::default()
         };
-        let next = now + chrono::Duration::from_std(self.app.settings.sync.interval()).unwrap_or_default();
+        let next = now + chrono::Duration::from_std(self.cx.sync.interval()).unwrap_or_default();
         let body = SyncCompleteAck {
             device_id: &device_id,
             status: "success",
@@ -181,8 +181,8 @@ impl Session {
         };
         // The sender is answered directly, every other session is told.
         let (reply, notice) = (outbound::render(&body, reply_to.as_deref()), outbound::render(&body, None));
-        let write = persist(&self.app.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
-        let (broadcast, me) = (self.app.broadcast.clone(), self.id);
+        let write = persist(&self.cx.persistence, vec![FleetWrite::SyncState(state)], Origin::Rest);
+        let (broadcast, me) = (self.cx.broadcast.clone(), self.id);
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
             Ok(_) => {
                 act.write(ctx, reply);
@@ -198,7 +198,7 @@ impl Session {
         reply_to: Option<String>,
         request: DataRequest,
     ) {
-        let (db, answer_to) = (self.app.db.clone(), reply_to.clone());
+        let (db, answer_to) = (self.cx.db.clone(), reply_to.clone());
         let read = async move {
             let DataRequest { device_id, table, kind } = request;
             let found = match kind {
@@ -254,17 +254,17 @@ impl Session {
         reply_to: Option<String>,
         request: SyncRequest,
     ) {
-        let head = self.app.published.get();
+        let head = self.cx.published.get();
         if let Some(last_seq) = request.last_seq {
-            let floor = self.app.floor.get();
-            let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.app.epoch, floor, head);
+            let floor = self.cx.floor.get();
+            let decision = resume::decide(request.epoch.as_deref(), last_seq, &self.cx.epoch, floor, head);
             if let Resume::Resync { reason } = decision {
-                let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason };
+                let body = ResyncRequired { epoch: &self.cx.epoch, head_seq: head, reason };
                 let frame = outbound::render(&body, reply_to.as_deref());
                 return self.write(ctx, frame);
             }
-        } else if request.epoch.as_deref().is_some_and(|e| e != self.app.epoch) {
-            let body = ResyncRequired { epoch: &self.app.epoch, head_seq: head, reason: "epoch_mismatch" };
+        } else if request.epoch.as_deref().is_some_and(|e| e != self.cx.epoch) {
+            let body = ResyncRequired { epoch: &self.cx.epoch, head_seq: head, reason: "epoch_mismatch" };
             let frame = outbound::render(&body, reply_to.as_deref());
             return self.write(ctx, frame);
         }
@@ -274,8 +274,8 @@ impl Session {
             ..Default::default()
         };
         let syncing = vec![FleetWrite::SyncState(syncing)];
-        self.app.persistence.do_send(Persist::new(syncing, Origin::Rest, None));
-        let (db, election, epoch) = (self.app.db.clone(), self.app.election.clone(), self.app.epoch.clone());
+        self.cx.persistence.do_send(Persist::new(syncing, Origin::Rest, None));
+        let (db, election, epoch) = (self.cx.db.clone(), self.cx.election.clone(), self.cx.epoch.clone());
         let read = async move {
             let master = election.send(MasterId).await.ok().flatten();
             let tables = request.requested_tables.as_deref();
@@ -337,7 +337,7 @@ impl Session {
             }
             Ok(Err(head_seq)) => {
                 // What it asks for from is no longer kept: a full sync is needed.
-                let body = ResyncRequired { epoch: &act.app.epoch, head_seq, reason: "history_trimmed" };
+                let body = ResyncRequired { epoch: &act.cx.epoch, head_seq, reason: "history_trimmed" };
                 let frame = outbound::render(&body, reply_to.as_deref());
                 act.write(ctx, frame);
             }

@@ -1,5 +1,6 @@
-//! What every HTTP handler and session shares: the settings, the database handle for reads,
-//! the actors' addresses, and the log's facts. Cheap to clone (one `Arc`).
+//! What every HTTP handler shares: the settings, the database handle for reads, the actors'
+//! addresses, the log's facts, and the context every session is given. Cheap to clone (one
+//! `Arc`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use crate::actors::broadcast::{Broadcast, PublishedSeq};
 use crate::actors::election::Election;
 use crate::actors::persistence::{LogFloor, Persistence};
 use crate::actors::registry::Registry;
+use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http::auth::Tokens;
-use crate::http::ws::ConnectionSlots;
 use crate::settings::Settings;
 
 /// The shared application state.
@@ -38,6 +39,8 @@ pub struct Shared {
     /// The admission gate for WebSocket sessions (`limits.max_connections`).
     pub slots: Arc<ConnectionSlots>,
     pub tokens: Tokens,
+    /// What each session is given (built once, shared).
+    pub sessions: Arc<SessionContext>,
     pub started_at: DateTime<Utc>,
 }
 
