@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::actors::broadcast::{Broadcast, CloseAll};
 use crate::actors::election::Election;
-use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention};
+use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention, WriteStore};
 use crate::actors::registry::Registry;
 use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http;
@@ -26,6 +26,7 @@ use crate::http::state::{AppState, Shared};
 use crate::protocol::close;
 use crate::settings::{DatabaseSettings, Settings};
 use crate::store;
+use crate::store::log::SoleWriter;
 
 /// How long the final stop waits for connections to finish their last frames.
 const DRAIN_TIMEOUT_S: u64 = 5;
@@ -94,7 +95,9 @@ impl Application {
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
-            let (database, broadcast) = (settings.database.clone(), broadcast.clone());
+            let broadcast = broadcast.clone();
+            let store =
+                WriteStore { db: writer, database: settings.database.clone(), log: Arc::new(SoleWriter) };
             let policy = settings.sync.conflict_policy;
             let retention = Retention::from_settings(&settings.sync);
             let floor = floor.clone();
@@ -102,7 +105,7 @@ impl Application {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(writer, database, broadcast, boot.head, policy, retention, floor)
+                Persistence::new(store, broadcast, boot.head, policy, retention, floor)
             })
         };
         let election = Election::new(

@@ -6,6 +6,7 @@
 //! - `catalogue`: the stored catalogue documents.
 //! - `changes`: the change log, for replay.
 //! - `devices`: devices and the election log.
+//! - `log`: the write path's seam: how a batch opens, numbers its changes, announces them.
 //! - `meta`: server facts kept across restarts.
 //! - `records`: generic records.
 //! - `sync_states`: each device's position against the log.
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod changes;
 pub mod devices;
+pub mod log;
 pub mod meta;
 pub mod records;
 pub mod stations;

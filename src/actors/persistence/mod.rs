@@ -22,6 +22,7 @@ mod write;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -30,8 +31,7 @@ use futures_util::FutureExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
 };
 use tokio::sync::oneshot;
 use tracing::instrument;
@@ -46,6 +46,7 @@ use crate::protocol::outbound::{self, Ack, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
+use crate::store::log::{LogWriter, begin_write};
 
 pub use records::RecordOutcome;
 pub use retention::{LogFloor, Retention};
@@ -204,10 +205,22 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
     Ok(Bootstrap { epoch, head, floor, term, devices })
 }
 
+/// The database as the writer holds it.
+pub struct WriteStore {
+    /// Its own write connection.
+    pub db: DatabaseConnection,
+    /// To open it again after a failure.
+    pub database: DatabaseSettings,
+    /// How batches open, number their changes and announce their commits.
+    pub log: Arc<dyn LogWriter>,
+}
+
 /// The writer.
 pub struct Persistence {
     /// Its own write connection (one connection: it is the only writer).
     db: DatabaseConnection,
+    /// How batches open, number their changes and announce their commits.
+    log: Arc<dyn LogWriter>,
     /// To open it again after a failure.
     database: DatabaseSettings,
     /// The connection failed: open a new one before writing again.
@@ -231,10 +244,9 @@ pub struct Persistence {
 }
 
 impl Persistence {
-    /// A writer on `db`, its own connection to the database `database` names.
+    /// A writer on `store`, whose log holds changes up to `head`.
     pub fn new(
-        db: DatabaseConnection,
-        database: DatabaseSettings,
+        store: WriteStore,
         broadcast: Addr<Broadcast>,
         head: u64,
         policy: ConflictPolicy,
@@ -242,8 +254,9 @@ impl Persistence {
         floor: LogFloor,
     ) -> Self {
         Self {
-            db,
-            database,
+            db: store.db,
+            log: store.log,
+            database: store.database,
             reopen: false,
             policy,
             broadcast,
@@ -282,8 +295,15 @@ impl Persistence {
         self.committing = true;
         // The cache goes with the batch and comes back only if it commits.
         let cache = std::mem::take(&mut self.stations);
-        let batch = AssertUnwindSafe(write_batch(self.db.clone(), self.head, self.policy, jobs, cache))
-            .catch_unwind();
+        let batch = AssertUnwindSafe(write_batch(
+            self.db.clone(),
+            Arc::clone(&self.log),
+            self.head,
+            self.policy,
+            jobs,
+            cache,
+        ))
+        .catch_unwind();
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
             act.committing = false;
             match result {
@@ -505,20 +525,6 @@ impl From<StationError> for ApplyError {
     }
 }
 
-/// Opens the write transaction (on SQLite, taking the write lock at once).
-async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            db.begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
-        }
-        _ => db.begin().await,
-    }
-}
-
 /// A small real write: whether the database takes writes.
 async fn probe_write(db: &DatabaseConnection) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
@@ -538,17 +544,16 @@ async fn probe_write(db: &DatabaseConnection) -> Result<(), DbErr> {
 #[instrument(skip_all, fields(commands = jobs.len()))]
 async fn write_batch(
     db: DatabaseConnection,
+    log: Arc<dyn LogWriter>,
     known_head: Option<u64>,
     policy: ConflictPolicy,
     mut jobs: Vec<Box<dyn Queued>>,
     mut cache: StationCache,
 ) -> (Vec<Box<dyn Queued>>, Result<BatchDone, DbErr>) {
     let result = async {
-        let txn = begin_write(&db).await?;
-        let mut head = match known_head {
-            Some(head) => head,
-            None => store::changes::head(&txn).await?,
-        };
+        let txn = log.begin(&db).await?;
+        let first = log.head(&txn, known_head).await? + 1;
+        let mut head = first - 1;
         let mut staged = Vec::with_capacity(jobs.len());
         for job in &mut jobs {
             let mut step = Step { txn: &txn, cache: &mut cache, seq: head + 1, now: Utc::now(), policy };
@@ -557,6 +562,9 @@ async fn write_batch(
                 head += 1;
             }
             staged.push(done);
+        }
+        if head >= first {
+            log.announce(&txn, first, head).await?;
         }
         txn.commit().await?;
         Ok::<_, DbErr>((head, staged))

@@ -15,8 +15,8 @@ use entity::{change_log, sync_conflict, sync_meta};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use super::begin_write;
 use crate::settings::SyncSettings;
+use crate::store::log::begin_write;
 use crate::store::{self, changes::Floor};
 
 /// Most log rows deleted in one prune step.
