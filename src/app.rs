@@ -123,18 +123,6 @@ impl Application {
             limits: settings.limits.clone(),
             heartbeat: settings.heartbeat.clone(),
             sync: settings.sync.clone(),
-            db: db.clone(),
-            epoch: boot.epoch.clone(),
-            registry: registry.clone(),
-            broadcast: broadcast.clone(),
-            persistence: persistence.clone(),
-            election: election.clone(),
-            published: published.clone(),
-            floor: floor.clone(),
-        });
-        let state = AppState::new(Shared {
-            slots: ConnectionSlots::new(settings.limits.max_connections),
-            sessions,
             db,
             epoch: boot.epoch,
             registry,
@@ -143,6 +131,10 @@ impl Application {
             election,
             published,
             floor,
+        });
+        let state = AppState::new(Shared {
+            slots: ConnectionSlots::new(settings.limits.max_connections),
+            sessions,
             tokens,
             started_at: Utc::now(),
             settings,

@@ -4,14 +4,18 @@
 //! - `settings`: settings from `settings.toml`, built-in defaults and `DEVICE_SYNC__…` variables.
 //! - `telemetry`: the `tracing` subscriber (text or JSON).
 //! - `app`: starts the database, the actors and the HTTP server; graceful shutdown.
-//! - `state`: what handlers and sessions share (settings, actor addresses, database for reads).
-//! - `protocol`: the wire only: client frames into typed events, server messages into frames,
-//!   error codes, times. Knows nothing of actors or the database.
-//! - `domain`: rules without I/O (stations and orders, resume decisions), unit-tested.
-//! - `actors`: Session (one per socket), Registry (who is connected), Broadcast (fan-out in
-//!   `seq` order), Persistence (the only writer, group commit), and a session's outbox.
-//! - `http`: REST by resource and the `/ws` upgrade; auth; the JSON error answer.
-//! - `store`: read queries shared by REST, catch-up and Persistence.
+//! - `protocol`: the wire only: client frames into typed events (`inbound`), every message the
+//!   server sends (`outbound`, with the list `Kind`), error codes, close codes, times. Imports
+//!   nothing of the server but `domain`.
+//! - `domain`: rules without I/O, unit-tested: stations and orders, records and conflicts, the
+//!   write commands, the fleet's records, resume decisions, a session's feed.
+//! - `actors`: Session (one per socket), Registry (who is connected), Election (who is master:
+//!   `election/elector.rs`), Broadcast (fan-out in `seq` order), Persistence (where a write is
+//!   committed: the only writer, group commit), and a session's outbox.
+//! - `http`: REST by resource and the `/ws` upgrade; `AppState`; auth extractors; the JSON error
+//!   answer.
+//! - `store`: each table's reads and writes side by side (the writes are the Persistence
+//!   actor's alone); `log`, the write path's storage seam.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //!
 //! The terminal client, the load generator and the benchmark are the workspace member `tools/`

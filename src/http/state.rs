@@ -5,14 +5,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use actix::Addr;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
-use crate::actors::broadcast::{Broadcast, PublishedSeq};
-use crate::actors::election::Election;
-use crate::actors::persistence::{LogFloor, Persistence};
-use crate::actors::registry::Registry;
 use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http::auth::Tokens;
 use crate::settings::Settings;
@@ -21,27 +15,25 @@ use crate::settings::Settings;
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// The fields of `AppState`.
+/// The fields of `AppState`: what handlers have beyond what every session is given (which
+/// they reach through `Deref`: `app.db`, `app.persistence`, …).
 pub struct Shared {
     pub settings: Settings,
-    /// For reads (REST, catch-up); every write goes through `persistence`.
-    pub db: DatabaseConnection,
-    /// The change log's epoch.
-    pub epoch: String,
-    pub registry: Addr<Registry>,
-    pub broadcast: Addr<Broadcast>,
-    pub persistence: Addr<Persistence>,
-    pub election: Addr<Election>,
-    /// The newest `seq` handed to the sessions.
-    pub published: PublishedSeq,
-    /// What retention has pruned: the oldest change kept is `floor + 1`.
-    pub floor: LogFloor,
+    /// What each session is given (built once, shared): the read handle, the actors'
+    /// addresses, the log's epoch, published `seq` and floor.
+    pub sessions: Arc<SessionContext>,
     /// The admission gate for WebSocket sessions (`limits.max_connections`).
     pub slots: Arc<ConnectionSlots>,
     pub tokens: Tokens,
-    /// What each session is given (built once, shared).
-    pub sessions: Arc<SessionContext>,
     pub started_at: DateTime<Utc>,
+}
+
+impl Deref for Shared {
+    type Target = SessionContext;
+
+    fn deref(&self) -> &SessionContext {
+        &self.sessions
+    }
 }
 
 impl AppState {

@@ -157,8 +157,8 @@ struct PushResult {
 impl PushResult {
     fn view(&self) -> PushResultView<'_> {
         let (status, seq, error) = match &self.result {
-            Pushed::Applied { seq } => ("applied", *seq, None),
-            Pushed::Duplicate { seq } => ("duplicate", *seq, None),
+            Pushed::Applied { seq } => ("applied", Some(*seq), None),
+            Pushed::Duplicate { seq } => ("duplicate", Some(*seq), None),
             Pushed::Error(error) => ("error", None, Some(error.body(None))),
         };
         PushResultView { id: self.id.as_deref(), status, seq, error }
@@ -171,8 +171,10 @@ struct PushResultView<'a> {
     id: Option<&'a str>,
     /// `applied`, `duplicate` or `error`.
     status: &'static str,
+    /// The change's `seq` for an applied or duplicate event (`null` for one that logs no
+    /// change, such as `acknowledge`); absent for an error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
+    seq: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorBody<'a>>,
 }

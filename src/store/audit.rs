@@ -1,10 +1,14 @@
-//! The audit log, as stored: read here, written by the Persistence actor.
+//! The audit log: read here, and written here by the Persistence actor inside its
+//! transactions.
 
 use chrono::{DateTime, Utc};
 use entity::sync_audit_log;
+use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+
+use crate::domain::fleet::AuditEntry;
 
 /// Which audit entries to read.
 #[derive(Debug, Default)]
@@ -38,4 +42,20 @@ pub async fn page<C: ConnectionTrait>(
     let total = select.clone().count(db).await?;
     let rows = select.order_by_desc(sync_audit_log::Column::Id).offset(offset).limit(limit).all(db).await?;
     Ok((rows, total))
+}
+
+/// Adds an audit entry.
+pub async fn append<C: ConnectionTrait>(txn: &C, now: DateTime<Utc>, entry: AuditEntry) -> Result<(), DbErr> {
+    sync_audit_log::Entity::insert(sync_audit_log::ActiveModel {
+        id: NotSet,
+        event_type: Set(entry.event_type),
+        operation: Set(entry.operation),
+        status: Set(entry.status.to_owned()),
+        device_id: Set(entry.device_id),
+        details: Set(Some(entry.details)),
+        timestamp: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }

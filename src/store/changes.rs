@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::change_log;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 /// A logged change as a session replays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,4 +195,45 @@ pub fn to_db(seq: u64) -> i64 {
 /// A `seq` read from the database (never negative).
 pub fn from_db(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
+}
+
+/// A change as the log keeps it.
+pub struct LogRow {
+    pub seq: u64,
+    pub table_name: String,
+    pub record_id: String,
+    pub operation: &'static str,
+    /// The broadcast frame's type.
+    pub event_type: &'static str,
+    /// The record's state after the change, as JSON.
+    pub data: Option<String>,
+    pub version: Option<i64>,
+    /// What every session but the origin was sent.
+    pub frame: String,
+    pub origin_session: Option<String>,
+    /// What the origin session was sent instead.
+    pub reply_frame: Option<String>,
+    pub source_device: Option<String>,
+    pub committed_at: DateTime<Utc>,
+}
+
+/// Appends a change to the log (the Persistence actor, inside its transaction).
+pub async fn append<C: ConnectionTrait>(txn: &C, row: LogRow) -> Result<(), DbErr> {
+    change_log::Entity::insert(change_log::ActiveModel {
+        seq: Set(to_db(row.seq)),
+        table_name: Set(row.table_name),
+        record_id: Set(Some(row.record_id)),
+        operation: Set(row.operation.to_owned()),
+        event_type: Set(row.event_type.to_owned()),
+        data: Set(row.data),
+        version: Set(row.version),
+        frame: Set(row.frame),
+        origin_session: Set(row.origin_session),
+        reply_frame: Set(row.reply_frame),
+        source_device: Set(row.source_device),
+        committed_at: Set(row.committed_at),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }

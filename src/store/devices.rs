@@ -1,11 +1,15 @@
-//! Devices and their election history, as stored.
+//! Devices and their election history: read here, and written here by the Persistence actor
+//! inside its transactions.
 
-use entity::{device_role, master_election_log};
+use chrono::{DateTime, Utc};
+use entity::{device_role, master_election_log, sync_state};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
+    ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::domain::fleet::DeviceRecord;
+use crate::domain::fleet::{DeviceRecord, ElectionLogEntry, Role};
 
 /// Every device, by id.
 pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<DeviceRecord>, DbErr> {
@@ -47,4 +51,125 @@ pub async fn election_logs<C: ConnectionTrait>(
         .all(db)
         .await?;
     Ok((rows, total))
+}
+
+/// Records a device (a new one as a client, with a `pending` sync state); its role is left as
+/// it was.
+pub async fn upsert<C: ConnectionTrait>(txn: &C, now: DateTime<Utc>, d: DeviceRecord) -> Result<(), DbErr> {
+    // A registered device has a sync state from registration on: `pending` until it syncs.
+    sync_state::Entity::insert(super::sync_states::new_row(&d.device_id, now))
+        .on_conflict_do_nothing_on([sync_state::Column::DeviceId])
+        .exec(txn)
+        .await?;
+    let capabilities = serde_json::to_string(&d.capabilities).unwrap_or_else(|_| "[]".to_owned());
+    device_role::Entity::insert(device_role::ActiveModel {
+        id: NotSet,
+        device_id: Set(d.device_id),
+        device_name: Set(d.name),
+        device_type: Set(d.device_type),
+        role: Set(Role::Client),
+        priority: Set(d.priority),
+        capabilities: Set(capabilities),
+        last_seen: Set(d.last_seen),
+        is_active: Set(d.is_active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(device_role::Column::DeviceId)
+            .update_columns([
+                device_role::Column::DeviceName,
+                device_role::Column::DeviceType,
+                device_role::Column::Priority,
+                device_role::Column::Capabilities,
+                device_role::Column::LastSeen,
+                device_role::Column::IsActive,
+                device_role::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a device active or not, seen at `last_seen`.
+pub async fn set_activity<C: ConnectionTrait>(
+    txn: &C,
+    now: DateTime<Utc>,
+    device_id: &str,
+    active: bool,
+    last_seen: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    device_role::Entity::update_many()
+        .set(device_role::ActiveModel {
+            is_active: Set(active),
+            last_seen: Set(Some(last_seen)),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .filter(device_role::Column::DeviceId.eq(device_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Notes when a device was last heard from.
+pub async fn set_seen<C: ConnectionTrait>(txn: &C, device_id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    device_role::Entity::update_many()
+        .set(device_role::ActiveModel { last_seen: Set(Some(at)), ..Default::default() })
+        .filter(device_role::Column::DeviceId.eq(device_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Makes `master` the one master (no master with `None`); every other device is a client.
+pub async fn set_master<C: ConnectionTrait>(
+    txn: &C,
+    now: DateTime<Utc>,
+    master: Option<&str>,
+) -> Result<(), DbErr> {
+    let mut demote = device_role::Entity::update_many()
+        .set(device_role::ActiveModel { role: Set(Role::Client), updated_at: Set(now), ..Default::default() })
+        .filter(device_role::Column::Role.eq(Role::Master));
+    if let Some(master) = master {
+        demote = demote.filter(device_role::Column::DeviceId.ne(master));
+    }
+    demote.exec(txn).await?;
+    if let Some(master) = master {
+        device_role::Entity::update_many()
+            .set(device_role::ActiveModel {
+                role: Set(Role::Master),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .filter(device_role::Column::DeviceId.eq(master))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Adds a successful election to the election log.
+pub async fn log_election<C: ConnectionTrait>(
+    txn: &C,
+    now: DateTime<Utc>,
+    e: ElectionLogEntry,
+) -> Result<(), DbErr> {
+    master_election_log::Entity::insert(master_election_log::ActiveModel {
+        id: NotSet,
+        election_id: Set(e.election_id),
+        term: Set(i64::try_from(e.term).unwrap_or(i64::MAX)),
+        previous_master_id: Set(e.previous_master_id),
+        new_master_id: Set(e.new_master_id),
+        election_reason: Set(e.reason.to_owned()),
+        election_method: Set(e.method.to_owned()),
+        election_timestamp: Set(e.at),
+        devices_participating: Set(i32::try_from(e.devices_participating).unwrap_or(i32::MAX)),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }

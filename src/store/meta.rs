@@ -1,7 +1,9 @@
-//! Server facts kept across restarts (`sync_meta`).
+//! Server facts kept across restarts (`sync_meta`): read here, and written here by the
+//! Persistence actor inside its transactions.
 
 use entity::sync_meta;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 
 /// The key of the change log's epoch.
 pub const EPOCH: &str = "epoch";
@@ -22,4 +24,18 @@ pub const TERM: &str = "term";
 /// The election term (0 before the first election).
 pub async fn term<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     Ok(get(db, TERM).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Stores `value` under `key`, replacing what was there.
+pub async fn set<C: ConnectionTrait>(db: &C, key: &str, value: &str) -> Result<(), DbErr> {
+    sync_meta::Entity::insert(sync_meta::ActiveModel {
+        key: Set(key.to_owned()),
+        value: Set(value.to_owned()),
+    })
+    .on_conflict(
+        OnConflict::column(sync_meta::Column::Key).update_column(sync_meta::Column::Value).to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }

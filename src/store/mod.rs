@@ -1,5 +1,6 @@
-//! Read queries shared by REST, session catch-up and the Persistence actor (which runs them
-//! inside its write transaction). Only reads live here; every write is the Persistence actor's.
+//! Each table's reads and writes, side by side. The reads are shared by REST, session catch-up
+//! and the Persistence actor (inside its write transaction); the writes take a transaction and
+//! only the Persistence actor calls them: it stays the only writer.
 //!
 //! - `audit`: the audit log.
 //! - `stations`: stations with their orders, as domain values.

@@ -25,14 +25,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use entity::{change_log, device_role, sync_audit_log, sync_meta};
+use chrono::Utc;
+use entity::{device_role, sync_meta};
 use futures_util::FutureExt;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
 use tokio::sync::oneshot;
 use tracing::instrument;
 use uuid::Uuid;
@@ -40,7 +37,7 @@ use uuid::Uuid;
 use self::stations::StationCache;
 use self::write::{Job, Queued, Step};
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
-use crate::domain::fleet::{AuditEntry, DeviceRecord};
+use crate::domain::fleet::DeviceRecord;
 use crate::domain::station::StationError;
 use crate::protocol::outbound::{self, Ack, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
@@ -528,15 +525,7 @@ impl From<StationError> for ApplyError {
 /// A small real write: whether the database takes writes.
 async fn probe_write(db: &DatabaseConnection) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    sync_meta::Entity::insert(sync_meta::ActiveModel {
-        key: Set("write_probe".to_owned()),
-        value: Set(crate::protocol::time::now()),
-    })
-    .on_conflict(
-        OnConflict::column(sync_meta::Column::Key).update_column(sync_meta::Column::Value).to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
+    store::meta::set(&txn, "write_probe", &crate::protocol::time::now()).await?;
     txn.commit().await
 }
 
@@ -605,39 +594,22 @@ async fn log_change(step: &Step<'_>, origin: &Origin, logged: Logged) -> Result<
         }
         Origin::Rest => (None, None, None),
     };
-    change_log::Entity::insert(change_log::ActiveModel {
-        seq: Set(store::changes::to_db(seq)),
-        table_name: Set(logged.table_name),
-        record_id: Set(Some(logged.record_id)),
-        operation: Set(logged.operation.to_owned()),
+    let row = store::changes::LogRow {
+        seq,
+        table_name: logged.table_name,
+        record_id: logged.record_id,
+        operation: logged.operation,
         // A rendered frame always knows its kind.
-        event_type: Set(logged.frame.kind().map_or("", Kind::name).to_owned()),
-        data: Set(logged.data),
-        version: Set(logged.version),
-        frame: Set(logged.frame.json().to_string()),
-        origin_session: Set(origin_session.map(|s| s.to_string())),
-        reply_frame: Set(reply.as_ref().map(|r| r.json().to_string())),
-        source_device: Set(device),
-        committed_at: Set(step.now),
-    })
-    .exec_without_returning(step.txn)
-    .await?;
+        event_type: logged.frame.kind().map_or("", Kind::name),
+        data: logged.data,
+        version: logged.version,
+        frame: logged.frame.json().to_string(),
+        origin_session: origin_session.map(|s| s.to_string()),
+        reply_frame: reply.as_ref().map(|r| r.json().to_string()),
+        source_device: device,
+        committed_at: step.now,
+    };
+    store::changes::append(step.txn, row).await?;
     let change = PublishedChange { seq, frame: logged.frame, origin: origin_session, reply };
     Ok(Staged { change, notify: logged.notify })
-}
-
-/// Adds an audit row inside the transaction.
-async fn audit(txn: &DatabaseTransaction, now: DateTime<Utc>, entry: AuditEntry) -> Result<(), DbErr> {
-    sync_audit_log::Entity::insert(sync_audit_log::ActiveModel {
-        id: NotSet,
-        event_type: Set(entry.event_type),
-        operation: Set(entry.operation),
-        status: Set(entry.status.to_owned()),
-        device_id: Set(entry.device_id),
-        details: Set(Some(entry.details)),
-        timestamp: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
 }

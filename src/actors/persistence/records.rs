@@ -1,13 +1,8 @@
-//! Logged changes to generic records and the legacy critical events, applied inside a batch,
-//! and the receipts that make a pushed event apply once.
+//! Logged changes to generic records and the legacy critical events, applied inside a batch.
 
 use chrono::{DateTime, Utc};
-use entity::{push_receipt, record, sync_conflict};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    DatabaseTransaction, DbErr, EntityTrait,
-};
+use entity::record;
+use sea_orm::{DatabaseTransaction, EntityTrait};
 use serde_json::{Value, json};
 
 use super::{ApplyError, Logged};
@@ -66,51 +61,24 @@ pub(super) async fn apply_record(
     if verdict == (Verdict::Conflict { incoming_wins: false }) {
         let conflict = conflict(w.data.clone().map(Value::Object).unwrap_or(Value::Null));
         // The device lost: kept so that its next sync lists the conflict.
-        sync_conflict::Entity::insert(sync_conflict::ActiveModel {
-            id: NotSet,
-            device_id: Set(conflict.device.clone()),
-            table_name: Set(conflict.table.clone()),
-            record_id: Set(conflict.record_id.clone()),
-            conflict_type: Set("version".to_owned()),
-            local_version: Set(conflict.local_version),
-            server_version: Set(server_version),
-            resolution_method: Set(policy.as_str().to_owned()),
-            created_at: Set(now),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        store::records::keep_conflict(txn, &conflict).await?;
         return Ok((None, RecordOutcome::Kept(Box::new(conflict))));
     }
     let version = server_version + 1;
     let deleted = w.operation == Operation::Delete;
     let data = if deleted { Value::Null } else { Value::Object(w.data.clone().unwrap_or_default()) };
     let data_text = (!deleted).then(|| data.to_string());
-    record::Entity::insert(record::ActiveModel {
-        table_name: Set(w.table.clone()),
-        record_id: Set(w.record_id.clone()),
-        data: Set(data_text.clone()),
-        version: Set(version),
-        deleted: Set(deleted),
-        written_at: Set(w.at.unwrap_or(now)),
-        updated_at: Set(now),
-        last_seq: Set(store::changes::to_db(seq)),
-        source_device: Set(Some(w.device.clone())),
-    })
-    .on_conflict(
-        OnConflict::columns([record::Column::TableName, record::Column::RecordId])
-            .update_columns([
-                record::Column::Data,
-                record::Column::Version,
-                record::Column::Deleted,
-                record::Column::WrittenAt,
-                record::Column::UpdatedAt,
-                record::Column::LastSeq,
-                record::Column::SourceDevice,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
+    let row = store::records::RecordRow {
+        table: &w.table,
+        record_id: &w.record_id,
+        data: data_text.clone(),
+        version,
+        deleted,
+        written_at: w.at.unwrap_or(now),
+        seq,
+        source_device: &w.device,
+    };
+    store::records::write(txn, row, now).await?;
     let record_id = records::id_to_json(&w.record_id);
     let update = DataUpdate {
         table: &w.table,
@@ -163,33 +131,4 @@ pub(super) fn apply_critical(
         reply: Some(outbound::render(&ack, reply_to)),
         notify: None,
     }
-}
-
-/// The change a device's pushed event made before, if it was applied already.
-pub(super) async fn receipt(
-    txn: &DatabaseTransaction,
-    device_id: &str,
-    event_id: &str,
-) -> Result<Option<Option<u64>>, DbErr> {
-    let row = push_receipt::Entity::find_by_id((device_id.to_owned(), event_id.to_owned())).one(txn).await?;
-    Ok(row.map(|r| r.seq.map(store::changes::from_db)))
-}
-
-/// Records that a device's pushed event was applied (as change `seq`).
-pub(super) async fn keep_receipt(
-    txn: &DatabaseTransaction,
-    now: DateTime<Utc>,
-    device_id: &str,
-    event_id: &str,
-    seq: Option<u64>,
-) -> Result<(), DbErr> {
-    push_receipt::Entity::insert(push_receipt::ActiveModel {
-        device_id: Set(device_id.to_owned()),
-        event_id: Set(event_id.to_owned()),
-        seq: Set(seq.map(store::changes::to_db)),
-        created_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
 }

@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::{change_log, sync_conflict, sync_meta};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use entity::{change_log, sync_conflict};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use crate::settings::SyncSettings;
 use crate::store::log::begin_write;
@@ -109,12 +108,7 @@ pub(super) async fn prune_step(
         facts.push((store::meta::LOG_FLOOR_AT, at.to_rfc3339()));
     }
     for (key, value) in facts {
-        sync_meta::Entity::insert(sync_meta::ActiveModel { key: Set(key.to_owned()), value: Set(value) })
-            .on_conflict(
-                OnConflict::column(sync_meta::Column::Key).update_column(sync_meta::Column::Value).to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+        store::meta::set(&txn, key, &value).await?;
     }
     txn.commit().await?;
     Ok(Some(Floor { seq: upper, at }))

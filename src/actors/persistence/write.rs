@@ -22,6 +22,7 @@ use crate::domain::fleet::FleetWrite;
 use crate::domain::records::{Conflict, ConflictPolicy};
 use crate::domain::station::{Station, StationCommand};
 use crate::protocol::WireError;
+use crate::store;
 
 /// What applying a write comes to: the change it logs, if any, and its output.
 pub type Applying<'a, T> = LocalBoxFuture<'a, Result<(Option<Logged>, T), ApplyError>>;
@@ -160,12 +161,13 @@ impl Write for Command {
                     Outcome::Critical,
                 ),
                 Command::Pushed { device_id, event_id, command } => {
-                    if let Some(seq) = records::receipt(step.txn, &device_id, &event_id).await? {
+                    if let Some(seq) = store::records::receipt(step.txn, &device_id, &event_id).await? {
                         return Ok((None, Applied { seq, outcome: Outcome::Duplicate { seq } }));
                     }
                     let (logged, applied) = command.apply(step, reply_to).await?;
                     if logged.is_some() {
-                        records::keep_receipt(step.txn, step.now, &device_id, &event_id, Some(seq)).await?;
+                        store::records::keep_receipt(step.txn, step.now, &device_id, &event_id, Some(seq))
+                            .await?;
                     }
                     return Ok((logged, applied));
                 }

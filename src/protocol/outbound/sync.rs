@@ -89,13 +89,32 @@ pub struct DataUpdateAck<'a> {
     pub seq: u64,
 }
 
-/// `sync_conflict`: the writer's change lost to the stored copy.
+/// The record a conflict is about, and the device that wrote it, as both conflict messages
+/// name them.
 #[derive(Serialize)]
-pub struct SyncConflict<'a> {
+pub struct ConflictOf<'a> {
     pub device_id: &'a str,
     pub table_name: &'a str,
     pub table: &'a str,
     pub record_id: Value,
+}
+
+impl<'a> ConflictOf<'a> {
+    fn of(conflict: &'a Conflict) -> Self {
+        Self {
+            device_id: &conflict.device,
+            table_name: &conflict.table,
+            table: &conflict.table,
+            record_id: id_to_json(&conflict.record_id),
+        }
+    }
+}
+
+/// `sync_conflict`: the writer's change lost to the stored copy.
+#[derive(Serialize)]
+pub struct SyncConflict<'a> {
+    #[serde(flatten)]
+    pub of: ConflictOf<'a>,
     pub conflict_type: &'static str,
     pub local_version: Option<i64>,
     pub server_version: i64,
@@ -115,10 +134,7 @@ pub struct ConflictData {
 impl<'a> SyncConflict<'a> {
     pub fn of(conflict: &'a Conflict) -> Self {
         Self {
-            device_id: &conflict.device,
-            table_name: &conflict.table,
-            table: &conflict.table,
-            record_id: id_to_json(&conflict.record_id),
+            of: ConflictOf::of(conflict),
             conflict_type: "version",
             local_version: conflict.local_version,
             server_version: conflict.server_version,
@@ -136,10 +152,8 @@ impl<'a> SyncConflict<'a> {
 /// `sync_conflict_resolved`: which copy a conflict kept.
 #[derive(Serialize)]
 pub struct SyncConflictResolved<'a> {
-    pub device_id: &'a str,
-    pub table_name: &'a str,
-    pub table: &'a str,
-    pub record_id: Value,
+    #[serde(flatten)]
+    pub of: ConflictOf<'a>,
     /// `server_wins` or `local_wins`.
     pub resolution: &'static str,
     pub resolution_method: &'static str,
@@ -169,10 +183,7 @@ impl<'a> SyncConflictResolved<'a> {
         seq: Option<u64>,
     ) -> Self {
         Self {
-            device_id: &conflict.device,
-            table_name: &conflict.table,
-            table: &conflict.table,
-            record_id: id_to_json(&conflict.record_id),
+            of: ConflictOf::of(conflict),
             resolution,
             resolution_method: conflict.policy.as_str(),
             resolved_data,
