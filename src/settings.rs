@@ -22,6 +22,7 @@ pub struct Settings {
     pub election: ElectionSettings,
     pub sync: SyncSettings,
     pub limits: LimitSettings,
+    pub socketio: SocketIoSettings,
     pub log: LogSettings,
 }
 
@@ -108,6 +109,15 @@ pub struct LimitSettings {
     pub messages_per_second: u32,
 }
 
+/// Socket.IO (PROTOCOL.md section 10).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SocketIoSettings {
+    pub ping_interval_s: f64,
+    pub ping_timeout_s: f64,
+    /// Origins allowed to long-poll (`"*"` for any); empty: same origin only.
+    pub cors_origins: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub level: String,
@@ -173,6 +183,8 @@ impl Settings {
             ("sync.interval_s", self.sync.interval_s),
             ("sync.prune_interval_s", self.sync.prune_interval_s),
             ("limits.idle_timeout_s", self.limits.idle_timeout_s),
+            ("socketio.ping_interval_s", self.socketio.ping_interval_s),
+            ("socketio.ping_timeout_s", self.socketio.ping_timeout_s),
         ];
         for (key, value) in durations {
             if !(value.is_finite() && value > 0.0 && value < 1e9) {
@@ -268,6 +280,16 @@ impl SyncSettings {
 impl LimitSettings {
     pub fn idle_timeout(&self) -> Duration {
         seconds(self.idle_timeout_s)
+    }
+}
+
+impl SocketIoSettings {
+    pub fn ping_interval(&self) -> Duration {
+        seconds(self.ping_interval_s)
+    }
+
+    pub fn ping_timeout(&self) -> Duration {
+        seconds(self.ping_timeout_s)
     }
 }
 

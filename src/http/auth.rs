@@ -53,6 +53,12 @@ impl Tokens {
         Ok((Self { admin, device }, Some(path)))
     }
 
+    /// Whether `token` opens a session: the device token, or the admin token (any token when no
+    /// device token is set).
+    pub fn opens_session(&self, token: &str) -> bool {
+        same(token, &self.admin) || self.device.as_deref().is_none_or(|device| same(token, device))
+    }
+
     /// Whether a device token is required on `/ws` and the device endpoints.
     pub fn device_required(&self) -> bool {
         self.device.is_some()

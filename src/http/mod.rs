@@ -16,6 +16,7 @@ pub mod cashier;
 pub mod devices;
 pub mod error;
 pub mod query;
+pub mod socketio;
 pub mod state;
 pub mod sync;
 pub mod system;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))).into()
     }))
     .route("/ws", web::get().to(ws::upgrade))
+    .configure(socketio::routes)
     .configure(cashier::routes)
     .configure(devices::routes)
     .configure(sync::routes)

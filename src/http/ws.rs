@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::auth::Access;
 use super::error::ApiError;
 use crate::actors::outbox::{self, Outbox};
-use crate::actors::session::Session;
+use crate::actors::session::{Session, Wire};
 use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
 
@@ -20,6 +20,17 @@ pub async fn upgrade(
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     app.tokens.check(&req, Access::Device, true)?;
+    start(&req, payload, &app, Wire::Plain)
+}
+
+/// Admits a session (the connection limit), completes the WebSocket handshake and starts the
+/// Session actor speaking `wire`, driven by its pump.
+pub fn start(
+    req: &HttpRequest,
+    payload: web::Payload,
+    app: &AppState,
+    wire: Wire,
+) -> Result<HttpResponse, ApiError> {
     let Some(slot) = app.slots.try_acquire() else {
         tracing::warn!(max = app.settings.limits.max_connections, "connection limit reached");
         let error = WireError::new(
@@ -28,11 +39,11 @@ pub async fn upgrade(
         );
         return Err(ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE));
     };
-    let mut response = ws::handshake(&req).map_err(|err| {
+    let mut response = ws::handshake(req).map_err(|err| {
         ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
     })?;
     let outbox = Outbox::new();
-    let session = Session::new(Arc::clone(&app.sessions), outbox.clone(), slot);
+    let session = Session::new(Arc::clone(&app.sessions), wire, outbox.clone(), slot);
     let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
     let stream = ws::WebsocketContext::with_codec(session, payload, codec);
     Ok(response.streaming(outbox::drive(stream, outbox)))

@@ -1,6 +1,7 @@
 //! The WebSocket close codes the server sends (RFC 6455 §7.4; 4000–4999 are the application's).
 
 /// Server shutdown.
+pub const NORMAL: u16 = 1000;
 pub const GOING_AWAY: u16 = 1001;
 /// A framing error from the client.
 pub const PROTOCOL_ERROR: u16 = 1002;

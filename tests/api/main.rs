@@ -20,5 +20,6 @@ mod retention;
 mod shutdown;
 mod slow_consumer;
 mod soak;
+mod socketio;
 mod sync;
 mod sync_state;

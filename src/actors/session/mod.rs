@@ -55,9 +55,11 @@ const LOST_LINGER: Duration = Duration::from_millis(50);
 
 mod context;
 mod devices;
+mod socketio;
 mod sync;
 
 pub use context::{ConnectionSlot, ConnectionSlots, SessionContext};
+pub use socketio::{SocketIoWire, TokenCheck, Wire};
 
 /// The outbound queue fell low enough to read more of the log.
 #[derive(Message)]
@@ -113,6 +115,8 @@ pub struct Session {
     id: Uuid,
     id_text: String,
     cx: Arc<SessionContext>,
+    /// `/ws` or Socket.IO.
+    wire: Wire,
     outbox: Outbox,
     _slot: ConnectionSlot,
     client_id: Option<String>,
@@ -142,7 +146,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(cx: Arc<SessionContext>, outbox: Outbox, slot: ConnectionSlot) -> Self {
+    pub fn new(cx: Arc<SessionContext>, wire: Wire, outbox: Outbox, slot: ConnectionSlot) -> Self {
         let id = Uuid::new_v4();
         let now = Instant::now();
         let opened_at = cx.published.get();
@@ -153,6 +157,7 @@ impl Session {
             id,
             id_text: id.to_string(),
             cx,
+            wire,
             outbox,
             _slot: slot,
             client_id: None,
@@ -206,7 +211,13 @@ impl Session {
 
     fn emit(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Frame, live: bool) {
         if !self.closing {
-            let text = frame.json().clone();
+            let text = match &mut self.wire {
+                Wire::Plain => frame.json().clone(),
+                // Before the client joins the namespace, it is sent nothing but Engine.IO's
+                // own packets.
+                Wire::SocketIo(sio) if !sio.joined() => return,
+                Wire::SocketIo(sio) => sio.encode(&frame),
+            };
             let size = text.len();
             ctx.text(text);
             self.outbox.note_written(size, live);
@@ -257,8 +268,33 @@ impl Session {
         if self.ping_sent_at.is_none() {
             self.ping_sent_at = Some(now);
         }
-        ctx.ping(b"");
-        self.outbox.note_written(0, false);
+        match self.wire {
+            Wire::Plain => {
+                ctx.ping(b"");
+                self.outbox.note_written(0, false);
+            }
+            Wire::SocketIo(_) => self.send_packet(ctx, crate::protocol::socketio::PING.to_owned()),
+        }
+    }
+
+    /// The answer to the last ping (a WebSocket pong, or Engine.IO's `3`): the round trip.
+    fn on_pong(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(sent) = self.ping_sent_at.take() {
+            let rtt = sent.elapsed();
+            self.rtt = Some(rtt);
+            self.cx.registry.do_send(Latency { session: self.id, rtt_ms: duration_ms(rtt) });
+            if self.status_pending {
+                self.send_status(ctx);
+            }
+        }
+    }
+
+    /// How often the client is pinged.
+    fn ping_every(&self) -> Duration {
+        match &self.wire {
+            Wire::Plain => self.cx.heartbeat.interval(),
+            Wire::SocketIo(sio) => sio.ping_interval(),
+        }
     }
 
     fn client_label(&self) -> &str {
@@ -354,7 +390,15 @@ impl Session {
     // ---- events -----------------------------------------------------------------------
 
     fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
-        match inbound::decode(text) {
+        match self.wire {
+            Wire::Plain => self.on_inbound(ctx, inbound::decode(text)),
+            Wire::SocketIo(_) => self.on_socketio_text(ctx, text),
+        }
+    }
+
+    /// A decoded message, whichever transport brought it.
+    fn on_inbound(&mut self, ctx: &mut ws::WebsocketContext<Self>, decoded: Result<Inbound, Rejected>) {
+        match decoded {
             Err(Rejected { reply_to, error }) => {
                 self.ensure_attached(ctx);
                 self.send_error(ctx, &error, reply_to.as_deref());
@@ -578,11 +622,14 @@ impl Session {
 
     fn on_tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let now = Instant::now();
-        if now.duration_since(self.last_seen) >= self.cx.limits.idle_timeout() {
+        let idle = self
+            .socketio_silent(now)
+            .unwrap_or_else(|| now.duration_since(self.last_seen) >= self.cx.limits.idle_timeout());
+        if idle {
             tracing::info!(session = %self.id, client = self.client_label(), "idle timeout: closing");
             return self.close(ctx, close::IDLE_TIMEOUT, "idle timeout");
         }
-        if now.duration_since(self.last_ping) >= self.cx.heartbeat.interval() {
+        if now.duration_since(self.last_ping) >= self.ping_every() {
             self.ping(ctx);
         }
         if let Some(device_id) = &self.device_id
@@ -600,9 +647,14 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.cx.registry.do_send(Register { session: self.id, recipient: ctx.address().recipient() });
-        let tick = self.cx.heartbeat.interval().min(self.cx.limits.idle_timeout()) / 2;
+        let tick = self.ping_every().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
-        ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
+        if let Wire::SocketIo(_) = self.wire {
+            // A Socket.IO session attaches when its client joins the namespace.
+            self.socketio_open(ctx);
+        } else {
+            ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
+        }
         self.ping(ctx);
     }
 
@@ -654,16 +706,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
                 ctx.pong(&data);
                 self.outbox.note_written(data.len(), false);
             }
-            Ok(ws::Message::Pong(_)) => {
-                if let Some(sent) = self.ping_sent_at.take() {
-                    let rtt = sent.elapsed();
-                    self.rtt = Some(rtt);
-                    self.cx.registry.do_send(Latency { session: self.id, rtt_ms: duration_ms(rtt) });
-                    if self.status_pending {
-                        self.send_status(ctx);
-                    }
-                }
-            }
+            Ok(ws::Message::Pong(_)) => self.on_pong(ctx),
             Ok(ws::Message::Close(reason)) => {
                 self.closing = true;
                 let payload =

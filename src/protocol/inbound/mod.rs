@@ -125,10 +125,17 @@ pub struct Connect {
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Inbound, Rejected> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Rejected {
+        reply_to: None,
+        error: WireError::invalid(None, None, format!("not valid JSON ({e})")),
+    })?;
+    decode_message(&value)
+}
+
+/// Decodes a message already parsed as JSON (a Socket.IO event's argument, its `type` set).
+pub fn decode_message(value: &Value) -> Result<Inbound, Rejected> {
     let reject = |reply_to: Option<String>, error: WireError| Rejected { reply_to, error };
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| reject(None, WireError::invalid(None, None, format!("not valid JSON ({e})"))))?;
-    let Value::Object(map) = &value else {
+    let Value::Object(map) = value else {
         return Err(reject(None, WireError::invalid(None, None, "a message must be a JSON object")));
     };
     let id = match map.get("id") {
@@ -145,7 +152,7 @@ pub fn decode(text: &str) -> Result<Inbound, Rejected> {
             ));
         }
     };
-    let event = parse_event(map, &value).map_err(|error| reject(id.clone(), error))?;
+    let event = parse_event(map, value).map_err(|error| reject(id.clone(), error))?;
     Ok(Inbound { id, event })
 }
 

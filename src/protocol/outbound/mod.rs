@@ -13,7 +13,7 @@ pub mod devices;
 pub mod stations;
 pub mod sync;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytestring::ByteString;
 use serde::Serialize;
@@ -148,13 +148,25 @@ pub(crate) use message;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame(Arc<Rendered>);
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Rendered {
     /// `None` only for a stored frame whose type this server does not know.
     kind: Option<Kind>,
     /// The JSON object, as `/ws` sends it.
     json: ByteString,
+    /// The message id it answers, when it is a direct reply (not known for a stored frame).
+    reply_to: Option<Box<str>>,
+    /// The Socket.IO event form, made the first time a Socket.IO session sends it.
+    socketio: OnceLock<ByteString>,
 }
+
+impl PartialEq for Rendered {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.json, &self.reply_to) == (other.kind, &other.json, &other.reply_to)
+    }
+}
+
+impl Eq for Rendered {}
 
 impl Frame {
     /// The message's type.
@@ -167,13 +179,33 @@ impl Frame {
         &self.0.json
     }
 
+    /// The message id it answers, when it was rendered as a direct reply.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.0.reply_to.as_deref()
+    }
+
+    /// The Socket.IO event form (`42["T",{…}]`), made once and shared by every Socket.IO
+    /// session that sends this frame.
+    pub fn socketio_event(&self) -> ByteString {
+        self.0.socketio.get_or_init(|| ByteString::from(super::socketio::event(self))).clone()
+    }
+
+    fn new(kind: Option<Kind>, json: String, reply_to: Option<&str>) -> Frame {
+        Frame(Arc::new(Rendered {
+            kind,
+            json: ByteString::from(json),
+            reply_to: reply_to.map(Into::into),
+            socketio: OnceLock::new(),
+        }))
+    }
+
     /// A frame the change log kept, as [`render`] made it.
     pub fn stored(json: String) -> Frame {
         let kind = stored_kind(&json);
         if kind.is_none() {
             tracing::warn!(frame = %json.chars().take(64).collect::<String>(), "a stored frame of unknown type");
         }
-        Frame(Arc::new(Rendered { kind, json: ByteString::from(json) }))
+        Frame::new(kind, json, None)
     }
 }
 
@@ -201,7 +233,7 @@ pub fn render<M: Message>(message: &M, reply_to: Option<&str>) -> Frame {
     let kind = message.kind();
     let envelope = Envelope { kind: kind.name(), body: message, reply_to, timestamp: time::now() };
     match serde_json::to_string(&envelope) {
-        Ok(json) => Frame(Arc::new(Rendered { kind: Some(kind), json: ByteString::from(json) })),
+        Ok(json) => Frame::new(Some(kind), json, reply_to),
         Err(err) => {
             // Only a bug in a server type can get here (every body is a plain struct).
             tracing::error!(kind = kind.name(), %err, "a server message could not be rendered");
@@ -228,7 +260,7 @@ pub fn error(error: &WireError, reply_to: Option<&str>) -> Frame {
     let envelope = Envelope { kind: Kind::Error.name(), body: &body, reply_to: None, timestamp: time::now() };
     // The error body holds only strings, numbers and a JSON value: it always serializes.
     let json = serde_json::to_string(&envelope).unwrap_or_default();
-    Frame(Arc::new(Rendered { kind: Some(Kind::Error), json: ByteString::from(json) }))
+    Frame::new(Some(Kind::Error), json, reply_to)
 }
 #[cfg(test)]
 mod tests {

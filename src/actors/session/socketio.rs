@@ -1,0 +1,249 @@
+//! A session spoken over Socket.IO (PROTOCOL.md section 10), on the Engine.IO websocket
+//! transport: the same session, with Engine.IO's open packet and pings, the namespace
+//! CONNECT in place of `connect`, events in place of `/ws` messages, and direct replies as
+//! acknowledgements when the client asked for one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web_actors::ws;
+use bytestring::ByteString;
+use serde_json::{Map, Value};
+
+use super::Session;
+use crate::protocol::inbound::{self, ClientEvent, Rejected};
+use crate::protocol::outbound::Frame;
+use crate::protocol::socketio::{self, EnginePacket, PacketError, SioPacket};
+use crate::protocol::{ErrorCode, WireError};
+
+/// Whether a token opens a session (the device token, or the admin token).
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How a session's frames are spoken.
+pub enum Wire {
+    /// `/ws`: one JSON object a text frame.
+    Plain,
+    /// `/socket.io/`: Engine.IO packets carrying Socket.IO packets.
+    SocketIo(Box<SocketIoWire>),
+}
+
+/// A Socket.IO session's own state.
+pub struct SocketIoWire {
+    /// The Engine.IO session id (and the Socket.IO one: only the default namespace exists).
+    sid: String,
+    /// The client joined the default namespace.
+    joined: bool,
+    /// The handshake request carried a token that opens a session (`?token=` or the header).
+    authorized: bool,
+    check_token: TokenCheck,
+    /// Events waiting for their acknowledgement: the reply's `reply_to` → the ack id.
+    acks: HashMap<String, u64>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+}
+
+impl SocketIoWire {
+    pub fn new(
+        authorized: bool,
+        check_token: TokenCheck,
+        ping_interval: Duration,
+        ping_timeout: Duration,
+    ) -> Self {
+        Self {
+            sid: uuid::Uuid::new_v4().simple().to_string(),
+            joined: false,
+            authorized,
+            check_token,
+            acks: HashMap::new(),
+            ping_interval,
+            ping_timeout,
+        }
+    }
+
+    /// How long the client may be silent before its session is gone.
+    pub fn silence_limit(&self) -> Duration {
+        self.ping_interval + self.ping_timeout
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
+    }
+
+    /// The client joined the default namespace.
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// A server message as this session sends it: the acknowledgement of the event it answers,
+    /// or an event.
+    pub fn encode(&mut self, frame: &Frame) -> ByteString {
+        if let Some(ack) = frame.reply_to().and_then(|id| self.acks.remove(id)) {
+            return ByteString::from(socketio::ack(ack, frame));
+        }
+        frame.socketio_event()
+    }
+}
+
+impl Session {
+    /// Sends an Engine.IO packet that is not a server message (open, ping, connect answers).
+    pub(super) fn send_packet(&mut self, ctx: &mut ws::WebsocketContext<Self>, packet: String) {
+        if !self.closing {
+            let size = packet.len();
+            ctx.text(packet);
+            self.outbox.note_written(size, false);
+        }
+    }
+
+    /// The Engine.IO open packet, first thing on the socket.
+    pub(super) fn socketio_open(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Wire::SocketIo(sio) = &self.wire else { return };
+        let handshake = socketio::Handshake {
+            sid: &sio.sid,
+            // Already on the websocket transport: nothing to upgrade to.
+            upgrades: &[],
+            ping_interval: duration_ms(sio.ping_interval),
+            ping_timeout: duration_ms(sio.ping_timeout),
+            max_payload: self.cx.limits.max_message_bytes,
+        };
+        let open = socketio::open(&handshake);
+        self.send_packet(ctx, open);
+    }
+
+    /// One Engine.IO packet from the client.
+    pub(super) fn on_socketio_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+        match socketio::parse_engine(text) {
+            Ok(EnginePacket::Message(packet)) => self.on_sio_packet(ctx, packet),
+            Ok(EnginePacket::Pong(_)) => self.on_pong(ctx),
+            Ok(EnginePacket::Ping(data)) => {
+                let pong = format!("3{data}");
+                self.send_packet(ctx, pong);
+            }
+            Ok(EnginePacket::Close) => {
+                tracing::debug!(session = %self.id, "Engine.IO close from the client");
+                self.close(ctx, crate::protocol::close::NORMAL, "closed by the client");
+            }
+            Ok(EnginePacket::Upgrade | EnginePacket::Noop) => {}
+            Err(err) => self.refuse_packet(ctx, &err, None),
+        }
+    }
+
+    fn on_sio_packet(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+        let packet = match socketio::parse_sio(text) {
+            Ok(packet) => packet,
+            Err(err) => return self.refuse_packet(ctx, &err, None),
+        };
+        match packet {
+            SioPacket::Connect { namespace, .. } if namespace != "/" => {
+                let refusal = socketio::connect_error(&namespace, "Invalid namespace", None);
+                self.send_packet(ctx, refusal);
+            }
+            SioPacket::Connect { auth, .. } => self.on_sio_connect(ctx, auth.unwrap_or_default()),
+            SioPacket::Disconnect { namespace } if namespace == "/" => {
+                tracing::debug!(session = %self.id, "Socket.IO disconnect from the client");
+                self.close(ctx, crate::protocol::close::NORMAL, "disconnected by the client");
+            }
+            SioPacket::Event { namespace, ack, name, argument } if namespace == "/" && self.joined() => {
+                let message = match socketio::event_message(&name, argument, ack) {
+                    Ok(message) => message,
+                    Err(ack) => {
+                        let error =
+                            WireError::invalid(None, None, "an event's argument must be a JSON object");
+                        return self.refuse(ctx, &error, ack);
+                    }
+                };
+                let decoded = inbound::decode_message(&message);
+                if let (Some(ack), Some(id)) = (ack, decoded_id(&decoded)) {
+                    self.wait_for_reply(id, ack);
+                }
+                self.on_inbound(ctx, decoded);
+            }
+            SioPacket::Binary { ack, .. } => {
+                let error = WireError::invalid(None, None, "binary events are not accepted; send JSON");
+                self.refuse(ctx, &error, ack);
+            }
+            // Events for a namespace the client has not joined, acks of server events (the
+            // server asks for none), a disconnect from another namespace: nothing to do.
+            SioPacket::Event { .. } | SioPacket::Ack { .. } | SioPacket::Disconnect { .. } => {
+                tracing::debug!(session = %self.id, "Socket.IO packet ignored");
+            }
+        }
+    }
+
+    /// The namespace CONNECT: checks the token, joins, and does what `/ws`'s `connect` does
+    /// with the payload's `clientId`, `last_seq` and `epoch`.
+    fn on_sio_connect(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut auth: Map<String, Value>) {
+        let Wire::SocketIo(sio) = &mut self.wire else { return };
+        let token = auth.remove("token");
+        let allowed =
+            sio.authorized || token.as_ref().and_then(Value::as_str).is_some_and(|t| (sio.check_token)(t));
+        if !allowed {
+            let message =
+                if token.is_some() { "The token is not valid" } else { "This server needs a token" };
+            let refusal = socketio::connect_error("/", message, Some(ErrorCode::Unauthorized.as_str()));
+            return self.send_packet(ctx, refusal);
+        }
+        if sio.joined {
+            return;
+        }
+        sio.joined = true;
+        let joined = socketio::connected(&sio.sid);
+        self.send_packet(ctx, joined);
+        auth.insert("type".to_owned(), Value::String("connect".to_owned()));
+        match inbound::decode_message(&Value::Object(auth)) {
+            Ok(inbound) => self.on_inbound(ctx, Ok(inbound)),
+            Err(Rejected { error, .. }) => {
+                // A bad `last_seq` or `epoch`: said, and the session attaches as a new one.
+                self.send_error(ctx, &error, None);
+                self.on_inbound(
+                    ctx,
+                    Ok(inbound::Inbound { id: None, event: ClientEvent::Connect(Default::default()) }),
+                );
+            }
+        }
+    }
+
+    fn joined(&self) -> bool {
+        matches!(&self.wire, Wire::SocketIo(sio) if sio.joined())
+    }
+
+    /// The reply to message `id` goes out as the acknowledgement `ack`.
+    fn wait_for_reply(&mut self, id: String, ack: u64) {
+        if let Wire::SocketIo(sio) = &mut self.wire {
+            sio.acks.insert(id, ack);
+        }
+    }
+
+    /// An error for a packet the session cannot take; the session stays.
+    fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, error: &WireError, ack: Option<u64>) {
+        let reply_to = ack.map(|ack| ack.to_string());
+        if let (Some(ack), Some(id)) = (ack, reply_to.clone()) {
+            self.wait_for_reply(id, ack);
+        }
+        self.send_error(ctx, error, reply_to.as_deref());
+    }
+
+    fn refuse_packet(&mut self, ctx: &mut ws::WebsocketContext<Self>, err: &PacketError, ack: Option<u64>) {
+        let error = WireError::invalid(None, None, err.to_string());
+        self.refuse(ctx, &error, ack);
+    }
+
+    /// Whether the client has been silent past Engine.IO's limit.
+    pub(super) fn socketio_silent(&self, now: Instant) -> Option<bool> {
+        match &self.wire {
+            Wire::SocketIo(sio) => Some(now.duration_since(self.last_seen) >= sio.silence_limit()),
+            Wire::Plain => None,
+        }
+    }
+}
+
+fn decoded_id(decoded: &Result<inbound::Inbound, Rejected>) -> Option<String> {
+    match decoded {
+        Ok(inbound) => inbound.id.clone(),
+        Err(rejected) => rejected.reply_to.clone(),
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

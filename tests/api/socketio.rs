@@ -1,0 +1,275 @@
+//! Socket.IO over the Engine.IO websocket transport (PROTOCOL.md section 10), spoken frame by
+//! frame as the Engine.IO 4 and Socket.IO 5 specifications describe it: the open packet,
+//! handshake errors, pings, namespaces, auth, events and acknowledgements, and one fleet with
+//! `/ws` clients.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A Socket.IO client over the websocket transport, frame by frame.
+struct Sio {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The open packet's data.
+    open: Value,
+}
+
+impl Sio {
+    async fn open(app: &TestApp, query: &str) -> Self {
+        let url = format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket{query}", app.port);
+        let (stream, _) =
+            tokio::time::timeout(WAIT, connect_async(url)).await.expect("connect in time").expect("upgrade");
+        let mut sio = Self { stream, open: Value::Null };
+        let open = sio.packet().await;
+        assert!(open.starts_with('0'), "the first packet is the open packet: {open}");
+        sio.open = serde_json::from_str(&open[1..]).expect("the open packet's JSON");
+        sio
+    }
+
+    /// Opens and joins the default namespace with `auth`; returns the CONNECT answer.
+    async fn join(app: &TestApp, auth: Value) -> (Self, String) {
+        let mut sio = Self::open(app, "").await;
+        sio.send(&format!("40{auth}")).await;
+        let answer = sio.packet().await;
+        (sio, answer)
+    }
+
+    async fn send(&mut self, text: &str) {
+        tokio::time::timeout(WAIT, self.stream.send(Message::text(text)))
+            .await
+            .expect("in time")
+            .expect("send");
+    }
+
+    /// The next text frame (an Engine.IO packet), answering server pings on the way.
+    async fn packet(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next()).await.expect("a packet in time") {
+                Some(Ok(Message::Text(text))) if text.as_str() == "2" => self.send("3").await,
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                other => panic!("expected a packet, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next event: its name and its object.
+    async fn event(&mut self) -> (String, Value) {
+        let packet = self.packet().await;
+        let body = packet.strip_prefix("42").unwrap_or_else(|| panic!("an event, got {packet}"));
+        let args: Value = serde_json::from_str(body).expect("event JSON");
+        (args[0].as_str().expect("event name").to_owned(), args[1].clone())
+    }
+
+    /// Reads events until one named `name`.
+    async fn event_named(&mut self, name: &str) -> Value {
+        loop {
+            let (got, body) = self.event().await;
+            if got == name {
+                assert_eq!(body["type"], name, "the object keeps its type");
+                return body;
+            }
+        }
+    }
+
+    /// Reads packets until the acknowledgement `id`, returning its object.
+    async fn ack(&mut self, id: u64) -> Value {
+        let prefix = format!("43{id}[");
+        loop {
+            let packet = self.packet().await;
+            if let Some(rest) = packet.strip_prefix(&prefix) {
+                let args: Value = serde_json::from_str(&format!("[{rest}")).expect("ack JSON");
+                return args[0].clone();
+            }
+        }
+    }
+}
+
+fn quick_pings(s: &mut device_sync::settings::Settings) {
+    s.socketio.ping_interval_s = 0.2;
+    s.socketio.ping_timeout_s = 0.3;
+}
+
+#[actix_web::test]
+async fn the_open_packet_gives_the_session_id_and_the_configured_timings() {
+    let app = spawn_app_with(quick_pings).await;
+    let sio = Sio::open(&app, "").await;
+    assert!(sio.open["sid"].as_str().is_some_and(|s| !s.is_empty()), "{}", sio.open);
+    assert_eq!(sio.open["upgrades"], json!([]), "already on websocket: nothing to upgrade to");
+    assert_eq!(sio.open["pingInterval"], 200);
+    assert_eq!(sio.open["pingTimeout"], 300);
+    assert_eq!(sio.open["maxPayload"], 1_048_576);
+}
+
+#[actix_web::test]
+async fn a_wrong_version_or_transport_is_refused_with_engine_io_errors() {
+    let app = spawn_app().await;
+    let status_and_body = |query: &'static str| {
+        let url = app.url(&format!("/socket.io/{query}"));
+        async move {
+            let response = reqwest::get(url).await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let (status, body) = status_and_body("?EIO=3&transport=websocket").await;
+    assert_eq!((status, body["code"].as_u64()), (400, Some(5)));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("EIO=4")), "{body}");
+    let (status, body) = status_and_body("?EIO=4&transport=carrier-pigeon").await;
+    assert_eq!(
+        (status, body["code"].as_u64(), body["message"].as_str()),
+        (400, Some(0), Some("Transport unknown"))
+    );
+    let (status, body) = status_and_body("?EIO=4&transport=websocket&sid=nope").await;
+    assert_eq!((status, body["code"].as_u64()), (400, Some(1)));
+}
+
+#[actix_web::test]
+async fn the_server_pings_and_a_client_that_stops_answering_is_dropped() {
+    let app = spawn_app_with(quick_pings).await;
+    let mut sio = Sio::open(&app, "").await;
+    // A ping arrives within the interval; answered, the session lives on.
+    let ping = tokio::time::timeout(WAIT, sio.stream.next()).await.expect("a ping in time");
+    assert!(matches!(ping, Some(Ok(Message::Text(ref t))) if t.as_str() == "2"), "{ping:?}");
+    sio.send("3").await;
+    // Then silence: gone after pingInterval + pingTimeout.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match sio.stream.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a silent client is closed");
+}
+
+#[actix_web::test]
+async fn only_the_default_namespace_exists() {
+    let app = spawn_app().await;
+    let mut sio = Sio::open(&app, "").await;
+    sio.send("40/admin,").await;
+    assert_eq!(sio.packet().await, "44/admin,{\"message\":\"Invalid namespace\"}");
+    sio.send("40").await;
+    let joined = sio.packet().await;
+    assert!(joined.starts_with("40{\"sid\":"), "{joined}");
+}
+
+#[actix_web::test]
+async fn the_token_is_checked_at_connect_from_the_payload_or_the_handshake() {
+    let app = spawn_app_with(|s| s.auth.device_token = "dev-secret".into()).await;
+    let (_, refused) = Sio::join(&app, json!({})).await;
+    let body: Value = serde_json::from_str(refused.strip_prefix("44").expect("CONNECT_ERROR")).expect("json");
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    let (_, wrong) = Sio::join(&app, json!({"token": "guess"})).await;
+    assert!(wrong.starts_with("44"), "{wrong}");
+    let (_, joined) = Sio::join(&app, json!({"token": "dev-secret"})).await;
+    assert!(joined.starts_with("40{\"sid\""), "{joined}");
+    let mut by_query = Sio::open(&app, "&token=dev-secret").await;
+    by_query.send("40").await;
+    assert!(by_query.packet().await.starts_with("40{"));
+}
+
+#[actix_web::test]
+async fn connect_is_answered_like_ws_connect_and_replies_are_acks_or_events() {
+    let app = spawn_app().await;
+    let (mut sio, joined) = Sio::join(&app, json!({"clientId": "flutter-1"})).await;
+    assert!(joined.starts_with("40{"), "{joined}");
+    let connected = sio.event_named("connected").await;
+    assert_eq!(connected["success"], true);
+    sio.event_named("connection_status").await;
+
+    // With an ack id, the direct reply is the acknowledgement.
+    sio.send("427[\"device_online\",{\"device_id\":\"till-9\",\"priority\":50}]").await;
+    let ack = sio.ack(7).await;
+    assert_eq!(ack["type"], "device_online_ack");
+    assert_eq!(ack["device_id"], "till-9");
+    assert_eq!(ack["reply_to"], "7", "an ack id counts as the message's id");
+
+    // Without one, it is an event.
+    sio.send("42[\"heartbeat\",{\"device_id\":\"till-9\"}]").await;
+    let beat = sio.event_named("heartbeat_ack").await;
+    assert_eq!(beat["device_id"], "till-9");
+
+    // Errors follow the same rule.
+    sio.send("428[\"heartbeat\",{\"device_id\":\"someone-else\"}]").await;
+    let error = sio.ack(8).await;
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("error"), Some("INSUFFICIENT_PERMISSIONS"))
+    );
+}
+
+#[actix_web::test]
+async fn bad_events_get_invalid_payload_and_the_session_stays() {
+    let app = spawn_app().await;
+    let (mut sio, _) = Sio::join(&app, json!({})).await;
+    sio.event_named("connection_status").await;
+    sio.send("423[\"ping\",[1,2]]").await;
+    assert_eq!(sio.ack(3).await["code"], "INVALID_PAYLOAD");
+    sio.send("451-[\"ping\",{\"_placeholder\":true,\"num\":0}]").await;
+    let (name, body) = sio.event().await;
+    assert_eq!((name.as_str(), body["code"].as_str()), ("error", Some("INVALID_PAYLOAD")));
+    sio.send("42[\"no_such_event\",{}]").await;
+    assert_eq!(sio.event_named("error").await["code"], "UNKNOWN_EVENT");
+    sio.send("424[\"ping\"]").await;
+    assert_eq!(sio.ack(4).await["type"], "pong", "no argument is an empty object");
+}
+
+#[actix_web::test]
+async fn socket_io_and_ws_clients_are_one_fleet() {
+    let app = spawn_app().await;
+    let station = app.create_station("pc1").await;
+    assert!(station > 0);
+    let mut plain = app.connect("ws-cashier").await;
+    let (mut sio, _) = Sio::join(&app, json!({"clientId": "flutter-cashier"})).await;
+    sio.event_named("connection_status").await;
+
+    // A `/ws` write reaches the Socket.IO client as an event.
+    plain
+        .send(json!({"type": "device_update", "deviceId": "pc1", "data": {"notes": "from ws"}, "id": "w1"}))
+        .await;
+    plain.expect("ack").await;
+    let update = sio.event_named("device_updated").await;
+    assert_eq!(update["data"]["notes"], "from ws");
+
+    // A Socket.IO write reaches the `/ws` client; the writer gets its ack, not the broadcast.
+    sio.send("425[\"device_update\",{\"deviceId\":\"pc1\",\"data\":{\"notes\":\"from sio\"}}]").await;
+    let ack = sio.ack(5).await;
+    assert_eq!(ack["type"], "ack");
+    let seq = ack["seq"].as_u64().expect("seq");
+    let (seen, _) = plain.recv_until("device_updated").await;
+    assert_eq!((seen["data"]["notes"].as_str(), seen["seq"].as_u64()), (Some("from sio"), Some(seq)));
+}
+
+#[actix_web::test]
+async fn a_socket_io_client_resumes_from_last_seq_in_its_connect_payload() {
+    let app = spawn_app().await;
+    app.create_station("pc1").await;
+    let mut plain = app.connect("writer").await;
+    for n in 0..3 {
+        plain.send(json!({"type": "device_update", "deviceId": "pc1", "data": {"customerCount": n}, "id": format!("u{n}")})).await;
+        plain.expect("ack").await;
+    }
+    // Change 1 made the station; the client saw it and resumes after it.
+    let (mut sio, _) = Sio::join(&app, json!({"last_seq": 1})).await;
+    let mut seqs = Vec::new();
+    loop {
+        let (name, body) = sio.event().await;
+        if name == "connected" {
+            break;
+        }
+        if name == "device_updated" {
+            seqs.push(body["seq"].as_u64().expect("seq"));
+        }
+    }
+    assert_eq!(seqs, vec![2, 3, 4], "every change after last_seq, once, in order, before connected");
+}
