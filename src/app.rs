@@ -136,6 +136,7 @@ impl Application {
             slots: ConnectionSlots::new(settings.limits.max_connections),
             sessions,
             tokens,
+            polling: Arc::default(),
             started_at: Utc::now(),
             settings,
         });

@@ -230,6 +230,14 @@ pub struct OutboxBody {
     outbox: Outbox,
 }
 
+impl OutboxBody {
+    /// The session has ended and everything it wrote has been taken (or dropped).
+    pub fn is_done(&self) -> bool {
+        let inner = self.outbox.inner.borrow();
+        inner.finished && inner.chunks.is_empty()
+    }
+}
+
 impl Stream for OutboxBody {
     type Item = Result<Bytes, Infallible>;
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http::auth::Tokens;
+use crate::http::socketio::PollingSessions;
 use crate::settings::Settings;
 
 /// The shared application state.
@@ -25,6 +26,8 @@ pub struct Shared {
     /// The admission gate for WebSocket sessions (`limits.max_connections`).
     pub slots: Arc<ConnectionSlots>,
     pub tokens: Tokens,
+    /// The Socket.IO sessions on long-polling, by Engine.IO session id.
+    pub polling: Arc<PollingSessions>,
     pub started_at: DateTime<Utc>,
 }
 

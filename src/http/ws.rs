@@ -1,15 +1,17 @@
 //! `GET /ws`: the upgrade into a Session actor, behind the device token and the connection
 //! limit. The session's actor stream is driven by its own pump (see `actors::outbox`).
 
+use actix_http::error::PayloadError;
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use std::sync::Arc;
 
 use super::auth::Access;
 use super::error::ApiError;
-use crate::actors::outbox::{self, Outbox};
-use crate::actors::session::{Session, Wire};
+use crate::actors::outbox::{self, Outbox, OutboxBody};
+use crate::actors::session::{ConnectionSlot, Session, Wire};
 use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
 
@@ -31,20 +33,33 @@ pub fn start(
     app: &AppState,
     wire: Wire,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(slot) = app.slots.try_acquire() else {
+    let slot = admit(app)?;
+    let mut response = ws::handshake(req).map_err(|err| {
+        ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
+    })?;
+    Ok(response.streaming(spawn(app, wire, slot, payload)))
+}
+
+/// A slot for one more session, or 503 at the connection limit.
+pub fn admit(app: &AppState) -> Result<ConnectionSlot, ApiError> {
+    app.slots.try_acquire().ok_or_else(|| {
         tracing::warn!(max = app.settings.limits.max_connections, "connection limit reached");
         let error = WireError::new(
             ErrorCode::ServerError,
             format!("The server is at its connection limit ({})", app.settings.limits.max_connections),
         );
-        return Err(ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE));
-    };
-    let mut response = ws::handshake(req).map_err(|err| {
-        ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
-    })?;
+        ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE)
+    })
+}
+
+/// Starts a Session actor reading WebSocket frames from `input`; returns what it writes.
+pub fn spawn<S>(app: &AppState, wire: Wire, slot: ConnectionSlot, input: S) -> OutboxBody
+where
+    S: futures_util::Stream<Item = Result<Bytes, PayloadError>> + 'static,
+{
     let outbox = Outbox::new();
     let session = Session::new(Arc::clone(&app.sessions), wire, outbox.clone(), slot);
     let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
-    let stream = ws::WebsocketContext::with_codec(session, payload, codec);
-    Ok(response.streaming(outbox::drive(stream, outbox)))
+    let stream = ws::WebsocketContext::with_codec(session, input, codec);
+    outbox::drive(stream, outbox)
 }

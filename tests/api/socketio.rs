@@ -273,3 +273,128 @@ async fn a_socket_io_client_resumes_from_last_seq_in_its_connect_payload() {
     }
     assert_eq!(seqs, vec![2, 3, 4], "every change after last_seq, once, in order, before connected");
 }
+
+/// A long-polling client: GETs and POSTs with the session's `sid`.
+struct Polling {
+    http: reqwest::Client,
+    base: String,
+    sid: String,
+    /// Packets received and not yet looked at.
+    unread: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Polling {
+    async fn handshake(app: &TestApp) -> (Self, Value) {
+        let base = app.url("/socket.io/?EIO=4&transport=polling");
+        let http = reqwest::Client::builder().timeout(WAIT).build().expect("client");
+        let body = http.get(&base).send().await.expect("handshake").text().await.expect("body");
+        assert!(body.starts_with('0') && !body.contains('\u{1e}'), "the open packet alone: {body:?}");
+        let open: Value = serde_json::from_str(&body[1..]).expect("open JSON");
+        let sid = open["sid"].as_str().expect("sid").to_owned();
+        (Self { http, base, sid, unread: Default::default() }, open)
+    }
+
+    fn url(&self) -> String {
+        format!("{}&sid={}", self.base, self.sid)
+    }
+
+    async fn post(&self, packets: &[&str]) {
+        let body = packets.join("\u{1e}");
+        let response = self.http.post(self.url()).body(body).send().await.expect("post");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.expect("body"), "ok");
+    }
+
+    async fn get(&self) -> Vec<String> {
+        let body = self.http.get(self.url()).send().await.expect("poll").text().await.expect("body");
+        body.split('\u{1e}').map(str::to_owned).collect()
+    }
+
+    /// Polls until a packet starting with `prefix`, answering pings; later packets of the same
+    /// body are kept for the next call.
+    async fn until(&self, prefix: &str) -> String {
+        for _ in 0..20 {
+            loop {
+                let next = self.unread.lock().expect("unread").pop_front();
+                let Some(packet) = next else { break };
+                if packet == "2" {
+                    self.post(&["3"]).await;
+                } else if packet.starts_with(prefix) {
+                    return packet;
+                }
+            }
+            let packets = self.get().await;
+            self.unread.lock().expect("unread").extend(packets);
+        }
+        panic!("no packet starting with {prefix}");
+    }
+}
+
+#[actix_web::test]
+async fn long_polling_carries_a_session_and_several_packets_share_a_body() {
+    let app = spawn_app().await;
+    let (poll, open) = Polling::handshake(&app).await;
+    assert_eq!(open["upgrades"], json!(["websocket"]), "a polling session may upgrade");
+    poll.post(&["40{\"clientId\":\"web-1\"}"]).await;
+    let joined = poll.until("40").await;
+    assert!(joined.starts_with("40{\"sid\""), "{joined}");
+    poll.until("42[\"connected\"").await;
+    // Two events in one body, answered in order.
+    poll.post(&["421[\"ping\",{}]", "422[\"ping\",{}]"]).await;
+    let first = poll.until("431[").await;
+    assert!(first.contains("\"type\":\"pong\""), "{first}");
+    poll.until("432[").await;
+}
+
+#[actix_web::test]
+async fn a_polling_session_upgrades_to_websocket_with_probe_noop_and_upgrade() {
+    let app = spawn_app().await;
+    let (poll, _) = Polling::handshake(&app).await;
+    poll.post(&["40"]).await;
+    poll.until("40").await;
+    poll.until("42[\"connection_status\"").await;
+    let url = format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&sid={}", app.port, poll.sid);
+    let (stream, _) = connect_async(url).await.expect("upgrade socket");
+    let mut ws = Sio { stream, open: Value::Null };
+    // A poll waits while the probe goes over the new socket; the probe ends it with a noop.
+    let waiting = tokio::spawn({
+        let (http, url) = (poll.http.clone(), poll.url());
+        async move { http.get(url).send().await.expect("poll").text().await.expect("body") }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.packet().await, "3probe");
+    let ended = tokio::time::timeout(WAIT, waiting).await.expect("the poll ends").expect("poll task");
+    assert!(ended.split('\u{1e}').any(|p| p == "6"), "the pending poll ends with a noop: {ended:?}");
+    ws.send("5").await;
+    // Now the websocket carries the session.
+    ws.send("427[\"ping\",{}]").await;
+    assert_eq!(ws.ack(7).await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn long_polling_bounds_the_body_and_knows_its_sessions() {
+    let app = spawn_app_with(|s| s.limits.max_message_bytes = 1024).await;
+    let (poll, open) = Polling::handshake(&app).await;
+    assert_eq!(open["maxPayload"], 1024);
+    let big = format!("42[\"ping\",{{\"pad\":\"{}\"}}]", "x".repeat(2048));
+    let response = poll.http.post(poll.url()).body(big).send().await.expect("post");
+    assert_eq!(response.status(), 413);
+    let unknown = poll.http.get(format!("{}&sid=nope", poll.base)).send().await.expect("poll");
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(unknown.json::<Value>().await.expect("json")["code"], 1);
+}
+
+#[actix_web::test]
+async fn cors_answers_only_the_configured_origins() {
+    let app = spawn_app_with(|s| s.socketio.cors_origins = vec!["http://till.local".into()]).await;
+    let url = app.url("/socket.io/?EIO=4&transport=polling");
+    let http = reqwest::Client::new();
+    let allowed = http.get(&url).header("Origin", "http://till.local").send().await.expect("get");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("http://till.local")
+    );
+    let other = http.get(&url).header("Origin", "http://elsewhere.example").send().await.expect("get");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

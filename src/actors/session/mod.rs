@@ -650,12 +650,14 @@ impl Actor for Session {
         let tick = self.ping_every().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         if let Wire::SocketIo(_) = self.wire {
-            // A Socket.IO session attaches when its client joins the namespace.
+            // A Socket.IO session attaches when its client joins the namespace, and is first
+            // pinged after an interval (Engine.IO).
             self.socketio_open(ctx);
+            self.last_ping = Instant::now();
         } else {
             ctx.run_later(ATTACH_GRACE, |act, ctx| act.ensure_attached(ctx));
+            self.ping(ctx);
         }
-        self.ping(ctx);
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {

@@ -32,6 +32,8 @@ pub enum Wire {
 pub struct SocketIoWire {
     /// The Engine.IO session id (and the Socket.IO one: only the default namespace exists).
     sid: String,
+    /// It may upgrade to websocket (it started on long-polling).
+    upgrades: bool,
     /// The client joined the default namespace.
     joined: bool,
     /// The handshake request carried a token that opens a session (`?token=` or the header).
@@ -44,14 +46,18 @@ pub struct SocketIoWire {
 }
 
 impl SocketIoWire {
+    /// A session `sid` (`upgrades` when it starts on long-polling).
     pub fn new(
+        sid: String,
+        upgrades: bool,
         authorized: bool,
         check_token: TokenCheck,
         ping_interval: Duration,
         ping_timeout: Duration,
     ) -> Self {
         Self {
-            sid: uuid::Uuid::new_v4().simple().to_string(),
+            sid,
+            upgrades,
             joined: false,
             authorized,
             check_token,
@@ -100,8 +106,8 @@ impl Session {
         let Wire::SocketIo(sio) = &self.wire else { return };
         let handshake = socketio::Handshake {
             sid: &sio.sid,
-            // Already on the websocket transport: nothing to upgrade to.
-            upgrades: &[],
+            // On the websocket transport already, nothing to upgrade to.
+            upgrades: if sio.upgrades { &["websocket"] } else { &[] },
             ping_interval: duration_ms(sio.ping_interval),
             ping_timeout: duration_ms(sio.ping_timeout),
             max_payload: self.cx.limits.max_message_bytes,

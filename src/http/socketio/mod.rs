@@ -1,0 +1,235 @@
+//! `/socket.io/`: Engine.IO 4 into a Session actor that speaks Socket.IO (PROTOCOL.md section
+//! 10), beside `/ws` on the same port.
+//!
+//! Both transports are served: `websocket` from the start (a Flutter app with
+//! `setTransports(['websocket'])`), and HTTP long-polling with the upgrade to websocket (the
+//! JavaScript and Flutter-web default), see `polling` and `upgrade`. The token may come with the
+//! handshake (`?token=`, `Authorization`) or in the namespace CONNECT's payload; it is checked at
+//! the CONNECT. Handshake errors answer as the reference server does: HTTP 400 with
+//! `{"code", "message"}`.
+
+mod polling;
+mod upgrade;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws as actix_ws;
+use serde::Serialize;
+use tokio_stream_shim::receiver_stream;
+
+pub use self::polling::PollingSessions;
+use self::polling::{Bridge, Taken};
+use super::auth::Access;
+use super::error::ApiError;
+use super::query::Query;
+use super::ws;
+use crate::actors::outbox::{self, Outbox};
+use crate::actors::session::{SocketIoWire, TokenCheck, Wire};
+use crate::http::state::AppState;
+use crate::protocol::socketio::{ENGINE_IO_VERSION, RECORD_SEPARATOR};
+
+/// Registers `/socket.io/`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for path in ["/socket.io/", "/socket.io"] {
+        cfg.route(path, web::get().to(get))
+            .route(path, web::post().to(post))
+            .route(path, web::method(actix_web::http::Method::OPTIONS).to(preflight));
+    }
+}
+
+/// Engine.IO's error body.
+#[derive(Serialize)]
+struct EngineError<'a> {
+    code: u8,
+    message: &'a str,
+}
+
+fn refuse(code: u8, message: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(EngineError { code, message })
+}
+
+/// What a request names: the version checked, the transport, the session.
+struct Target {
+    websocket: bool,
+    sid: Option<String>,
+}
+
+/// The request's target, or Engine.IO's error code and message.
+fn target(query: &Query) -> Result<Target, (u8, &'static str)> {
+    if query.text("EIO") != Some(ENGINE_IO_VERSION) {
+        return Err((5, "Unsupported protocol version: this server speaks Engine.IO 4 (EIO=4)"));
+    }
+    let websocket = match query.text("transport") {
+        Some("websocket") => true,
+        Some("polling") => false,
+        _ => return Err((0, "Transport unknown")),
+    };
+    Ok(Target { websocket, sid: query.text("sid").map(str::to_owned) })
+}
+
+/// A new session's Socket.IO state.
+fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire {
+    let authorized = app.tokens.check(req, Access::Device, true).is_ok();
+    let tokens = app.tokens.clone();
+    let check_token: TokenCheck = Arc::new(move |token| tokens.opens_session(token));
+    let socketio = &app.settings.socketio;
+    let wire = SocketIoWire::new(
+        sid,
+        upgrades,
+        authorized,
+        check_token,
+        socketio.ping_interval(),
+        socketio.ping_timeout(),
+    );
+    Wire::SocketIo(Box::new(wire))
+}
+
+fn new_sid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+async fn get(
+    req: HttpRequest,
+    payload: web::Payload,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::of(&req)?;
+    let target = match target(&query) {
+        Ok(target) => target,
+        Err((code, message)) => return Ok(refuse(code, message)),
+    };
+    match (target.websocket, target.sid) {
+        (true, None) => {
+            let wire = wire(&req, &app, new_sid(), false);
+            ws::start(&req, payload, &app, wire)
+        }
+        (true, Some(sid)) => {
+            let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+            let mut response = actix_ws::handshake(&req).map_err(|err| {
+                ApiError::from(crate::protocol::WireError::invalid(
+                    None,
+                    None,
+                    format!("not a WebSocket upgrade: {err}"),
+                ))
+            })?;
+            let outbox = Outbox::new();
+            let socket = upgrade::Upgrade::new(bridge, outbox.clone(), app.settings.limits.session_queue);
+            let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
+            let stream = actix_ws::WebsocketContext::with_codec(socket, payload, codec);
+            Ok(cors(&req, &app, &mut response).streaming(outbox::drive(stream, outbox)))
+        }
+        (false, None) => handshake(&req, &app).await,
+        (false, Some(sid)) => {
+            let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+            let wait = app.settings.socketio.ping_interval() + Duration::from_secs(1);
+            Ok(answer_poll(&req, &app, &sid, bridge.poll(wait).await))
+        }
+    }
+}
+
+/// A long-polling handshake: a new session, and its open packet as the first poll's answer.
+async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, ApiError> {
+    let slot = ws::admit(app)?;
+    let sid = new_sid();
+    let (input, frames) = tokio::sync::mpsc::unbounded_channel();
+    let body = ws::spawn(app, wire(req, app, sid.clone(), true), slot, receiver_stream(frames));
+    let bridge = Bridge::start(
+        input,
+        body,
+        app.settings.limits.max_message_bytes,
+        Arc::clone(&app.polling),
+        sid.clone(),
+    );
+    app.polling.insert(sid.clone(), Arc::clone(&bridge));
+    Ok(answer_poll(req, app, &sid, bridge.poll(Duration::from_secs(5)).await))
+}
+
+fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken>) -> HttpResponse {
+    let body = match taken {
+        // Engine.IO allows one GET at a time: a second one is a protocol error.
+        None => return refuse(3, "Bad request: a poll is already waiting"),
+        Some(Taken::Packets(packets)) => packets.join(&RECORD_SEPARATOR.to_string()),
+        Some(Taken::Closed) => {
+            app.polling.remove(sid);
+            "1".to_owned()
+        }
+    };
+    let mut response = HttpResponse::Ok();
+    cors(req, app, &mut response).content_type("text/plain; charset=UTF-8").body(body)
+}
+
+async fn post(
+    req: HttpRequest,
+    body: web::Bytes,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::of(&req)?;
+    let target = match target(&query) {
+        Ok(target) => target,
+        Err((code, message)) => return Ok(refuse(code, message)),
+    };
+    let (false, Some(sid)) = (target.websocket, target.sid) else {
+        return Ok(refuse(3, "Bad request: a POST needs a polling session's sid"));
+    };
+    let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+    if body.len() > app.settings.limits.max_message_bytes {
+        return Ok(HttpResponse::PayloadTooLarge()
+            .json(EngineError { code: 3, message: "The body exceeds maxPayload" }));
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Ok(refuse(3, "Bad request: the body is not UTF-8"));
+    };
+    if !bridge.send(text) {
+        app.polling.remove(&sid);
+        return Ok(refuse(1, "Session ID unknown"));
+    }
+    let mut response = HttpResponse::Ok();
+    Ok(cors(&req, &app, &mut response).content_type("text/html").body("ok"))
+}
+
+async fn preflight(req: HttpRequest, app: web::Data<AppState>) -> HttpResponse {
+    let mut response = HttpResponse::NoContent();
+    cors(&req, &app, &mut response)
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, authorization"))
+        .finish()
+}
+
+/// Adds CORS headers when the request's origin is one `socketio.cors_origins` allows.
+fn cors<'a>(
+    req: &HttpRequest,
+    app: &AppState,
+    response: &'a mut actix_web::HttpResponseBuilder,
+) -> &'a mut actix_web::HttpResponseBuilder {
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    let allowed = &app.settings.socketio.cors_origins;
+    if let Some(origin) = origin
+        && allowed.iter().any(|a| a == "*" || a == origin)
+    {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.to_owned()))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+            .insert_header((header::VARY, "Origin"));
+    }
+    response
+}
+
+mod tokio_stream_shim {
+    //! A channel's receiving end as the byte stream a Session actor reads.
+
+    use actix_http::error::PayloadError;
+    use actix_web::web::Bytes;
+    use futures_util::Stream;
+    use tokio::sync::mpsc::UnboundedReceiver;
+
+    pub fn receiver_stream(
+        frames: UnboundedReceiver<Bytes>,
+    ) -> impl Stream<Item = Result<Bytes, PayloadError>> {
+        futures_util::stream::unfold(frames, |mut frames| async move {
+            frames.recv().await.map(|frame| (Ok(frame), frames))
+        })
+    }
+}

@@ -1,0 +1,325 @@
+//! Engine.IO's HTTP long-polling transport, and the bridge that keeps a polling session's
+//! Session actor in one place while its requests come and go.
+//!
+//! A polling session's actor runs on the worker that took its handshake, behind a WebSocket of
+//! its own that no socket carries: what the client POSTs is handed to it as WebSocket frames,
+//! and what it writes stays in its outbox (with the same bounds as any session) until a GET
+//! takes it. The poller task, on the actor's thread, takes frames out of the outbox only when a
+//! GET (or, after an upgrade, the websocket) asks, so a client that stops polling falls behind
+//! and is closed like any slow consumer. Requests reach the bridge from any worker; only
+//! thread-safe channels cross.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_http::ws::{OpCode, Parser};
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actors::outbox::OutboxBody;
+use crate::protocol::socketio::RECORD_SEPARATOR;
+
+/// What the poller hands a GET: the packets waiting (joined for the body), or the end.
+pub enum Taken {
+    Packets(Vec<String>),
+    /// The session has ended: the client gets Engine.IO's close packet.
+    Closed,
+}
+
+/// Where the poller delivers once the session has upgraded to websocket.
+pub type Upgraded = mpsc::Sender<String>;
+
+enum Ask {
+    /// A GET waits for packets.
+    Poll(oneshot::Sender<Taken>),
+    /// From now on, deliver everything to the upgraded websocket.
+    Upgrade(Upgraded),
+    /// End the pending poll with a noop (the upgrade's probe succeeded).
+    Noop,
+}
+
+/// A polling session, as every worker reaches it.
+pub struct Bridge {
+    /// Frames for the Session actor (masked client WebSocket frames).
+    input: mpsc::UnboundedSender<Bytes>,
+    asks: mpsc::UnboundedSender<Ask>,
+    /// A GET is waiting (Engine.IO allows one at a time).
+    polling: Mutex<bool>,
+}
+
+impl Bridge {
+    /// A bridge whose actor reads `input`'s other end, and its poller over `outbox`.
+    pub fn start(
+        input: mpsc::UnboundedSender<Bytes>,
+        outbox: OutboxBody,
+        max_size: usize,
+        sessions: Arc<PollingSessions>,
+        sid: String,
+    ) -> Arc<Self> {
+        let (asks, asked) = mpsc::unbounded_channel();
+        actix_web::rt::spawn(async move {
+            poller(outbox, asked, max_size).await;
+            // The session has ended (or upgraded and then ended): forget it.
+            sessions.remove(&sid);
+        });
+        Arc::new(Self { input, asks, polling: Mutex::new(false) })
+    }
+
+    /// Hands the client's packets to the session, in order. `false` once it has ended.
+    pub fn send(&self, packets: &str) -> bool {
+        packets.split(RECORD_SEPARATOR).filter(|p| !p.is_empty()).all(|packet| {
+            let mut frame = BytesMut::new();
+            Parser::write_message(&mut frame, packet, OpCode::Text, true, true);
+            self.input.send(frame.freeze()).is_ok()
+        })
+    }
+
+    /// Waits (at most `wait`) for what the session has written. `None` when another GET is
+    /// already waiting.
+    pub async fn poll(&self, wait: Duration) -> Option<Taken> {
+        {
+            let mut polling = self.polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *polling {
+                return None;
+            }
+            *polling = true;
+        }
+        let (reply, taken) = oneshot::channel();
+        let answer = if self.asks.send(Ask::Poll(reply)).is_err() {
+            Taken::Closed
+        } else {
+            match tokio::time::timeout(wait, taken).await {
+                Ok(Ok(taken)) => taken,
+                Ok(Err(_)) => Taken::Closed,
+                // Nothing within the wait: an empty answer is a noop.
+                Err(_) => Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]),
+            }
+        };
+        *self.polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        Some(answer)
+    }
+
+    /// The upgrade's probe succeeded: the waiting poll ends with a noop.
+    pub fn noop(&self) {
+        let _ = self.asks.send(Ask::Noop);
+    }
+
+    /// The upgrade is done: everything from now on goes to `socket`.
+    pub fn upgrade(&self, socket: Upgraded) {
+        let _ = self.asks.send(Ask::Upgrade(socket));
+    }
+}
+
+/// The polling sessions open now, by Engine.IO session id.
+#[derive(Default)]
+pub struct PollingSessions(Mutex<HashMap<String, Arc<Bridge>>>);
+
+impl PollingSessions {
+    pub fn insert(&self, sid: String, bridge: Arc<Bridge>) {
+        self.lock().insert(sid, bridge);
+    }
+
+    pub fn get(&self, sid: &str) -> Option<Arc<Bridge>> {
+        self.lock().get(sid).cloned()
+    }
+
+    pub fn remove(&self, sid: &str) {
+        self.lock().remove(sid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Bridge>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Takes the session's frames out of its outbox when asked, as Engine.IO packets.
+async fn poller(mut outbox: OutboxBody, mut asks: mpsc::UnboundedReceiver<Ask>, max_size: usize) {
+    let mut frames = Frames { buf: BytesMut::new(), max_size, ended: false };
+    // Packets taken for a GET that had gone by the time they came.
+    let mut carry: Vec<String> = Vec::new();
+    let mut pending: Option<oneshot::Sender<Taken>> = None;
+    loop {
+        let ask = if pending.is_some() || frames.ended {
+            match asks.try_recv() {
+                Ok(ask) => Some(ask),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
+        } else {
+            tokio::select! {
+                ask = asks.recv() => match ask {
+                    Some(ask) => Some(ask),
+                    None => return,
+                },
+                () = done(&outbox) => return,
+            }
+        };
+        match ask {
+            Some(Ask::Poll(reply)) => pending = Some(reply),
+            Some(Ask::Noop) => {
+                if let Some(reply) = pending.take() {
+                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
+                }
+                continue;
+            }
+            Some(Ask::Upgrade(socket)) => {
+                if let Some(reply) = pending.take() {
+                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
+                }
+                return upgraded(outbox, frames, carry, socket).await;
+            }
+            None => {}
+        }
+        let Some(reply) = pending.take() else { continue };
+        if frames.ended && carry.is_empty() {
+            let _ = reply.send(Taken::Closed);
+            continue;
+        }
+        if carry.is_empty() {
+            // Wait for the first packet, unless the GET goes away or the upgrade asks.
+            enum Woke {
+                Packet(Option<String>),
+                Gone,
+                Asked(Option<Ask>),
+            }
+            let woke = tokio::select! {
+                packet = frames.next(&mut outbox) => Woke::Packet(packet),
+                () = reply_closed(&reply) => Woke::Gone,
+                ask = asks.recv() => Woke::Asked(ask),
+            };
+            match woke {
+                Woke::Packet(packet) => carry.extend(packet),
+                Woke::Gone => continue,
+                Woke::Asked(None) => return,
+                Woke::Asked(Some(Ask::Noop)) => {
+                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
+                    continue;
+                }
+                Woke::Asked(Some(Ask::Upgrade(socket))) => {
+                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
+                    return upgraded(outbox, frames, carry, socket).await;
+                }
+                Woke::Asked(Some(Ask::Poll(other))) => {
+                    // The bridge lets one GET wait at a time; keep the newer one.
+                    drop(reply);
+                    pending = Some(other);
+                    continue;
+                }
+            }
+        }
+        // And everything else already there.
+        while let Some(packet) = frames.ready(&mut outbox) {
+            carry.push(packet);
+        }
+        if reply.is_closed() {
+            continue;
+        }
+        let taken = if carry.is_empty() && frames.ended {
+            Taken::Closed
+        } else {
+            Taken::Packets(std::mem::take(&mut carry))
+        };
+        if let Err(Taken::Packets(back)) = reply.send(taken) {
+            carry = back;
+        }
+    }
+}
+
+/// Resolves once the session has ended with nothing left to take.
+async fn done(outbox: &OutboxBody) {
+    while !outbox.is_done() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn reply_closed(reply: &oneshot::Sender<Taken>) {
+    // `oneshot::Sender::closed` needs `&mut`; poll its state instead.
+    while !reply.is_closed() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After the upgrade: every packet goes to the websocket as soon as it can take it.
+async fn upgraded(mut outbox: OutboxBody, mut frames: Frames, carry: Vec<String>, socket: Upgraded) {
+    for packet in carry {
+        if socket.send(packet).await.is_err() {
+            return;
+        }
+    }
+    while let Some(packet) = frames.next(&mut outbox).await {
+        if socket.send(packet).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads WebSocket frames from the session's outbox as text packets.
+struct Frames {
+    buf: BytesMut,
+    max_size: usize,
+    ended: bool,
+}
+
+impl Frames {
+    /// The next text packet, or `None` when the session has ended.
+    async fn next(&mut self, outbox: &mut OutboxBody) -> Option<String> {
+        loop {
+            if let Some(packet) = self.parse() {
+                return Some(packet);
+            }
+            if self.ended {
+                return None;
+            }
+            match outbox.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(never)) => match never {},
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// A packet already written, without waiting.
+    fn ready(&mut self, outbox: &mut OutboxBody) -> Option<String> {
+        loop {
+            if let Some(packet) = self.parse() {
+                return Some(packet);
+            }
+            if self.ended {
+                return None;
+            }
+            match futures_util::FutureExt::now_or_never(outbox.next()) {
+                Some(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Some(Some(Err(never))) => match never {},
+                Some(None) => self.ended = true,
+                None => return None,
+            }
+        }
+    }
+
+    /// The next whole text frame in the buffer; a close frame ends the session.
+    fn parse(&mut self) -> Option<String> {
+        loop {
+            match Parser::parse(&mut self.buf, false, self.max_size.saturating_mul(2)) {
+                Ok(Some((_, OpCode::Text, Some(payload)))) => {
+                    return Some(String::from_utf8_lossy(&payload).into_owned());
+                }
+                Ok(Some((_, OpCode::Close, _))) => {
+                    self.ended = true;
+                    self.buf.clear();
+                    return None;
+                }
+                // Pings, pongs and anything else: not Engine.IO packets.
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(err) => {
+                    tracing::error!(%err, "a polling session's frame could not be read");
+                    self.ended = true;
+                    self.buf.clear();
+                    return None;
+                }
+            }
+        }
+    }
+}
