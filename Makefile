@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run test lint fmt build fuzz soak bench
+.PHONY: help run test lint fmt build fuzz soak bench clients
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,7 +15,20 @@ run: build ## run the server on the embedded SQLite default (./data, port 8080)
 # Tests build with fault injection (inert unless a test injects a fault).
 TEST_FEATURES = --features device-sync/fault-injection
 
-test: ## run every test (unit and integration)
+# The real Socket.IO clients the tests drive (python-socketio), in a virtualenv outside the
+# clone, installed from PyPI at the versions pinned in tests/clients/requirements.txt.
+CLIENTS_DIR ?= $(HOME)/.cache/device-sync/clients
+PYTHON ?= python3
+export DEVICE_SYNC_PYTHON = $(CLIENTS_DIR)/venv/bin/python
+
+clients: $(CLIENTS_DIR)/venv/.installed ## install the real Socket.IO clients the tests use
+
+$(CLIENTS_DIR)/venv/.installed: tests/clients/requirements.txt
+	$(PYTHON) -m venv $(CLIENTS_DIR)/venv
+	$(CLIENTS_DIR)/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+	touch $@
+
+test: clients ## run every test (unit and integration; installs the test clients first)
 	$(CARGO) test --workspace $(TEST_FEATURES)
 
 lint: ## formatting and clippy, warnings as errors

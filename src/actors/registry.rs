@@ -21,6 +21,16 @@ use crate::protocol::{ErrorCode, WireError, close};
 pub struct Register {
     pub session: Uuid,
     pub recipient: Recipient<Outbound>,
+    pub transport: Transport,
+}
+
+/// Which protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `/ws`.
+    Ws,
+    /// `/socket.io/`.
+    SocketIo,
 }
 
 /// A session closed. Safe to send twice.
@@ -63,8 +73,10 @@ pub struct Stats;
 /// The answer to `Stats`.
 #[derive(Debug, Clone, Copy, PartialEq, MessageResponse)]
 pub struct RegistryStats {
-    /// Open WebSocket sessions.
+    /// Open sessions.
     pub sessions: usize,
+    /// Of those, the ones on `/socket.io/`.
+    pub socketio_sessions: usize,
     /// Sessions registered as a device.
     pub devices: usize,
     /// The mean round trip of the sessions that measured one, in milliseconds.
@@ -73,6 +85,7 @@ pub struct RegistryStats {
 
 struct Entry {
     recipient: Recipient<Outbound>,
+    transport: Transport,
     client_id: Option<String>,
     device_id: Option<String>,
     connected_at: DateTime<Utc>,
@@ -120,6 +133,7 @@ impl Handler<Register> for Registry {
             msg.session,
             Entry {
                 recipient: msg.recipient,
+                transport: msg.transport,
                 client_id: None,
                 device_id: None,
                 connected_at: Utc::now(),
@@ -234,6 +248,12 @@ impl Handler<Stats> for Registry {
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> RegistryStats {
         let rtts: Vec<u64> = self.sessions.values().filter_map(|e| e.rtt_ms).collect();
         let mean_rtt_ms = (!rtts.is_empty()).then(|| rtts.iter().sum::<u64>() as f64 / rtts.len() as f64);
-        RegistryStats { sessions: self.sessions.len(), devices: self.devices.len(), mean_rtt_ms }
+        let socketio_sessions = self.sessions.values().filter(|e| e.transport == Transport::SocketIo).count();
+        RegistryStats {
+            sessions: self.sessions.len(),
+            socketio_sessions,
+            devices: self.devices.len(),
+            mean_rtt_ms,
+        }
     }
 }

@@ -35,7 +35,15 @@ struct Health {
     election_failed: bool,
     database: DatabaseHealth,
     sessions: usize,
+    /// The open sessions by transport.
+    sessions_by_transport: SessionsByTransport,
     uptime_seconds: i64,
+}
+
+#[derive(Serialize)]
+struct SessionsByTransport {
+    ws: usize,
+    socketio: usize,
 }
 
 #[derive(Serialize)]
@@ -76,6 +84,10 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             error: database_error,
         },
         sessions: stats.sessions,
+        sessions_by_transport: SessionsByTransport {
+            ws: stats.sessions - stats.socketio_sessions,
+            socketio: stats.socketio_sessions,
+        },
         uptime_seconds: (chrono::Utc::now() - app.started_at).num_seconds(),
     };
     let mut response =

@@ -21,5 +21,6 @@ mod shutdown;
 mod slow_consumer;
 mod soak;
 mod socketio;
+mod socketio_clients;
 mod sync;
 mod sync_state;

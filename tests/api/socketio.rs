@@ -248,6 +248,9 @@ async fn socket_io_and_ws_clients_are_one_fleet() {
     let seq = ack["seq"].as_u64().expect("seq");
     let (seen, _) = plain.recv_until("device_updated").await;
     assert_eq!((seen["data"]["notes"].as_str(), seen["seq"].as_u64()), (Some("from sio"), Some(seq)));
+
+    let health = app.health().await;
+    assert_eq!(health["sessions_by_transport"], json!({"ws": 1, "socketio": 1}), "{health}");
 }
 
 #[actix_web::test]

@@ -31,7 +31,7 @@ use super::broadcast::Outbound;
 use super::election::{Online, Seen};
 use super::outbox::{self, Outbox};
 use super::persistence::{Applied, Origin, Outcome, persist};
-use super::registry::{Identify, Latency, Register, Stats, Unregister};
+use super::registry::{Identify, Latency, Register, Stats, Transport, Unregister};
 use crate::domain::commands::Command;
 use crate::domain::feed::{self, Feed};
 use crate::domain::resume::{self, Resume};
@@ -646,7 +646,15 @@ impl Actor for Session {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.cx.registry.do_send(Register { session: self.id, recipient: ctx.address().recipient() });
+        let transport = match self.wire {
+            Wire::Plain => Transport::Ws,
+            Wire::SocketIo(_) => Transport::SocketIo,
+        };
+        self.cx.registry.do_send(Register {
+            session: self.id,
+            recipient: ctx.address().recipient(),
+            transport,
+        });
         let tick = self.ping_every().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         if let Wire::SocketIo(_) = self.wire {
