@@ -15,13 +15,18 @@ run: build ## run the server on the embedded SQLite default (./data, port 8080)
 # Tests build with fault injection (inert unless a test injects a fault).
 TEST_FEATURES = --features device-sync/fault-injection
 
-# The real Socket.IO clients the tests drive (python-socketio), in a virtualenv outside the
-# clone, installed from PyPI at the versions pinned in tests/clients/requirements.txt.
+# The real Socket.IO clients the tests drive: python-socketio in a virtualenv outside the clone,
+# from PyPI at the versions pinned in tests/clients/requirements.txt, and Node's
+# socket.io-client from npm as tests/clients/package-lock.json pins it.
 CLIENTS_DIR ?= $(HOME)/.cache/device-sync/clients
 PYTHON ?= python3
 export DEVICE_SYNC_PYTHON = $(CLIENTS_DIR)/venv/bin/python
 
-clients: $(CLIENTS_DIR)/venv/.installed ## install the real Socket.IO clients the tests use
+clients: $(CLIENTS_DIR)/venv/.installed tests/clients/node_modules/.installed ## install the real Socket.IO clients the tests use
+
+tests/clients/node_modules/.installed: tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(CLIENTS_DIR)/venv/.installed: tests/clients/requirements.txt
 	$(PYTHON) -m venv $(CLIENTS_DIR)/venv

@@ -1,6 +1,7 @@
 //! Real Socket.IO clients in one fleet with `/ws` clients: python-socketio's client
-//! (`tests/clients/fleet_client.py`, installed by `make clients`), on the websocket transport
-//! and on long-polling with the upgrade. Each registers a device, hears a `/ws` write, writes
+//! (`tests/clients/fleet_client.py`) and Node's socket.io-client (`fleet_client.mjs`), both
+//! installed by `make clients`, each on the websocket transport and on long-polling with the
+//! upgrade. Each registers a device, hears a `/ws` write, writes
 //! one a `/ws` client hears, is elected when the master shuts down (confirming with
 //! `role_change_ack`, as the app does), and resumes with `last_seq` after being offline.
 
@@ -36,11 +37,28 @@ struct Client {
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
+/// Which real client.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// python-socketio's `Client`.
+    Python,
+    /// Node's `socket.io-client`.
+    Node,
+}
+
 impl Client {
-    fn start(url: &str, transport: &str, device: &str) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/fleet_client.py");
-        let mut child = Command::new(python())
-            .args([script, "--url", url, "--transport", transport, "--device", device])
+    fn start(kind: Kind, url: &str, transport: &str, device: &str) -> Self {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+        let (program, script) = match kind {
+            Kind::Python => (python(), format!("{dir}/fleet_client.py")),
+            Kind::Node => {
+                let installed = PathBuf::from(dir).join("node_modules/socket.io-client");
+                assert!(installed.exists(), "socket.io-client is not installed in {dir}: run `make clients`");
+                (PathBuf::from("node"), format!("{dir}/fleet_client.mjs"))
+            }
+        };
+        let mut child = Command::new(program)
+            .args([script.as_str(), "--url", url, "--transport", transport, "--device", device])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -92,18 +110,19 @@ impl Drop for Client {
     }
 }
 
-async fn one_fleet_with(transport: &str) {
+async fn one_fleet_with(kind: Kind, transport: &str) {
     let app = spawn_app().await;
     app.create_station("pc1").await;
     let (mut master, online) = app.device("master-ws", 90).await;
     assert_eq!(online["role"], "master");
     let mut writer = app.connect("ws-writer").await;
 
-    let mut client = Client::start(&app.url(""), transport, "py-till");
-    let connected = client.step("connected").await;
-    // python-socketio reports the transport it ends up on: a polling client has upgraded.
-    assert_eq!(connected["transport"], "websocket", "{connected}");
-    client.step("welcomed").await;
+    let mut client = Client::start(kind, &app.url(""), transport, "sio-till");
+    client.step("connected").await;
+    let welcomed = client.step("welcomed").await;
+    if let Some(now) = welcomed["transport"].as_str() {
+        assert_eq!(now, "websocket", "a polling client has upgraded: {welcomed}");
+    }
     let online = client.step("online").await;
     assert_eq!(
         (online["type"].as_str(), online["role"].as_str()),
@@ -127,7 +146,7 @@ async fn one_fleet_with(transport: &str) {
     master.send(json!({"type": "device_shutdown", "device_id": "master-ws"})).await;
     client.tell("master leaving");
     let elected = client.step("elected").await;
-    assert_eq!(elected["new_master_id"], "py-till");
+    assert_eq!(elected["new_master_id"], "sio-till");
 
     client.step("offline").await;
     let mut missed = Vec::new();
@@ -144,10 +163,20 @@ async fn one_fleet_with(transport: &str) {
 
 #[actix_web::test]
 async fn a_python_socketio_client_on_websocket_is_one_fleet_with_ws_clients() {
-    one_fleet_with("websocket").await;
+    one_fleet_with(Kind::Python, "websocket").await;
 }
 
 #[actix_web::test]
 async fn a_python_socketio_client_on_polling_upgrades_and_is_one_fleet_with_ws_clients() {
-    one_fleet_with("polling").await;
+    one_fleet_with(Kind::Python, "polling").await;
+}
+
+#[actix_web::test]
+async fn a_node_socketio_client_on_websocket_is_one_fleet_with_ws_clients() {
+    one_fleet_with(Kind::Node, "websocket").await;
+}
+
+#[actix_web::test]
+async fn a_node_socketio_client_on_polling_upgrades_and_is_one_fleet_with_ws_clients() {
+    one_fleet_with(Kind::Node, "polling").await;
 }

@@ -72,7 +72,7 @@ def main():
 
     device.connect({"clientId": args.device})
     connected = device.event("connected")
-    say(step="welcomed", last_seq=connected["last_seq"])
+    say(step="welcomed", last_seq=connected["last_seq"], transport=device.client.transport())
 
     ack = device.call("device_online", {"device_id": args.device, "priority": 50})
     say(step="online", type=ack["type"], role=ack["role"], reply_to=ack.get("reply_to"))
