@@ -401,3 +401,49 @@ async fn cors_answers_only_the_configured_origins() {
     let other = http.get(&url).header("Origin", "http://elsewhere.example").send().await.expect("get");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[actix_web::test]
+async fn after_an_upgrade_the_old_transport_and_a_second_socket_are_refused() {
+    let app = spawn_app().await;
+    let (poll, _) = Polling::handshake(&app).await;
+    let url = format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&sid={}", app.port, poll.sid);
+    let (stream, _) = connect_async(url.as_str()).await.expect("upgrade socket");
+    let mut ws = Sio { stream, open: Value::Null };
+    ws.send("2probe").await;
+    assert_eq!(ws.packet().await, "3probe");
+    ws.send("5").await;
+    let second = connect_async(url.as_str()).await;
+    assert!(second.is_err(), "a second websocket for the session is refused");
+    // The upgrade completes on the server's side shortly after `5`.
+    let mut refused = false;
+    for _ in 0..50 {
+        let response = poll.http.get(poll.url()).send().await.expect("poll");
+        if response.status() == 400 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "polling the upgraded session is refused");
+}
+
+#[actix_web::test]
+async fn other_methods_are_refused_and_a_client_that_never_joins_is_closed() {
+    let app = spawn_app_with(quick_pings).await;
+    let put =
+        reqwest::Client::new().put(app.url("/socket.io/?EIO=4&transport=polling")).send().await.expect("put");
+    assert_eq!(put.status(), 400);
+    let mut sio = Sio::open(&app, "").await;
+    // It answers pings but never sends CONNECT: closed after pingInterval + pingTimeout.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match sio.stream.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => sio.send("3").await,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a client that never joins is closed");
+}

@@ -43,6 +43,10 @@ pub struct SocketIoWire {
     acks: HashMap<String, u64>,
     ping_interval: Duration,
     ping_timeout: Duration,
+    /// When the session opened: a client that has not joined the namespace within
+    /// `pingInterval + pingTimeout` is closed (Socket.IO's own connect timeout is 45 s, the sum
+    /// of the two defaults).
+    opened: Instant,
 }
 
 impl SocketIoWire {
@@ -64,6 +68,7 @@ impl SocketIoWire {
             acks: HashMap::new(),
             ping_interval,
             ping_timeout,
+            opened: Instant::now(),
         }
     }
 
@@ -237,7 +242,11 @@ impl Session {
     /// Whether the client has been silent past Engine.IO's limit.
     pub(super) fn socketio_silent(&self, now: Instant) -> Option<bool> {
         match &self.wire {
-            Wire::SocketIo(sio) => Some(now.duration_since(self.last_seen) >= sio.silence_limit()),
+            Wire::SocketIo(sio) => {
+                let silent = now.duration_since(self.last_seen) >= sio.silence_limit();
+                let never_joined = !sio.joined && now.duration_since(sio.opened) >= sio.silence_limit();
+                Some(silent || never_joined)
+            }
             Wire::Plain => None,
         }
     }

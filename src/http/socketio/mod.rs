@@ -36,7 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in ["/socket.io/", "/socket.io"] {
         cfg.route(path, web::get().to(get))
             .route(path, web::post().to(post))
-            .route(path, web::method(actix_web::http::Method::OPTIONS).to(preflight));
+            .route(path, web::method(actix_web::http::Method::OPTIONS).to(preflight))
+            .route(path, web::to(|| async { refuse(2, "Bad handshake method") }));
     }
 }
 
@@ -108,6 +109,9 @@ async fn get(
         }
         (true, Some(sid)) => {
             let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+            if !bridge.claim_upgrade() {
+                return Ok(refuse(3, "Bad request: the session is already upgrading"));
+            }
             let mut response = actix_ws::handshake(&req).map_err(|err| {
                 ApiError::from(crate::protocol::WireError::invalid(
                     None,
@@ -124,6 +128,9 @@ async fn get(
         (false, None) => handshake(&req, &app).await,
         (false, Some(sid)) => {
             let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+            if bridge.upgraded() {
+                return Ok(refuse(3, "Bad request: the session has upgraded to websocket"));
+            }
             let wait = app.settings.socketio.ping_interval() + Duration::from_secs(1);
             Ok(answer_poll(&req, &app, &sid, bridge.poll(wait).await))
         }
@@ -175,6 +182,9 @@ async fn post(
         return Ok(refuse(3, "Bad request: a POST needs a polling session's sid"));
     };
     let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
+    if bridge.upgraded() {
+        return Ok(refuse(3, "Bad request: the session has upgraded to websocket"));
+    }
     if body.len() > app.settings.limits.max_message_bytes {
         return Ok(HttpResponse::PayloadTooLarge()
             .json(EngineError { code: 3, message: "The body exceeds maxPayload" }));

@@ -47,6 +47,10 @@ pub struct Bridge {
     asks: mpsc::UnboundedSender<Ask>,
     /// A GET is waiting (Engine.IO allows one at a time).
     polling: Mutex<bool>,
+    /// A websocket has taken the session over (or is probing): no other transport may.
+    upgrading: std::sync::atomic::AtomicBool,
+    /// The upgrade is complete.
+    upgraded_flag: std::sync::atomic::AtomicBool,
 }
 
 impl Bridge {
@@ -64,7 +68,13 @@ impl Bridge {
             // The session has ended (or upgraded and then ended): forget it.
             sessions.remove(&sid);
         });
-        Arc::new(Self { input, asks, polling: Mutex::new(false) })
+        Arc::new(Self {
+            input,
+            asks,
+            polling: Mutex::new(false),
+            upgrading: Default::default(),
+            upgraded_flag: Default::default(),
+        })
     }
 
     /// Hands the client's packets to the session, in order. `false` once it has ended.
@@ -106,8 +116,19 @@ impl Bridge {
         let _ = self.asks.send(Ask::Noop);
     }
 
+    /// Claims the upgrade for one websocket; `false` if another has it already.
+    pub fn claim_upgrade(&self) -> bool {
+        !self.upgrading.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Whether a websocket has the session (then polling requests for it are refused).
+    pub fn upgraded(&self) -> bool {
+        self.upgraded_flag.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The upgrade is done: everything from now on goes to `socket`.
     pub fn upgrade(&self, socket: Upgraded) {
+        self.upgraded_flag.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.asks.send(Ask::Upgrade(socket));
     }
 }
