@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run test lint fmt build fuzz soak bench clients
+.PHONY: help run test lint fmt build fuzz soak bench clients conformance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -65,3 +65,17 @@ PEER_DIR ?= ../shared/peers/node-ws
 
 bench: build ## every load mode against fresh servers (and the Node peer); writes docs/PERFORMANCE.md
 	$(TARGET_DIR)/release/device-sync-tools bench --peer $(PEER_DIR) --out docs/PERFORMANCE.md
+
+# The public Socket.IO protocol test suite (`test-suite/` of the repository
+# socketio/socket.io-protocol, not kept here) against `device-sync conformance`, which serves the
+# handlers it expects on port 3000. SUITE names a checkout's test-suite folder.
+SUITE ?=
+conformance: build ## run the Socket.IO protocol test suite (SUITE=path/to/socket.io-protocol/test-suite)
+	@test -n "$(SUITE)" || { echo "make conformance SUITE=path/to/socket.io-protocol/test-suite"; exit 2; }
+	cd $(SUITE) && npm ci --no-audit --no-fund --loglevel=error
+	@dir=$$(mktemp -d); \
+	  (cd $$dir && DEVICE_SYNC__LOG__LEVEL=warn $(abspath $(TARGET_DIR))/release/device-sync conformance & echo $$! > $$dir/pid); \
+	  sleep 1; \
+	  (cd $(SUITE) && npx mocha test-suite.js); status=$$?; \
+	  kill $$(cat $$dir/pid); rm -rf $$dir; exit $$status
+

@@ -28,6 +28,8 @@ struct Cli {
 enum Commands {
     /// Run the server (the default).
     Serve,
+    /// Serve the Socket.IO protocol test suite's handlers on port 3000 (`make conformance`).
+    Conformance,
     /// Talk to a server by hand (`device-sync-tools client`; `--help` there).
     #[command(disable_help_flag = true)]
     Client {
@@ -51,7 +53,16 @@ enum Commands {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
-        Commands::Serve => serve(cli.config),
+        Commands::Serve => serve(cli.config, |_| {}),
+        Commands::Conformance => serve(cli.config, |s| {
+            // What `socketio/socket.io-protocol`'s test-suite expects of the server it checks.
+            s.server.port = 3000;
+            s.socketio.conformance = true;
+            s.socketio.ping_interval_s = 0.3;
+            s.socketio.ping_timeout_s = 0.2;
+            s.limits.max_message_bytes = 1_000_000;
+            s.limits.messages_per_second = 1_000_000;
+        }),
         Commands::Client { args } => tool("client", args),
         Commands::Loadgen { args } => tool("loadgen", args),
         Commands::Bench { args } => tool("bench", args),
@@ -75,9 +86,12 @@ fn tool(name: &str, args: Vec<OsString>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
+fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCode {
     let settings = match Settings::load(config.as_deref()) {
-        Ok(settings) => settings,
+        Ok(mut settings) => {
+            adjust(&mut settings);
+            settings
+        }
         Err(err) => {
             telemetry::init(&LogSettings { level: "info".into(), format: LogFormat::Text });
             tracing::error!(%err, "cannot start");

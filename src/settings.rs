@@ -116,6 +116,10 @@ pub struct SocketIoSettings {
     pub ping_timeout_s: f64,
     /// Origins allowed to long-poll (`"*"` for any); empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// Socket.IO sessions run the protocol test suite's handlers instead of the fleet's
+    /// (`device-sync conformance`); never for a shop.
+    #[serde(default)]
+    pub conformance: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

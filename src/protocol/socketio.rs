@@ -81,16 +81,33 @@ pub enum SioPacket {
     Binary { namespace: String, ack: Option<u64> },
 }
 
-/// Reads one Socket.IO packet (the data of an Engine.IO message).
-pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
+/// A Socket.IO packet taken apart, its payload not yet judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPacket<'a> {
+    /// The type digit.
+    pub kind: char,
+    /// Binary packets: how many attachments follow.
+    pub attachments: Option<usize>,
+    pub namespace: String,
+    pub ack: Option<u64>,
+    /// The JSON payload, as text (maybe empty).
+    pub payload: &'a str,
+}
+
+/// Takes a Socket.IO packet apart: type, attachments, namespace, ack id, payload.
+pub fn parse_raw(text: &str) -> Result<RawPacket<'_>, PacketError> {
     let mut rest = text;
     let kind = rest.chars().next().ok_or(PacketError::Empty)?;
+    if !('0'..='6').contains(&kind) {
+        return Err(PacketError::UnknownType(kind));
+    }
     rest = &rest[kind.len_utf8()..];
-    let binary = matches!(kind, '5' | '6');
-    if binary {
+    let mut attachments = None;
+    if matches!(kind, '5' | '6') {
         // `<count>-`: the number of attachments.
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if rest[digits..].starts_with('-') {
+            attachments = rest[..digits].parse().ok();
             rest = &rest[digits + 1..];
         }
     }
@@ -101,21 +118,22 @@ pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
                 rest = &rest[end + 1..];
                 namespace.to_owned()
             }
-            None => {
-                let namespace = rest.to_owned();
-                rest = "";
-                namespace
-            }
+            None => std::mem::take(&mut rest).to_owned(),
         }
     } else {
         "/".to_owned()
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let ack = if digits > 0 { rest[..digits].parse::<u64>().ok() } else { None };
-    rest = &rest[digits..];
+    Ok(RawPacket { kind, attachments, namespace, ack, payload: &rest[digits..] })
+}
+
+/// Reads one Socket.IO packet (the data of an Engine.IO message).
+pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
+    let RawPacket { kind, namespace, ack, payload, .. } = parse_raw(text)?;
     match kind {
         '0' => {
-            let auth = match rest.trim() {
+            let auth = match payload.trim() {
                 "" => None,
                 payload => match serde_json::from_str::<Value>(payload) {
                     Ok(Value::Object(map)) => Some(map),
@@ -127,12 +145,7 @@ pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
         }
         '1' => Ok(SioPacket::Disconnect { namespace }),
         '2' => {
-            let Ok(Value::Array(mut args)) = serde_json::from_str::<Value>(rest) else {
-                return Err(PacketError::BadEvent);
-            };
-            if args.is_empty() {
-                return Err(PacketError::BadEvent);
-            }
+            let mut args = event_args(payload)?;
             let Value::String(name) = args.remove(0) else {
                 return Err(PacketError::BadEvent);
             };
@@ -141,7 +154,16 @@ pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
         }
         '3' => ack.map(|ack| SioPacket::Ack { namespace, ack }).ok_or(PacketError::BadEvent),
         '5' | '6' => Ok(SioPacket::Binary { namespace, ack }),
+        // CONNECT_ERROR is the server's to send.
         other => Err(PacketError::UnknownType(other)),
+    }
+}
+
+/// An event's payload: a JSON array whose first element is a string (the name).
+pub fn event_args(payload: &str) -> Result<Vec<Value>, PacketError> {
+    match serde_json::from_str::<Value>(payload) {
+        Ok(Value::Array(args)) if args.first().is_some_and(Value::is_string) => Ok(args),
+        _ => Err(PacketError::BadEvent),
     }
 }
 

@@ -53,6 +53,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// How long a session whose connection failed goes on reading what arrived before the failure.
 const LOST_LINGER: Duration = Duration::from_millis(50);
 
+mod conformance;
 mod context;
 mod devices;
 mod socketio;
@@ -576,6 +577,9 @@ impl Session {
                 ),
             );
             return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        if !text && self.in_conformance() {
+            return self.on_conformance_binary(ctx, data);
         }
         if !text {
             let error = WireError::invalid(None, None, "binary frames are not accepted; send JSON text");

@@ -43,10 +43,14 @@ pub struct SocketIoWire {
     acks: HashMap<String, u64>,
     ping_interval: Duration,
     ping_timeout: Duration,
+    /// The handlers of the protocol test suite in place of the fleet's (`socketio.conformance`).
+    pub(super) conformance: Option<super::conformance::Conformance>,
     /// When the session opened: a client that has not joined the namespace within
     /// `pingInterval + pingTimeout` is closed (Socket.IO's own connect timeout is 45 s, the sum
     /// of the two defaults).
     opened: Instant,
+    /// How long it may take to join the namespace.
+    connect_timeout: Duration,
 }
 
 impl SocketIoWire {
@@ -69,6 +73,8 @@ impl SocketIoWire {
             ping_interval,
             ping_timeout,
             opened: Instant::now(),
+            connect_timeout: ping_interval + ping_timeout,
+            conformance: None,
         }
     }
 
@@ -84,6 +90,18 @@ impl SocketIoWire {
     /// The client joined the default namespace.
     pub fn joined(&self) -> bool {
         self.joined
+    }
+
+    /// Serves the protocol test suite's handlers instead of the fleet's.
+    pub fn for_conformance(mut self) -> Self {
+        self.conformance = Some(Default::default());
+        self.connect_timeout = super::conformance::CONNECT_TIMEOUT;
+        self
+    }
+
+    /// The client joined a namespace (conformance mode).
+    pub(super) fn mark_joined(&mut self) {
+        self.joined = true;
     }
 
     /// A server message as this session sends it: the acknowledgement of the event it answers,
@@ -124,6 +142,9 @@ impl Session {
     /// One Engine.IO packet from the client.
     pub(super) fn on_socketio_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
         match socketio::parse_engine(text) {
+            Ok(EnginePacket::Message(packet)) if self.in_conformance() => {
+                self.on_conformance_packet(ctx, packet)
+            }
             Ok(EnginePacket::Message(packet)) => self.on_sio_packet(ctx, packet),
             Ok(EnginePacket::Pong(_)) => self.on_pong(ctx),
             Ok(EnginePacket::Ping(data)) => {
@@ -135,6 +156,9 @@ impl Session {
                 self.close(ctx, crate::protocol::close::NORMAL, "closed by the client");
             }
             Ok(EnginePacket::Upgrade | EnginePacket::Noop) => {}
+            Err(_) if self.in_conformance() => {
+                self.close(ctx, crate::protocol::close::PROTOCOL_ERROR, "invalid packet");
+            }
             Err(err) => self.refuse_packet(ctx, &err, None),
         }
     }
@@ -218,6 +242,10 @@ impl Session {
         matches!(&self.wire, Wire::SocketIo(sio) if sio.joined())
     }
 
+    pub(super) fn in_conformance(&self) -> bool {
+        matches!(&self.wire, Wire::SocketIo(sio) if sio.conformance.is_some())
+    }
+
     /// The reply to message `id` goes out as the acknowledgement `ack`.
     fn wait_for_reply(&mut self, id: String, ack: u64) {
         if let Wire::SocketIo(sio) = &mut self.wire {
@@ -244,7 +272,7 @@ impl Session {
         match &self.wire {
             Wire::SocketIo(sio) => {
                 let silent = now.duration_since(self.last_seen) >= sio.silence_limit();
-                let never_joined = !sio.joined && now.duration_since(sio.opened) >= sio.silence_limit();
+                let never_joined = !sio.joined && now.duration_since(sio.opened) >= sio.connect_timeout;
                 Some(silent || never_joined)
             }
             Wire::Plain => None,

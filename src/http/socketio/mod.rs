@@ -85,7 +85,7 @@ fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire 
         socketio.ping_interval(),
         socketio.ping_timeout(),
     );
-    Wire::SocketIo(Box::new(wire))
+    Wire::SocketIo(Box::new(if socketio.conformance { wire.for_conformance() } else { wire }))
 }
 
 fn new_sid() -> String {
@@ -109,9 +109,6 @@ async fn get(
         }
         (true, Some(sid)) => {
             let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
-            if !bridge.claim_upgrade() {
-                return Ok(refuse(3, "Bad request: the session is already upgrading"));
-            }
             let mut response = actix_ws::handshake(&req).map_err(|err| {
                 ApiError::from(crate::protocol::WireError::invalid(
                     None,
@@ -120,7 +117,12 @@ async fn get(
                 ))
             })?;
             let outbox = Outbox::new();
-            let socket = upgrade::Upgrade::new(bridge, outbox.clone(), app.settings.limits.session_queue);
+            let socket = if bridge.claim_upgrade() {
+                upgrade::Upgrade::new(bridge, outbox.clone(), app.settings.limits.session_queue)
+            } else {
+                // Another websocket has the session: this one opens and is closed at once.
+                upgrade::Upgrade::refused(bridge, outbox.clone())
+            };
             let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
             let stream = actix_ws::WebsocketContext::with_codec(socket, payload, codec);
             Ok(cors(&req, &app, &mut response).streaming(outbox::drive(stream, outbox)))
@@ -143,10 +145,12 @@ async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Ap
     let sid = new_sid();
     let (input, frames) = tokio::sync::mpsc::unbounded_channel();
     let body = ws::spawn(app, wire(req, app, sid.clone(), true), slot, receiver_stream(frames));
+    let socketio = &app.settings.socketio;
     let bridge = Bridge::start(
         input,
         body,
         app.settings.limits.max_message_bytes,
+        socketio.ping_interval() + socketio.ping_timeout(),
         Arc::clone(&app.polling),
         sid.clone(),
     );
@@ -161,8 +165,13 @@ fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken
         Some(Taken::Packets(packets)) => packets.join(&RECORD_SEPARATOR.to_string()),
         Some(Taken::Closed) => {
             app.polling.remove(sid);
-            "1".to_owned()
+            crate::protocol::socketio::NOOP.to_owned()
         }
+        Some(Taken::Gone) => {
+            app.polling.remove(sid);
+            return refuse(1, "Session ID unknown");
+        }
+        Some(Taken::Upgrading) => return refuse(3, "Bad request: the session is upgrading to websocket"),
     };
     let mut response = HttpResponse::Ok();
     cors(req, app, &mut response).content_type("text/plain; charset=UTF-8").body(body)

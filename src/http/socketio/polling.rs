@@ -24,8 +24,13 @@ use crate::protocol::socketio::RECORD_SEPARATOR;
 /// What the poller hands a GET: the packets waiting (joined for the body), or the end.
 pub enum Taken {
     Packets(Vec<String>),
-    /// The session has ended: the client gets Engine.IO's close packet.
+    /// The session ended while this poll waited: it is answered with a noop, and the next
+    /// request learns the session is gone.
     Closed,
+    /// The session is gone (ended, or silent past its limit): the request is refused.
+    Gone,
+    /// The session is moving to websocket: no more polls (it stays).
+    Upgrading,
 }
 
 /// Where the poller delivers once the session has upgraded to websocket.
@@ -51,6 +56,11 @@ pub struct Bridge {
     upgrading: std::sync::atomic::AtomicBool,
     /// The upgrade is complete.
     upgraded_flag: std::sync::atomic::AtomicBool,
+    /// The upgrade's probe succeeded: the client polls no more.
+    probed: std::sync::atomic::AtomicBool,
+    /// When the client last sent anything, and how long it may be silent.
+    last_heard: Mutex<std::time::Instant>,
+    silence_limit: Duration,
 }
 
 impl Bridge {
@@ -59,6 +69,7 @@ impl Bridge {
         input: mpsc::UnboundedSender<Bytes>,
         outbox: OutboxBody,
         max_size: usize,
+        silence_limit: Duration,
         sessions: Arc<PollingSessions>,
         sid: String,
     ) -> Arc<Self> {
@@ -74,11 +85,16 @@ impl Bridge {
             polling: Mutex::new(false),
             upgrading: Default::default(),
             upgraded_flag: Default::default(),
+            probed: Default::default(),
+            last_heard: Mutex::new(std::time::Instant::now()),
+            silence_limit,
         })
     }
 
     /// Hands the client's packets to the session, in order. `false` once it has ended.
     pub fn send(&self, packets: &str) -> bool {
+        *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            std::time::Instant::now();
         packets.split(RECORD_SEPARATOR).filter(|p| !p.is_empty()).all(|packet| {
             let mut frame = BytesMut::new();
             Parser::write_message(&mut frame, packet, OpCode::Text, true, true);
@@ -89,6 +105,14 @@ impl Bridge {
     /// Waits (at most `wait`) for what the session has written. `None` when another GET is
     /// already waiting.
     pub async fn poll(&self, wait: Duration) -> Option<Taken> {
+        let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.probed.load(std::sync::atomic::Ordering::Acquire) {
+            return Some(Taken::Upgrading);
+        }
+        if heard.elapsed() >= self.silence_limit {
+            // Silent past Engine.IO's limit: the session is closing.
+            return Some(Taken::Gone);
+        }
         {
             let mut polling = self.polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if *polling {
@@ -98,7 +122,7 @@ impl Bridge {
         }
         let (reply, taken) = oneshot::channel();
         let answer = if self.asks.send(Ask::Poll(reply)).is_err() {
-            Taken::Closed
+            Taken::Gone
         } else {
             match tokio::time::timeout(wait, taken).await {
                 Ok(Ok(taken)) => taken,
@@ -113,6 +137,7 @@ impl Bridge {
 
     /// The upgrade's probe succeeded: the waiting poll ends with a noop.
     pub fn noop(&self) {
+        self.probed.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.asks.send(Ask::Noop);
     }
 

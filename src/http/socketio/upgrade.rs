@@ -24,11 +24,18 @@ pub struct Upgrade {
     /// Frames the client may fall behind before the session is closed (4008).
     limit: usize,
     upgraded: bool,
+    /// Another websocket has the session: this one is closed at once.
+    refused: bool,
 }
 
 impl Upgrade {
     pub fn new(bridge: Arc<Bridge>, outbox: Outbox, limit: usize) -> Self {
-        Self { bridge, outbox, limit, upgraded: false }
+        Self { bridge, outbox, limit, upgraded: false, refused: false }
+    }
+
+    /// A websocket for a session another websocket already has: closed once open.
+    pub fn refused(bridge: Arc<Bridge>, outbox: Outbox) -> Self {
+        Self { bridge, outbox, limit: 0, upgraded: false, refused: true }
     }
 
     fn text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: String) {
@@ -40,6 +47,16 @@ impl Upgrade {
 
 impl Actor for Upgrade {
     type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.refused {
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("already upgraded".into()),
+            }));
+            ctx.stop();
+        }
+    }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         if self.upgraded {
