@@ -97,6 +97,9 @@ enum LoadMode {
         /// The server's process id, for CPU and memory figures.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// The protocol the clients speak.
+        #[arg(long, value_enum, default_value = "ws")]
+        transport: loadgen::wire::Transport,
     },
     /// N sessions held open: connect times, failures, server memory per session.
     Idle {
@@ -199,6 +202,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
                 admin_token,
                 peer,
                 server_pid,
+                transport,
             } => {
                 let admin_token = admin_token.or_else(|| {
                     std::fs::read_to_string("data/admin-token").ok().map(|t| t.trim().to_owned())
@@ -214,6 +218,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
                     admin_token,
                     peer,
                     server_pid,
+                    transport,
                 };
                 loadgen::fanout::run(options).await
             }

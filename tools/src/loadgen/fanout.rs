@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::procfs;
 use super::report::Report;
 use super::stats::Latencies;
+use super::wire::Transport;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct Options {
     pub peer: bool,
     /// The server's process, for CPU and memory figures.
     pub server_pid: Option<u32>,
+    /// The protocol every client speaks.
+    pub transport: Transport,
 }
 
 #[derive(Deserialize)]
@@ -78,7 +81,7 @@ fn parse_notes(notes: &str) -> Option<(u32, u64, u64)> {
 
 pub async fn run(o: Options) -> Result<Report, String> {
     procfs::raise_open_files();
-    let ws_url = format!("{}/ws", o.server.replacen("http", "ws", 1));
+    let transport = o.transport;
     let http = reqwest::Client::new();
     if !o.peer {
         for k in 0..o.senders {
@@ -104,10 +107,9 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for _ in 0..receivers {
         let started = Instant::now();
-        let ws = super::client::open(&ws_url).await?;
+        let ws = transport.open(&o.server).await?;
         connect_times.push(started.elapsed());
         let (mut sink, mut stream) = ws.split();
-        sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
         let stop = Arc::clone(&stop);
         receiving.push(tokio::spawn(async move {
             let mut seen = Seen::default();
@@ -118,7 +120,13 @@ pub async fn run(o: Options) -> Result<Report, String> {
                     continue;
                 };
                 let Message::Text(text) = frame else { continue };
-                let Ok(update) = serde_json::from_str::<Update<'_>>(&text) else { continue };
+                if text.as_str() == "2" {
+                    // Engine.IO's ping.
+                    let _ = sink.send(Message::text("3")).await;
+                    continue;
+                }
+                let Some(object) = transport.decode(&text) else { continue };
+                let Ok(update) = serde_json::from_str::<Update<'_>>(object) else { continue };
                 if update.kind != "device_updated" {
                     continue;
                 }
@@ -144,17 +152,14 @@ pub async fn run(o: Options) -> Result<Report, String> {
     // Stuck clients: connect, say one thing, never read again.
     let mut stuck = Vec::with_capacity(o.stuck);
     for _ in 0..o.stuck {
-        let mut ws = super::client::open(&ws_url).await?;
-        ws.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
-        stuck.push(ws);
+        stuck.push(transport.open(&o.server).await?);
     }
     // Senders: send at their rate; drain what they are sent.
     let mut sender_sinks = Vec::with_capacity(o.senders);
     let mut draining = Vec::with_capacity(o.senders);
     for _ in 0..o.senders {
-        let ws = super::client::open(&ws_url).await?;
-        let (mut sink, mut stream) = ws.split();
-        sink.send(Message::text(r#"{"type":"ping"}"#)).await.map_err(|e| e.to_string())?;
+        let ws = transport.open(&o.server).await?;
+        let (sink, mut stream) = ws.split();
         let stop = Arc::clone(&stop);
         draining.push(tokio::spawn(async move {
             // Updates the server refused (rate limit, validation) are not owed to anyone.
@@ -162,7 +167,8 @@ pub async fn run(o: Options) -> Result<Report, String> {
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(Some(Ok(Message::Text(text)))) =
                     tokio::time::timeout(Duration::from_millis(200), stream.next()).await
-                    && serde_json::from_str::<Update<'_>>(&text).is_ok_and(|u| u.kind == "error")
+                    && let Some(object) = transport.decode(&text)
+                    && serde_json::from_str::<Update<'_>>(object).is_ok_and(|u| u.kind == "error")
                 {
                     refused += 1;
                 }
@@ -233,7 +239,8 @@ pub async fn run(o: Options) -> Result<Report, String> {
                 let at = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let update = json!({"type": "device_update", "deviceId": format!("lg-{k}"),
                     "data": {"notes": format!("{k}:{seq}:{at}:{padding}"), "elapsedSeconds": seq}});
-                if sink.send(Message::text(update.to_string())).await.is_err() {
+                let frame = transport.encode("device_update", &update.to_string());
+                if sink.send(Message::text(frame)).await.is_err() {
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -276,6 +283,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let unique = seen.received - seen.duplicated - seen.out_of_order;
     let mut report = Report::new("fanout");
     report
+        .add("transport", transport.name(), "")
         .add("clients", o.clients, "")
         .add("senders", o.senders, "")
         .add("rate_per_sender", o.rate, "/s")

@@ -1,4 +1,4 @@
-//! `device-sync loadgen`: load against a running server, speaking the plain protocol, to size a
+//! `device-sync loadgen`: load against a running server, over `/ws` or Socket.IO, to size a
 //! shop's server and to measure this one. Each mode prints a report (text, or JSON with
 //! `--json`). `device-sync bench` runs them all against fresh servers and writes
 //! `docs/PERFORMANCE.md`.
@@ -19,3 +19,4 @@ pub mod procfs;
 pub mod report;
 pub mod servers;
 pub mod stats;
+pub mod wire;
