@@ -101,20 +101,18 @@ impl Session {
                     return;
                 }
                 let rest = &args[1..];
-                let reply = match (args[0].as_str(), ack, kind) {
-                    (Some("message"), _, '2') => {
+                // A binary packet's answer is binary too, with as many attachments.
+                let binary =
+                    if kind == '5' { format!("{}-", attachments.unwrap_or(0)) } else { String::new() };
+                let (event, ack_kind) = if kind == '5' { ('5', '6') } else { ('2', '3') };
+                let reply = match (args[0].as_str(), ack) {
+                    (Some("message"), _) => {
                         let mut back = vec![Value::String("message-back".into())];
                         back.extend_from_slice(rest);
-                        Some(format!("42{ns}{}", list(&back)))
+                        Some(format!("4{event}{binary}{ns}{}", list(&back)))
                     }
-                    (Some("message-with-ack"), Some(id), '2') => Some(format!("43{ns}{id}{}", list(rest))),
-                    (Some("message"), _, _) => {
-                        let mut back = vec![Value::String("message-back".into())];
-                        back.extend_from_slice(rest);
-                        Some(format!("45{}-{ns}{}", attachments.unwrap_or(0), list(&back)))
-                    }
-                    (Some("message-with-ack"), Some(id), _) => {
-                        Some(format!("46{}-{ns}{id}{}", attachments.unwrap_or(0), list(rest)))
+                    (Some("message-with-ack"), Some(id)) => {
+                        Some(format!("4{ack_kind}{binary}{ns}{id}{}", list(rest)))
                     }
                     _ => None,
                 };

@@ -11,7 +11,7 @@ use actix_web_actors::ws;
 use bytestring::ByteString;
 use serde_json::{Map, Value};
 
-use super::Session;
+use super::{Session, duration_ms};
 use crate::protocol::inbound::{self, ClientEvent, Rejected};
 use crate::protocol::outbound::Frame;
 use crate::protocol::socketio::{self, EnginePacket, PacketError, SioPacket};
@@ -285,8 +285,4 @@ fn decoded_id(decoded: &Result<inbound::Inbound, Rejected>) -> Option<String> {
         Ok(inbound) => inbound.id.clone(),
         Err(rejected) => rejected.reply_to.clone(),
     }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
