@@ -246,15 +246,22 @@ impl WsClient {
         value
     }
 
-    /// Reads until a frame of type `kind`, returning it and everything before it.
+    /// Reads until a frame of type `kind` (within `WAIT` in all), returning it and everything
+    /// before it.
     pub async fn recv_until(&mut self, kind: &str) -> (Value, Vec<Value>) {
         let mut before = Vec::new();
-        loop {
-            let value = self.recv().await;
-            if value["type"] == kind {
-                return (value, before);
+        let reading = async {
+            loop {
+                let value = self.recv().await;
+                if value["type"] == kind {
+                    return value;
+                }
+                before.push(value);
             }
-            before.push(value);
+        };
+        match tokio::time::timeout(WAIT, reading).await {
+            Ok(value) => (value, before),
+            Err(_) => panic!("no {kind} in time; got {before:?}"),
         }
     }
 

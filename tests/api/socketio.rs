@@ -376,6 +376,29 @@ async fn a_polling_session_upgrades_to_websocket_with_probe_noop_and_upgrade() {
 }
 
 #[actix_web::test]
+async fn a_poll_that_crosses_the_probes_answer_ends_with_a_noop() {
+    let app = spawn_app().await;
+    let (poll, _) = Polling::handshake(&app).await;
+    poll.post(&["40"]).await;
+    poll.until("40").await;
+    let url = format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket&sid={}", app.port, poll.sid);
+    let (stream, _) = connect_async(url).await.expect("upgrade socket");
+    let mut ws = Sio { stream, open: Value::Null };
+    ws.send("2probe").await;
+    assert_eq!(ws.packet().await, "3probe");
+    // A client's poll sent before it heard `3probe` reaches the server after it: the client
+    // is pausing polling, and the poll is answered with a noop, never refused (a refusal is
+    // an `xhr poll error` that ends a connection still being made).
+    let late = poll.http.get(poll.url()).send().await.expect("poll");
+    assert_eq!(late.status(), 200);
+    assert_eq!(late.text().await.expect("body"), "6");
+    ws.send("5").await;
+    // What the session wrote meanwhile is the websocket's.
+    ws.send("427[\"ping\",{}]").await;
+    assert_eq!(ws.ack(7).await["type"], "pong");
+}
+
+#[actix_web::test]
 async fn long_polling_bounds_the_body_and_knows_its_sessions() {
     let app = spawn_app_with(|s| s.limits.max_message_bytes = 1024).await;
     let (poll, open) = Polling::handshake(&app).await;

@@ -1,8 +1,11 @@
 // A Socket.IO device written the way the shop's Flutter app's sync service works (seed 004),
-// with Node's socket.io-client: the same steps, reports and waits as fleet_client.py.
+// with Node's socket.io-client: it connects with its `clientId` (and `last_seq`/`epoch` when
+// resuming) in the auth payload, emits events with or without an acknowledgement, hears every
+// event the fleet sends, and confirms when it is asked to become master, as the app does.
 //
-// It prints one JSON object a line for each thing it saw or did, and waits for a line on stdin
-// where the test must act first. Every wait has a timeout; a failure exits non-zero.
+// The test that started it says what to do, one JSON command a line on stdin, and reads one
+// JSON report a line on stdout; the commands are those of fleet_client.py (see there). Every
+// wait has a timeout; a failure prints {"failed": why} and exits non-zero.
 
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -16,112 +19,116 @@ const device = args.device;
 
 const say = (fields) => console.log(JSON.stringify(fields));
 const fail = (why) => {
-  console.error(why);
+  say({ failed: why });
   process.exit(1);
 };
 
-const stdin = createInterface({ input: process.stdin });
-const lines = [];
-const lineWaiters = [];
-stdin.on("line", (line) => (lineWaiters.length ? lineWaiters.shift()(line) : lines.push(line)));
-const fromTest = (expected) =>
-  new Promise((resolve) => {
-    const check = (line) => (line.trim() === expected ? resolve() : fail(`expected ${expected} from the test, got ${line}`));
-    lines.length ? check(lines.shift()) : lineWaiters.push(check);
-  });
+const matches = (data, match) =>
+  data !== null && typeof data === "object" && Object.entries(match).every(([k, v]) => JSON.stringify(data[k]) === JSON.stringify(v));
 
+let socket = null;
 let events = [];
-let eventWaiters = [];
+let heard = () => {};
+
 function connect(auth) {
+  if (socket) socket.disconnect();
   events = [];
-  eventWaiters = [];
-  const socket = io(args.url, { transports, auth, reconnection: false, timeout: WAIT });
-  socket.onAny((name, data) => {
-    if (name === "role_change" && data.device_id === device && data.new_role === "master") {
-      // As the app does: confirm becoming master.
-      socket.emit("role_change_ack", { device_id: device, new_role: "master", status: "success" });
-    }
-    const waiter = eventWaiters.findIndex((w) => w.name === name && w.match(data));
-    if (waiter >= 0) {
-      eventWaiters.splice(waiter, 1)[0].resolve(data);
-    } else {
-      events.push([name, data]);
+  socket = io(args.url, { transports, auth, reconnection: false, timeout: WAIT, forceNew: true });
+  const mine = socket;
+  mine.onAny((name, data) => {
+    events.push([name, data]);
+    heard();
+    if (name === "role_change" && matches(data, { device_id: device, new_role: "master" })) {
+      mine.emit("role_change_ack", { device_id: device, new_role: "master", status: "success" });
     }
   });
-  return new Promise((resolve) => {
-    socket.on("connect", () => {
-      say({ step: "connected", transport: socket.io.engine.transport.name });
-      resolve(socket);
-    });
-    socket.on("connect_error", (err) => fail(`connect_error: ${err.message}`));
-    // A polling client upgrades shortly after connecting.
-  });
-}
-
-function event(name, match = () => true) {
-  const at = events.findIndex(([got, data]) => got === name && match(data));
-  if (at >= 0) return Promise.resolve(events.splice(at, 1)[0][1]);
   return new Promise((resolve, reject) => {
-    eventWaiters.push({ name, match, resolve });
-    setTimeout(() => reject(new Error(`no ${name} in time`)), WAIT);
+    mine.on("connect", () => resolve(mine.io.engine.transport.name));
+    mine.on("connect_error", (err) => reject(new Error(`connect_error: ${err.message}`)));
   });
 }
 
-const call = (socket, name, data) => socket.timeout(WAIT).emitWithAck(name, data);
-
-async function upgraded(socket) {
-  if (socket.io.engine.transport.name === "websocket") return;
+async function upgraded() {
+  if (socket.io.engine.transport.name === "websocket") return "websocket";
   await new Promise((resolve, reject) => {
     socket.io.engine.once("upgrade", resolve);
-    setTimeout(() => reject(new Error("no upgrade in time")), WAIT);
+    setTimeout(() => reject(new Error("no upgrade to websocket in time")), WAIT);
+  });
+  return socket.io.engine.transport.name;
+}
+
+// Waits until `pick(events)` finds something, and returns it.
+function take(pick) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      heard = () => {};
+      reject(new Error(`not heard in time; heard ${JSON.stringify(events.map(([name]) => name))}`));
+    }, WAIT);
+    const look = () => {
+      const found = pick(events);
+      if (found !== undefined) {
+        clearTimeout(timer);
+        heard = () => {};
+        resolve(found);
+      }
+    };
+    heard = look;
+    look();
   });
 }
 
+const expect = (event, match) =>
+  take((all) => {
+    const at = all.findIndex(([name, data]) => name === event && matches(data, match));
+    return at >= 0 ? all.splice(at, 1)[0][1] : undefined;
+  });
+
+const until = (event) =>
+  take((all) => {
+    const at = all.findIndex(([name]) => name === event);
+    return at >= 0 ? all.splice(0, at + 1) : undefined;
+  });
+
+const commands = createInterface({ input: process.stdin });
+const lines = commands[Symbol.asyncIterator]();
+
 async function main() {
-  let socket = await connect({ clientId: device });
-  await upgraded(socket);
-  const connected = await event("connected");
-  say({ step: "welcomed", last_seq: connected.last_seq, transport: socket.io.engine.transport.name });
-
-  let ack = await call(socket, "device_online", { device_id: device, priority: 50 });
-  say({ step: "online", type: ack.type, role: ack.role, reply_to: ack.reply_to });
-
-  await fromTest("written");
-  const update = await event("device_updated", (d) => d.data.notes === "from ws");
-  say({ step: "heard", seq: update.seq });
-
-  ack = await call(socket, "device_update", { deviceId: "pc1", data: { notes: "from socket.io" } });
-  say({ step: "wrote", type: ack.type, seq: ack.seq });
-  const lastSeq = ack.seq;
-
-  await fromTest("master leaving");
-  const elected = await event("master_elected");
-  say({ step: "elected", new_master_id: elected.new_master_id, term: elected.term });
-
-  socket.disconnect();
-  say({ step: "offline" });
-  await fromTest("missed two");
-  socket = await connect({ clientId: device, last_seq: lastSeq });
-  const missed = [];
   for (;;) {
-    const [name, data] = await new Promise((resolve, reject) => {
-      const started = Date.now();
-      const poll = setInterval(() => {
-        if (events.length) {
-          clearInterval(poll);
-          resolve(events.shift());
-        } else if (Date.now() - started > WAIT) {
-          clearInterval(poll);
-          reject(new Error("no event in time"));
-        }
-      }, 5);
-    });
-    if (name === "connected") break;
-    if (name === "device_updated") missed.push(data.seq);
+    const { value: line, done } = await lines.next();
+    if (done) return;
+    const command = JSON.parse(line);
+    switch (command.do) {
+      case "connect":
+        say({ did: "connect", transport: await connect(command.auth ?? {}) });
+        break;
+      case "upgraded":
+        say({ did: "upgraded", transport: await upgraded() });
+        break;
+      case "call":
+        say({ did: "call", reply: await socket.timeout(WAIT).emitWithAck(command.event, command.data ?? {}) });
+        break;
+      case "emit":
+        socket.emit(command.event, command.data ?? {});
+        say({ did: "emit" });
+        break;
+      case "expect":
+        say({ did: "expect", data: await expect(command.event, command.match ?? {}) });
+        break;
+      case "until":
+        say({ did: "until", events: await until(command.event) });
+        break;
+      case "disconnect":
+        socket.disconnect();
+        say({ did: "disconnect" });
+        break;
+      case "exit":
+        if (socket) socket.disconnect();
+        process.exit(0);
+        break;
+      default:
+        fail(`unknown command ${command.do}`);
+    }
   }
-  say({ step: "resumed", missed });
-  socket.disconnect();
-  process.exit(0);
 }
 
 main().catch((err) => fail(err.stack || String(err)));

@@ -1,16 +1,33 @@
-"""A Socket.IO device written the way the shop's Flutter app's sync service works (seed 004):
-python-socketio's client registers the device, writes, hears the fleet, answers a role change
-and resumes with `last_seq`.
+"""A Socket.IO device written the way the shop's Flutter app's sync service works (seed 004),
+with python-socketio's asyncio client: it connects with its `clientId` (and `last_seq`/`epoch`
+when resuming) in the auth payload, emits events with or without an acknowledgement, hears every
+event the fleet sends, and confirms when it is asked to become master, as the app does.
 
-It talks to the test that started it through lines on stdin and stdout: it prints one JSON
-object a line for each thing it saw or did, and waits for a line on stdin where the test must
-act first. Every wait has a timeout; a failure exits non-zero with the reason.
+The test that started it says what to do, one JSON command a line on stdin, and reads one JSON
+report a line on stdout:
+
+  {"do": "connect", "auth": {...}}              -> {"did": "connect", "transport": ...}
+  {"do": "upgraded"}                            -> {"did": "upgraded", "transport": ...}
+  {"do": "call", "event": E, "data": {...}}     -> {"did": "call", "reply": {...}}  (with an ack)
+  {"do": "emit", "event": E, "data": {...}}     -> {"did": "emit"}                  (without)
+  {"do": "expect", "event": E, "match": {...}}  -> {"did": "expect", "data": {...}}
+  {"do": "until", "event": E}                   -> {"did": "until", "events": [[name, data], ...]}
+  {"do": "disconnect"}                          -> {"did": "disconnect"}
+  {"do": "exit"}
+
+`expect` takes the first event named E whose data has the fields of `match`; `until` takes every
+event heard, in order, up to and including the first named E. Every wait has a timeout; a
+failure prints {"failed": why} and exits non-zero.
+
+The asyncio client is used because it handles events in the order they arrive (the threaded
+client starts a thread per message).
 """
 
 import argparse
+import asyncio
 import json
-import queue
 import sys
+import threading
 
 import socketio
 
@@ -21,10 +38,8 @@ def say(**fields):
     print(json.dumps(fields), flush=True)
 
 
-def wait_for_test(expected):
-    line = sys.stdin.readline().strip()
-    if line != expected:
-        raise SystemExit(f"expected {expected!r} from the test, got {line!r}")
+def matches(data, match):
+    return isinstance(data, dict) and all(data.get(k) == v for k, v in match.items())
 
 
 class Device:
@@ -32,36 +47,74 @@ class Device:
         self.url = url
         self.transports = transports
         self.device_id = device_id
-        self.events = queue.Queue()
         self.client = None
+        self.events = []
+        self.heard = asyncio.Event()
 
-    def connect(self, auth):
-        client = socketio.Client(reconnection=False)
+    async def connect(self, auth):
+        if self.client is not None:
+            await self.client.disconnect()
+        client = socketio.AsyncClient(reconnection=False)
         self.client = client
+        self.events = []
 
         @client.on("*")
-        def any_event(name, data=None):
-            self.events.put((name, data))
-            if name == "role_change" and data.get("device_id") == self.device_id and data.get("new_role") == "master":
-                # As the app does: confirm becoming master.
-                client.emit("role_change_ack", {"device_id": self.device_id, "new_role": "master",
-                                                "status": "success"})
+        async def any_event(name, data=None):
+            self.events.append((name, data))
+            self.heard.set()
+            if name == "role_change" and matches(data, {"device_id": self.device_id, "new_role": "master"}):
+                await client.emit("role_change_ack", {"device_id": self.device_id, "new_role": "master",
+                                                      "status": "success"})
 
-        client.connect(self.url, transports=self.transports, auth=auth, socketio_path="socket.io",
-                       wait_timeout=WAIT)
-        say(step="connected", transport=client.transport())
+        await client.connect(self.url, transports=self.transports, auth=auth, socketio_path="socket.io",
+                             wait_timeout=WAIT)
+        return client.transport()
 
-    def event(self, name, match=lambda data: True):
+    async def upgraded(self):
+        for _ in range(WAIT * 100):
+            if self.client.transport() == "websocket":
+                return "websocket"
+            await asyncio.sleep(0.01)
+        raise TimeoutError("no upgrade to websocket in time")
+
+    async def take(self, pick):
+        """Waits until `pick(events)` finds something, and returns it."""
+        deadline = asyncio.get_running_loop().time() + WAIT
         while True:
-            got, data = self.events.get(timeout=WAIT)
-            if got == name and match(data):
-                return data
+            found = pick(self.events)
+            if found is not None:
+                return found
+            self.heard.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"not heard in time; heard {[name for name, _ in self.events]}")
+            try:
+                await asyncio.wait_for(self.heard.wait(), left)
+            except asyncio.TimeoutError:
+                pass
 
-    def call(self, name, data):
-        return self.client.call(name, data, timeout=WAIT)
+    async def expect(self, event, match):
+        def pick(events):
+            for i, (name, data) in enumerate(events):
+                if name == event and matches(data, match):
+                    return events.pop(i)[1]
+            return None
+
+        return await self.take(pick)
+
+    async def until(self, event):
+        def pick(events):
+            for i, (name, _) in enumerate(events):
+                if name == event:
+                    taken = events[: i + 1]
+                    del events[: i + 1]
+                    return [list(e) for e in taken]
+            return None
+
+        return await self.take(pick)
 
 
-def main():
+async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--transport", choices=["websocket", "polling"], required=True)
@@ -69,44 +122,49 @@ def main():
     args = parser.parse_args()
     transports = ["websocket"] if args.transport == "websocket" else ["polling", "websocket"]
     device = Device(args.url, transports, args.device)
+    loop = asyncio.get_running_loop()
+    lines = asyncio.Queue()
 
-    device.connect({"clientId": args.device})
-    connected = device.event("connected")
-    say(step="welcomed", last_seq=connected["last_seq"], transport=device.client.transport())
+    def read_commands():
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, "")
 
-    ack = device.call("device_online", {"device_id": args.device, "priority": 50})
-    say(step="online", type=ack["type"], role=ack["role"], reply_to=ack.get("reply_to"))
-
-    # The test's /ws client writes now.
-    wait_for_test("written")
-    update = device.event("device_updated", lambda d: d["data"]["notes"] == "from ws")
-    say(step="heard", seq=update["seq"])
-
-    ack = device.call("device_update", {"deviceId": "pc1", "data": {"notes": "from socket.io"}})
-    say(step="wrote", type=ack["type"], seq=ack["seq"])
-    last_seq = ack["seq"]
-
-    # The master (the test's /ws device) shuts down: this device is elected.
-    wait_for_test("master leaving")
-    elected = device.event("master_elected")
-    say(step="elected", new_master_id=elected["new_master_id"], term=elected["term"])
-
-    # Offline while the fleet writes; back with last_seq, it gets exactly what it missed.
-    device.client.disconnect()
-    say(step="offline")
-    wait_for_test("missed two")
-    device.events = queue.Queue()
-    device.connect({"clientId": args.device, "last_seq": last_seq})
-    missed = []
+    threading.Thread(target=read_commands, daemon=True).start()
     while True:
-        name, data = device.events.get(timeout=WAIT)
-        if name == "connected":
-            break
-        if name == "device_updated":
-            missed.append(data["seq"])
-    say(step="resumed", missed=missed)
-    device.client.disconnect()
+        line = await lines.get()
+        if not line:
+            return
+        command = json.loads(line)
+        what = command["do"]
+        if what == "connect":
+            say(did="connect", transport=await device.connect(command.get("auth", {})))
+        elif what == "upgraded":
+            say(did="upgraded", transport=await device.upgraded())
+        elif what == "call":
+            reply = await device.client.call(command["event"], command.get("data", {}), timeout=WAIT)
+            say(did="call", reply=reply)
+        elif what == "emit":
+            await device.client.emit(command["event"], command.get("data", {}))
+            say(did="emit")
+        elif what == "expect":
+            say(did="expect", data=await device.expect(command["event"], command.get("match", {})))
+        elif what == "until":
+            say(did="until", events=await device.until(command["event"]))
+        elif what == "disconnect":
+            await device.client.disconnect()
+            say(did="disconnect")
+        elif what == "exit":
+            if device.client is not None:
+                await device.client.disconnect()
+            return
+        else:
+            raise ValueError(f"unknown command {what!r}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        asyncio.run(main())
+    except Exception as err:  # noqa: BLE001 - every failure is reported to the test
+        say(failed=f"{type(err).__name__}: {err}")
+        sys.exit(1)

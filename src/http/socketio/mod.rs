@@ -171,7 +171,7 @@ fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken
             app.polling.remove(sid);
             return refuse(1, "Session ID unknown");
         }
-        Some(Taken::Upgrading) => return refuse(3, "Bad request: the session is upgrading to websocket"),
+        Some(Taken::Upgraded) => return refuse(3, "Bad request: the session has upgraded to websocket"),
     };
     let mut response = HttpResponse::Ok();
     cors(req, app, &mut response).content_type("text/plain; charset=UTF-8").body(body)

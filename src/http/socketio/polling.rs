@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix_http::ws::{OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actors::outbox::OutboxBody;
 use crate::protocol::socketio::RECORD_SEPARATOR;
@@ -29,9 +29,13 @@ pub enum Taken {
     Closed,
     /// The session is gone (ended, or silent past its limit): the request is refused.
     Gone,
-    /// The session is moving to websocket: no more polls (it stays).
-    Upgrading,
+    /// The session has upgraded to websocket: no more polls (it stays).
+    Upgraded,
 }
+
+/// How long a poll that comes after the upgrade's probe is held before its noop: long enough
+/// for the client's `5` (sent at once by a client that polls no more) to complete the upgrade.
+const PROBED_POLL_WAIT: Duration = Duration::from_millis(100);
 
 /// Where the poller delivers once the session has upgraded to websocket.
 pub type Upgraded = mpsc::Sender<String>;
@@ -55,7 +59,7 @@ pub struct Bridge {
     /// A websocket has taken the session over (or is probing): no other transport may.
     upgrading: std::sync::atomic::AtomicBool,
     /// The upgrade is complete.
-    upgraded_flag: std::sync::atomic::AtomicBool,
+    upgraded: watch::Sender<bool>,
     /// The upgrade's probe succeeded: the client polls no more.
     probed: std::sync::atomic::AtomicBool,
     /// When the client last sent anything, and how long it may be silent.
@@ -84,7 +88,7 @@ impl Bridge {
             asks,
             polling: Mutex::new(false),
             upgrading: Default::default(),
-            upgraded_flag: Default::default(),
+            upgraded: watch::Sender::new(false),
             probed: Default::default(),
             last_heard: Mutex::new(std::time::Instant::now()),
             silence_limit,
@@ -107,7 +111,15 @@ impl Bridge {
     pub async fn poll(&self, wait: Duration) -> Option<Taken> {
         let heard = *self.last_heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.probed.load(std::sync::atomic::Ordering::Acquire) {
-            return Some(Taken::Upgrading);
+            // A poll the client sent before it heard the probe's answer: it ends with a noop,
+            // as the one waiting did, unless the upgrade completes meanwhile (then the session
+            // is the websocket's and polls are refused).
+            let mut upgraded = self.upgraded.subscribe();
+            let done = tokio::time::timeout(PROBED_POLL_WAIT, upgraded.wait_for(|done| *done)).await;
+            return Some(match done {
+                Ok(Ok(_)) => Taken::Upgraded,
+                _ => Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]),
+            });
         }
         if heard.elapsed() >= self.silence_limit {
             // Silent past Engine.IO's limit: the session is closing.
@@ -148,12 +160,12 @@ impl Bridge {
 
     /// Whether a websocket has the session (then polling requests for it are refused).
     pub fn upgraded(&self) -> bool {
-        self.upgraded_flag.load(std::sync::atomic::Ordering::Acquire)
+        *self.upgraded.borrow()
     }
 
     /// The upgrade is done: everything from now on goes to `socket`.
     pub fn upgrade(&self, socket: Upgraded) {
-        self.upgraded_flag.store(true, std::sync::atomic::Ordering::Release);
+        self.upgraded.send_replace(true);
         let _ = self.asks.send(Ask::Upgrade(socket));
     }
 }

@@ -154,20 +154,27 @@ pub async fn run(o: Options) -> Result<Report, String> {
     for _ in 0..o.stuck {
         stuck.push(transport.open(&o.server).await?);
     }
-    // Senders: send at their rate; drain what they are sent.
+    // Senders: send at their rate; drain what they are sent (answering Engine.IO's pings,
+    // so a long Socket.IO run keeps its senders).
     let mut sender_sinks = Vec::with_capacity(o.senders);
     let mut draining = Vec::with_capacity(o.senders);
     for _ in 0..o.senders {
         let ws = transport.open(&o.server).await?;
         let (sink, mut stream) = ws.split();
-        let stop = Arc::clone(&stop);
+        let sink = Arc::new(Mutex::new(sink));
+        let (stop, pongs) = (Arc::clone(&stop), Arc::clone(&sink));
         draining.push(tokio::spawn(async move {
             // Updates the server refused (rate limit, validation) are not owed to anyone.
             let mut refused = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(Some(Ok(Message::Text(text)))) =
+                let Ok(Some(Ok(Message::Text(text)))) =
                     tokio::time::timeout(Duration::from_millis(200), stream.next()).await
-                    && let Some(object) = transport.decode(&text)
+                else {
+                    continue;
+                };
+                if text.as_str() == "2" {
+                    let _ = pongs.lock().await.send(Message::text("3")).await;
+                } else if let Some(object) = transport.decode(&text)
                     && serde_json::from_str::<Update<'_>>(object).is_ok_and(|u| u.kind == "error")
                 {
                     refused += 1;
@@ -223,7 +230,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
     let padding = "x".repeat(o.payload);
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     let mut sending = Vec::with_capacity(o.senders);
-    for (k, mut sink) in sender_sinks.into_iter().enumerate() {
+    for (k, sink) in sender_sinks.into_iter().enumerate() {
         let (sent, padding) = (Arc::clone(&sent), padding.clone());
         let interval = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
         // Senders are spread over the interval, as independent devices are, rather than all
@@ -240,7 +247,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
                 let update = json!({"type": "device_update", "deviceId": format!("lg-{k}"),
                     "data": {"notes": format!("{k}:{seq}:{at}:{padding}"), "elapsedSeconds": seq}});
                 let frame = transport.encode("device_update", &update.to_string());
-                if sink.send(Message::text(frame)).await.is_err() {
+                if sink.lock().await.send(Message::text(frame)).await.is_err() {
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
