@@ -26,9 +26,18 @@ struct Cli {
 enum Commands {
     /// Talk to a server by hand: each line typed is sent, each frame received is printed.
     Client {
-        /// The server's WebSocket endpoint.
-        #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-        url: String,
+        /// The server's WebSocket endpoint [default: ws://127.0.0.1:8080/ws, or
+        /// ws://127.0.0.1:8080/socket.io/?EIO=4&transport=websocket with `--transport socketio`].
+        #[arg(long)]
+        url: Option<String>,
+        /// The protocol to speak: `/ws`, or Socket.IO (each line typed is sent as the event of
+        /// its `type`; each event or acknowledgement received is printed as its object).
+        #[arg(long, value_enum, default_value = "ws")]
+        transport: loadgen::wire::Transport,
+        /// Socket.IO: the namespace CONNECT's auth payload, e.g. '{"clientId":"till-1"}' or
+        /// '{"clientId":"till-2","last_seq":4,"epoch":"…"}' (the token is added to it).
+        #[arg(long, value_name = "JSON")]
+        auth: Option<String>,
         /// The device token, when the server requires one.
         #[arg(long)]
         token: Option<String>,
@@ -137,15 +146,29 @@ enum LoadMode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Client { url, token, device, priority } => {
-            client(&url, token.as_deref(), client::Identity { device, priority })
+        Commands::Client { url, transport, auth, token, device, priority } => {
+            let url = url.unwrap_or_else(|| client::default_url(transport).to_owned());
+            let auth = match auth.map(|a| serde_json::from_str::<serde_json::Value>(&a)).transpose() {
+                Ok(auth) => auth,
+                Err(e) => {
+                    eprintln!("--auth is not JSON: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let identity = client::Identity { device, priority };
+            client(&url, client::Speaking { transport, auth }, token.as_deref(), identity)
         }
         Commands::Loadgen { server, token, json, mode } => loadgen(server, token, json, mode),
         Commands::Bench { out, peer, quick } => bench(out, peer, quick),
     }
 }
 
-fn client(url: &str, token: Option<&str>, identity: client::Identity) -> ExitCode {
+fn client(
+    url: &str,
+    speaking: client::Speaking,
+    token: Option<&str>,
+    identity: client::Identity,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -153,7 +176,7 @@ fn client(url: &str, token: Option<&str>, identity: client::Identity) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(client::run(url, token, identity)) {
+    match runtime.block_on(client::run(url, speaking, token, identity)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("device-sync client: {err}");
