@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run test lint fmt build fuzz soak bench clients conformance
+.PHONY: help run test lint fmt build fuzz soak bench clients conformance deb
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ fmt: ## format the code
 
 build: ## build the release binaries (target/release/device-sync and device-sync-tools)
 	$(CARGO) build --release -p device-sync --bin device-sync -p device-sync-tools --bin device-sync-tools
+
+# The Debian package (packaging/, `[package.metadata.deb]` in Cargo.toml), from the release
+# binaries; cargo-deb is a cargo subcommand from the crates registry.
+deb: build ## the Debian package for the back-office PC (needs `cargo install cargo-deb`)
+	@command -v cargo-deb >/dev/null || { echo "cargo-deb is not installed: cargo install cargo-deb"; exit 2; }
+	$(CARGO) deb --no-build -p device-sync
 
 # Long runs of the fuzz and soak tests (both run briefly in `make test`). FUZZ_CASES multiplies
 # the fuzzer's cases; each run picks a new seed and prints it (FUZZ_SEED=n repeats a run).

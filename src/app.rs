@@ -23,6 +23,7 @@ use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::http;
 use crate::http::auth::Tokens;
 use crate::http::state::{AppState, Shared};
+use crate::metrics::Metrics;
 use crate::protocol::close;
 use crate::settings::{DatabaseSettings, Settings};
 use crate::store;
@@ -91,7 +92,8 @@ impl Application {
         }
 
         let floor = LogFloor::new(boot.floor.seq);
-        let broadcast = Broadcast::new(boot.head);
+        let metrics = Metrics::new();
+        let broadcast = Broadcast::new(boot.head, Arc::clone(&metrics));
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
@@ -101,11 +103,12 @@ impl Application {
             let policy = settings.sync.conflict_policy;
             let retention = Retention::from_settings(&settings.sync);
             let floor = floor.clone();
+            let metrics = Arc::clone(&metrics);
             Supervisor::start(move |ctx: &mut actix::Context<Persistence>| {
                 // Writes move from the mailbox into the actor's own bounded queue at once, in
                 // arrival order; a roomy mailbox keeps senders from parking (and reordering).
                 ctx.set_mailbox_capacity(persistence::MAILBOX_CAPACITY);
-                Persistence::new(store, broadcast, boot.head, policy, retention, floor)
+                Persistence::new(store, broadcast, boot.head, policy, retention, floor, metrics)
             })
         };
         let election = Election::new(
@@ -115,6 +118,7 @@ impl Application {
             broadcast.clone(),
             boot.term,
             boot.devices,
+            Arc::clone(&metrics),
         )
         .start();
         let registry = Registry::new(broadcast.clone(), election.clone()).start();
@@ -131,6 +135,7 @@ impl Application {
             election,
             published,
             floor,
+            metrics,
         });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),

@@ -16,6 +16,7 @@
 //!   answer.
 //! - `store`: each table's reads and writes side by side (the writes are the Persistence
 //!   actor's alone); `log`, the write path's storage seam.
+//! - `metrics`: the Prometheus figures, counted where things happen, one registry per server.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //!
 //! The terminal client, the load generator and the benchmark are the workspace member `tools/`
@@ -25,6 +26,7 @@ pub mod actors;
 pub mod app;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod settings;
 pub mod store;

@@ -5,7 +5,7 @@
 //! their arguments.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +28,9 @@ struct Cli {
 enum Commands {
     /// Run the server (the default).
     Serve,
+    /// Check the settings (defaults, the file, `DEVICE_SYNC__…` variables): print them as the
+    /// server would run with them, tokens redacted, or say what is wrong and exit with 2.
+    CheckConfig,
     /// Serve the Socket.IO protocol test suite's handlers on port 3000 (`make conformance`).
     Conformance,
     /// Talk to a server by hand (`device-sync-tools client`; `--help` there).
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => serve(cli.config, |_| {}),
+        Commands::CheckConfig => check_config(cli.config.as_deref()),
         Commands::Conformance => serve(cli.config, |s| {
             // What `socketio/socket.io-protocol`'s test-suite expects of the server it checks.
             s.server.port = 3000;
@@ -86,6 +90,20 @@ fn tool(name: &str, args: Vec<OsString>) -> ExitCode {
     ExitCode::FAILURE
 }
 
+fn check_config(config: Option<&Path>) -> ExitCode {
+    match Settings::load(config) {
+        Ok(settings) => {
+            print!("{}", settings.to_toml());
+            eprintln!("device-sync check-config: the settings are valid");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("device-sync check-config: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCode {
     let settings = match Settings::load(config.as_deref()) {
         Ok(mut settings) => {
@@ -98,10 +116,15 @@ fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCod
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log);
+    let log_level = telemetry::init(&settings.log);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await.map_err(|err| err.to_string())?;
-        app.run_until_stopped().await.map_err(|err| err.to_string())
+        reload_on_hangup(config, log_level).map_err(|err| format!("watching SIGHUP: {err}"))?;
+        // Migrated and bound: tell systemd (`Type=notify`), when it started us.
+        notify_systemd(sd_notify::NotifyState::Ready);
+        let stopped = app.run_until_stopped().await.map_err(|err| err.to_string());
+        notify_systemd(sd_notify::NotifyState::Stopping);
+        stopped
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,4 +133,29 @@ fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCod
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tells the service manager how the server stands; nothing when it was not started by one.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(err) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(%err, "could not notify systemd");
+    }
+}
+
+/// On SIGHUP, reads the settings again and applies their log level (the other settings take
+/// a restart). A bad file changes nothing and says why.
+fn reload_on_hangup(config: Option<PathBuf>, log_level: telemetry::LogLevel) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match Settings::load(config.as_deref()) {
+                Ok(settings) => match log_level.set(&settings.log.level) {
+                    Ok(()) => tracing::warn!(level = %settings.log.level, "SIGHUP: log level reloaded"),
+                    Err(err) => tracing::error!(%err, "SIGHUP: log level not changed"),
+                },
+                Err(err) => tracing::error!(%err, "SIGHUP: settings not reloaded; nothing changed"),
+            }
+        }
+    });
+    Ok(())
 }

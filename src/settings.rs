@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults, identical to the `settings.toml` at the root of the repository.
 pub const DEFAULTS: &str = include_str!("../settings.toml");
 
 /// Everything the server can be told, by section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -26,21 +27,23 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
     pub durability: Durability,
 }
 
 /// What a commit survives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// Every commit is on stable storage before it is acknowledged (SQLite `synchronous=FULL`):
@@ -52,29 +55,47 @@ pub enum Durability {
 }
 
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub admin_token: String,
     pub device_token: String,
 }
 
+/// How a token is shown: never its value.
+fn redacted(token: &str) -> &'static str {
+    if token.is_empty() { "" } else { "<redacted>" }
+}
+
 impl std::fmt::Debug for AuthSettings {
     // Tokens never reach a log line, not even through a debug print of the settings.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = |t: &str| if t.is_empty() { "<empty>" } else { "<set>" };
         f.debug_struct("AuthSettings")
-            .field("admin_token", &shown(&self.admin_token))
-            .field("device_token", &shown(&self.device_token))
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("device_token", &redacted(&self.device_token))
             .finish()
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl Serialize for AuthSettings {
+    // Serialized only to be shown (`check-config`): the tokens are redacted.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut auth = serializer.serialize_struct("AuthSettings", 2)?;
+        auth.serialize_field("admin_token", redacted(&self.admin_token))?;
+        auth.serialize_field("device_token", redacted(&self.device_token))?;
+        auth.end()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeartbeatSettings {
     pub interval_s: f64,
     pub timeout_s: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ElectionSettings {
     pub ack_timeout_s: f64,
     pub max_retries: u32,
@@ -84,7 +105,8 @@ pub struct ElectionSettings {
     pub manual_min_priority: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncSettings {
     pub conflict_policy: ConflictPolicy,
     pub max_retries: u32,
@@ -98,7 +120,8 @@ pub struct SyncSettings {
 
 pub use crate::domain::records::ConflictPolicy;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub max_message_bytes: usize,
     pub max_connections: usize,
@@ -110,7 +133,8 @@ pub struct LimitSettings {
 }
 
 /// Socket.IO (PROTOCOL.md section 10).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SocketIoSettings {
     pub ping_interval_s: f64,
     pub ping_timeout_s: f64,
@@ -122,13 +146,14 @@ pub struct SocketIoSettings {
     pub conformance: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -142,6 +167,13 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("settings: {key} {problem}")]
     Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// The effective settings as TOML, tokens redacted (`device-sync check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|err| format!("# the settings could not be shown: {err}\n"))
+    }
 }
 
 impl Settings {
@@ -229,8 +261,38 @@ impl Settings {
                 problem: "must be within 0..=100".into(),
             });
         }
+        let url = &self.database.url;
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(SettingsError::Invalid {
+                key: "database.url",
+                problem: format!("must be a sqlite: or postgres:// URL, not {url:?}"),
+            });
+        }
+        if !is_log_filter(&self.log.level) {
+            return Err(SettingsError::Invalid {
+                key: "log.level",
+                problem: format!(
+                    "must be trace, debug, info, warn, error or off, or directives like \"info,device_sync=debug\"; not {:?}",
+                    self.log.level
+                ),
+            });
+        }
         Ok(())
     }
+}
+
+/// A level, or comma-separated `target=level` directives (the part of `RUST_LOG`'s syntax the
+/// settings accept; the filter itself would take a typo as a target name).
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    let target =
+        |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    !filter.trim().is_empty()
+        && filter.split(',').all(|directive| match directive.split_once('=') {
+            Some((t, l)) => target(t.trim()) && level(l),
+            None => level(directive),
+        })
 }
 
 /// Converts a settings value in seconds (validated positive and finite) to a `Duration`.
@@ -342,6 +404,27 @@ mod tests {
         assert_eq!(s.limits.messages_per_second, 100);
         assert_eq!(s.limits.idle_timeout(), Duration::from_secs(300));
         assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_levels_and_directives_are_accepted_and_typos_are_not() {
+        for good in ["info", "DEBUG", "warn,device_sync=debug", "device_sync::actors=trace", "off"] {
+            assert!(is_log_filter(good), "{good}");
+        }
+        for bad in ["", "loud", "info,", "device_sync=loud", "inf o", "=debug"] {
+            assert!(!is_log_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_shown_settings_never_carry_a_token_and_read_back_the_same() {
+        let mut s = Settings::defaults().expect("defaults parse");
+        s.auth.admin_token = "secret-admin".into();
+        let shown = s.to_toml();
+        assert!(!shown.contains("secret-admin"), "{shown}");
+        assert!(shown.contains("admin_token = \"<redacted>\""), "{shown}");
+        let back: toml::Value = toml::from_str(&shown).expect("the shown settings are TOML");
+        assert_eq!(back["limits"]["session_queue"].as_integer(), Some(1024));
     }
 
     #[test]

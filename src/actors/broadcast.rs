@@ -9,10 +9,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use actix::prelude::*;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::protocol::outbound::Frame;
 
 /// What a session is told by the server side.
@@ -57,6 +59,8 @@ pub struct PublishedChange {
 #[rtype(result = "()")]
 pub struct Publish {
     pub changes: Vec<PublishedChange>,
+    /// When they were committed.
+    pub committed_at: Instant,
 }
 
 /// A frame that is not a logged change (e.g. an election notice), to every session but those
@@ -100,12 +104,13 @@ impl PublishedSeq {
 pub struct Broadcast {
     subscribers: HashMap<Uuid, Recipient<Outbound>>,
     published: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 impl Broadcast {
     /// A Broadcast whose log already holds changes up to `head`.
-    pub fn new(head: u64) -> Self {
-        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)) }
+    pub fn new(head: u64, metrics: Arc<Metrics>) -> Self {
+        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)), metrics }
     }
 
     /// The shared view of the newest published `seq`.
@@ -152,6 +157,7 @@ impl Handler<Publish> for Broadcast {
             // change at or below it still to come will find that change in its mailbox.
             self.published.store(change.seq, Ordering::Release);
         }
+        self.metrics.broadcast(msg.committed_at.elapsed());
     }
 }
 

@@ -5,6 +5,7 @@
 //! - `devices`: device registration and roles, manual elections, election and audit logs.
 //! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
+//! - `metrics`: the Prometheus figures.
 //! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
 //! - `body`: bounded JSON request bodies.
@@ -15,6 +16,7 @@ pub mod body;
 pub mod cashier;
 pub mod devices;
 pub mod error;
+pub mod metrics;
 pub mod query;
 pub mod socketio;
 pub mod state;
@@ -41,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(devices::routes)
     .configure(sync::routes)
     .configure(system::routes)
+    .configure(metrics::routes)
     .default_service(web::to(not_found));
 }
 

@@ -17,6 +17,19 @@ pub async fn confirmed_seq<C: ConnectionTrait>(db: &C, device_id: &str) -> Resul
     Ok(row.map_or(0, |r| from_db(r.confirmed_seq)))
 }
 
+/// Every device with a sync state, and the last `seq` it confirmed.
+pub async fn confirmed_all<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, u64)>, DbErr> {
+    let rows = sync_state::Entity::find()
+        .select_only()
+        .column(sync_state::Column::DeviceId)
+        .column(sync_state::Column::ConfirmedSeq)
+        .order_by_asc(sync_state::Column::DeviceId)
+        .into_tuple::<(String, i64)>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(device, seq)| (device, from_db(seq))).collect())
+}
+
 /// A device's sync state, if it has one.
 pub async fn get<C: ConnectionTrait>(db: &C, device_id: &str) -> Result<Option<sync_state::Model>, DbErr> {
     sync_state::Entity::find().filter(sync_state::Column::DeviceId.eq(device_id)).one(db).await

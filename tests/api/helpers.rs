@@ -158,6 +158,17 @@ impl TestApp {
         }
     }
 
+    /// A scrape of `/metrics`.
+    pub async fn scrape(&self) -> Scrape {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        let text = response.text().await.expect("the scrape");
+        assert!(text.ends_with("# EOF\n"), "a whole OpenMetrics exposition: {text}");
+        Scrape(text)
+    }
+
     pub async fn health(&self) -> Value {
         self.get("/system/health").await.json().await.expect("health JSON")
     }
@@ -322,6 +333,25 @@ pub fn is_server_time(ts: &str) -> bool {
         && digits(20..23)
         && b[23] == b'Z'
         && chrono::DateTime::parse_from_rfc3339(ts).is_ok()
+}
+
+/// One scrape of `/metrics`, in the OpenMetrics text format.
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// The value of one series, named with its labels as the exposition writes them
+    /// (`device_sync_sessions{transport="ws"}`); `None` when the series is not there.
+    pub fn get(&self, series: &str) -> Option<f64> {
+        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    /// The value of a series that must be there.
+    pub fn value(&self, series: &str) -> f64 {
+        self.get(series).unwrap_or_else(|| panic!("no {series} in the scrape:\n{}", self.0))
+    }
 }
 
 /// The `seq` of a frame.

@@ -2,6 +2,7 @@
 //! real SQLite files. One module per scenario.
 
 mod helpers;
+mod metrics;
 mod process;
 
 mod auth;
@@ -13,6 +14,7 @@ mod framing;
 mod fuzz;
 mod heartbeat;
 mod network;
+mod operations;
 mod persistence;
 mod recovery;
 mod reliability;

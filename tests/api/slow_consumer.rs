@@ -54,6 +54,11 @@ async fn clients_that_stop_reading_are_closed_with_4008_after_a_gap_free_prefix_
     let (got, _reader) = reading.await.expect("the reader");
     assert_eq!(got, ((start + 1)..=head).collect::<Vec<_>>(), "the reader got everything in order");
     app.wait_for_sessions(2).await;
+    assert_eq!(
+        app.scrape().await.value("device_sync_slow_consumer_closes_total"),
+        3.0,
+        "each close is counted"
+    );
 
     for (i, client) in stuck.iter_mut().enumerate() {
         // What the socket had taken, then the close: a gap-free prefix of the feed.

@@ -169,6 +169,8 @@ pub enum Effect {
     Start { timer: Timer, after: Duration },
     /// Answer a caller.
     Reply { to: ReplyTo, answer: Answer },
+    /// An election ended, with a master (`elected`) or without: for the metrics.
+    Concluded { reason: &'static str, elected: bool },
 }
 
 /// A device as REST shows it.
@@ -455,6 +457,7 @@ impl Elector {
             self.election_failed = false;
             tracing::info!(master = %device_id, term = self.term, "first device online becomes master");
             fx.push(Effect::Notify { frame: outbound::render(&a, None), except: Vec::new() });
+            fx.push(Effect::Concluded { reason: a.election_reason, elected: true });
         }
         if preempts {
             self.trigger(Reason::Preempt, None, false, None, None, fx);
@@ -806,6 +809,7 @@ impl Elector {
         tracing::info!(election = %contest.id, master = %announcement.new_master_id, term = self.term, "master elected");
         let direct: Vec<Uuid> = contest.waiters.iter().filter_map(|w| w.session).collect();
         fx.push(Effect::Notify { frame: outbound::render(&announcement, None), except: direct });
+        fx.push(Effect::Concluded { reason: contest.reason.as_str(), elected: true });
         if let Some(previous) = previous.filter(|p| *p != announcement.new_master_id)
             && let Some(session) = self.session_of(&previous)
         {
@@ -838,6 +842,7 @@ impl Elector {
         .with_details(serde_json::json!({ "election_id": contest.id, "term": contest.term }));
         let direct: Vec<Uuid> = contest.waiters.iter().filter_map(|w| w.session).collect();
         fx.push(Effect::Notify { frame: outbound::error(&error, None), except: direct });
+        fx.push(Effect::Concluded { reason: contest.reason.as_str(), elected: false });
         let audit = AuditEntry::error("master_election", contest.reason.as_str(), None, &error.message);
         fx.push(Effect::Persist {
             writes: vec![FleetWrite::Master(None), FleetWrite::Audit(audit)],

@@ -12,6 +12,7 @@
 mod elector;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -24,6 +25,7 @@ pub use self::elector::{Departure, DeviceView, Elected, FleetView, Gone, Online,
 use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
 use super::persistence::{Origin, Persistence, persist};
 use crate::domain::fleet::DeviceRecord;
+use crate::metrics::Metrics;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
@@ -116,6 +118,7 @@ pub struct Election {
     /// Callers waiting for an answer.
     replies: HashMap<ReplyTo, oneshot::Sender<Answer>>,
     next_reply: ReplyTo,
+    metrics: Arc<Metrics>,
 }
 
 fn now() -> Now {
@@ -130,6 +133,7 @@ impl Election {
         broadcast: Addr<Broadcast>,
         term: u64,
         devices: Vec<DeviceRecord>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let new_id = Box::new(|| Uuid::new_v4().to_string());
         let elector = Elector::new(settings, heartbeat.clone(), term, devices, Instant::now(), new_id);
@@ -141,6 +145,7 @@ impl Election {
             sessions: HashMap::new(),
             replies: HashMap::new(),
             next_reply: 0,
+            metrics,
         }
     }
 
@@ -196,6 +201,7 @@ impl Election {
                     let _ = tx.send(answer);
                 }
             }
+            Effect::Concluded { reason, elected } => self.metrics.election_ended(reason, elected),
         }
     }
 }

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -39,6 +40,7 @@ use self::write::{Job, Queued, Step};
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
 use crate::domain::fleet::DeviceRecord;
 use crate::domain::station::StationError;
+use crate::metrics::Metrics;
 use crate::protocol::outbound::{self, Ack, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
@@ -238,6 +240,7 @@ pub struct Persistence {
     closing: bool,
     flush_waiters: Vec<oneshot::Sender<()>>,
     last_error: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Persistence {
@@ -249,6 +252,7 @@ impl Persistence {
         policy: ConflictPolicy,
         retention: Retention,
         floor: LogFloor,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db: store.db,
@@ -267,6 +271,7 @@ impl Persistence {
             closing: false,
             flush_waiters: Vec::new(),
             last_error: None,
+            metrics,
         }
     }
 
@@ -289,6 +294,7 @@ impl Persistence {
         }
         let take = self.queue.len().min(MAX_BATCH);
         let jobs: Vec<Box<dyn Queued>> = self.queue.drain(..take).collect();
+        let (writes, started) = (jobs.len(), Instant::now());
         self.committing = true;
         // The cache goes with the batch and comes back only if it commits.
         let cache = std::mem::take(&mut self.stations);
@@ -304,7 +310,10 @@ impl Persistence {
         ctx.spawn(batch.into_actor(self).map(move |result, act, ctx| {
             act.committing = false;
             match result {
-                Ok((jobs, Ok(done))) => act.finish_batch(done, jobs),
+                Ok((jobs, Ok(done))) => {
+                    act.metrics.committed(writes, started.elapsed());
+                    act.finish_batch(done, jobs);
+                }
                 Ok((jobs, Err(err))) => {
                     tracing::error!(%err, commands = jobs.len(), "batch not committed");
                     act.head = None;
@@ -407,7 +416,7 @@ impl Persistence {
             notices.extend(staged.notify);
         }
         if !changes.is_empty() {
-            self.broadcast.do_send(Publish { changes });
+            self.broadcast.do_send(Publish { changes, committed_at: Instant::now() });
         }
         // After the changes they follow (Broadcast takes its mail in order).
         for frame in notices {

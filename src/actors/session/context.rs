@@ -12,6 +12,7 @@ use crate::actors::broadcast::{Broadcast, PublishedSeq};
 use crate::actors::election::Election;
 use crate::actors::persistence::{LogFloor, Persistence};
 use crate::actors::registry::Registry;
+use crate::metrics::Metrics;
 use crate::settings::{HeartbeatSettings, LimitSettings, SyncSettings};
 
 /// A session's view of the server.
@@ -31,6 +32,7 @@ pub struct SessionContext {
     pub published: PublishedSeq,
     /// What retention has pruned.
     pub floor: LogFloor,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Admission of sessions: at most `limits.max_connections` at once.

@@ -198,6 +198,7 @@ impl Session {
         if too_many || too_big {
             tracing::warn!(session = %self.id, client = self.client_label(), frames = self.outbox.pending(),
                 bytes = self.outbox.pending_live_bytes(), "slow consumer: closing");
+            self.cx.metrics.slow_consumer_closed();
             self.cut_off(ctx, close::SLOW_CONSUMER, "slow consumer");
             return;
         }
@@ -222,6 +223,7 @@ impl Session {
             let size = text.len();
             ctx.text(text);
             self.outbox.note_written(size, live);
+            self.cx.metrics.sent(frame.kind());
         }
     }
 
@@ -392,7 +394,19 @@ impl Session {
 
     fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
         match self.wire {
-            Wire::Plain => self.on_inbound(ctx, inbound::decode(text)),
+            Wire::Plain => {
+                let decoded = match inbound::parse_frame(text) {
+                    Ok(message) => {
+                        self.cx.metrics.received(inbound::type_of(&message));
+                        inbound::decode_message(&message)
+                    }
+                    Err(rejected) => {
+                        self.cx.metrics.received(None);
+                        Err(rejected)
+                    }
+                };
+                self.on_inbound(ctx, decoded)
+            }
             Wire::SocketIo(_) => self.on_socketio_text(ctx, text),
         }
     }

@@ -187,6 +187,7 @@ impl Session {
                         return self.refuse(ctx, &error, ack);
                     }
                 };
+                self.cx.metrics.received(inbound::type_of(&message));
                 let decoded = inbound::decode_message(&message);
                 if let (Some(ack), Some(id)) = (ack, decoded_id(&decoded)) {
                     self.wait_for_reply(id, ack);

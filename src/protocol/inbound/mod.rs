@@ -123,13 +123,57 @@ pub struct Connect {
     pub epoch: Option<String>,
 }
 
-/// Decodes one text frame.
-pub fn decode(text: &str) -> Result<Inbound, Rejected> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Rejected {
+/// Every message `type` a client may send (aliases included), in order.
+pub const TYPES: &[&str] = &[
+    "acknowledge",
+    "connect",
+    "critical_event",
+    "data_request",
+    "data_update",
+    "device_deleted",
+    "device_offline",
+    "device_online",
+    "device_reset",
+    "device_shutdown",
+    "device_transfer",
+    "device_update",
+    "heartbeat",
+    "master_election",
+    "order_deleted",
+    "order_placed",
+    "order_updated",
+    "ping",
+    "queue_status",
+    "queue_status_request",
+    "register_device",
+    "role_change_ack",
+    "sync_complete",
+    "sync_conflict",
+    "sync_error",
+    "sync_request",
+];
+
+/// Where a client message type is in `TYPES`, if it is one.
+pub fn type_index(kind: &str) -> Option<usize> {
+    TYPES.binary_search(&kind).ok()
+}
+
+/// The `type` of a parsed message, if it has a string one.
+pub fn type_of(value: &Value) -> Option<&str> {
+    value.get("type").and_then(Value::as_str)
+}
+
+/// Parses one text frame as JSON.
+pub fn parse_frame(text: &str) -> Result<Value, Rejected> {
+    serde_json::from_str(text).map_err(|e| Rejected {
         reply_to: None,
         error: WireError::invalid(None, None, format!("not valid JSON ({e})")),
-    })?;
-    decode_message(&value)
+    })
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Inbound, Rejected> {
+    decode_message(&parse_frame(text)?)
 }
 
 /// Decodes a message already parsed as JSON (a Socket.IO event's argument, its `type` set).

@@ -387,3 +387,18 @@ fn peek_id_reads_only_a_valid_id() {
     assert_eq!(peek_id(r#"{"id":5}"#), None);
     assert_eq!(peek_id("garbage"), None);
 }
+
+#[test]
+fn the_list_of_client_types_is_exactly_what_the_decoder_knows() {
+    assert!(TYPES.windows(2).all(|w| w[0] < w[1]), "sorted, for the lookup");
+    for kind in TYPES {
+        let refused = decode(&format!(r#"{{"type":"{kind}"}}"#)).err();
+        assert!(
+            refused.is_none_or(|r| r.error.code != ErrorCode::UnknownEvent),
+            "{kind} is listed but the decoder does not know it"
+        );
+        assert_eq!(type_index(kind).map(|i| TYPES[i]), Some(*kind));
+    }
+    assert_eq!(type_index("no_such_type"), None);
+    assert_eq!(rejected(r#"{"type":"no_such_type"}"#).error.code, ErrorCode::UnknownEvent);
+}

@@ -36,6 +36,11 @@ macro_rules! kinds {
             /// Every message type the server sends.
             pub const ALL: &'static [Kind] = &[$(Kind::$variant,)*];
 
+            /// Where the kind is in `ALL` (a dense index, for tables by kind).
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The name on the wire.
             pub const fn name(self) -> &'static str {
                 match self {
@@ -312,6 +317,7 @@ mod tests {
         let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         for kind in Kind::ALL {
             assert_eq!(Kind::from_name(kind.name()), Some(*kind));
+            assert_eq!(Kind::ALL[kind.index()], *kind, "the index is the place in ALL");
         }
         names.sort_unstable();
         names.dedup();

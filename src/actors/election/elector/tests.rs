@@ -28,6 +28,8 @@ struct World {
     failing: bool,
     /// Role changes to master sent, by election id and device, and the acks given.
     acked: Vec<(String, String)>,
+    /// Elections ended, by reason, and whether they found a master.
+    concluded: Vec<(&'static str, bool)>,
 }
 
 fn settings() -> (ElectionSettings, HeartbeatSettings) {
@@ -70,6 +72,7 @@ impl World {
             next_reply: 0,
             failing: false,
             acked: Vec::new(),
+            concluded: Vec::new(),
         }
     }
 
@@ -111,6 +114,7 @@ impl World {
                 Effect::Reply { to, answer } => {
                     self.answers.insert(to, answer);
                 }
+                Effect::Concluded { reason, elected } => self.concluded.push((reason, elected)),
             }
         }
     }
@@ -447,6 +451,11 @@ fn after_max_retries_the_election_fails_and_the_next_arrival_becomes_master() {
     let online = w.online("late", 0);
     assert_eq!((online.role, online.term), (Role::Master, 2), "rule 2 after a failed election");
     assert!(!w.elector.view().election_failed);
+    assert_eq!(
+        w.concluded,
+        [("no_master", true), ("shutdown", false), ("no_master", true)],
+        "each election's end is told once, with its reason and outcome"
+    );
 }
 
 #[test]
