@@ -127,3 +127,26 @@ async fn sighup_reloads_the_log_level_and_json_logs_are_one_object_a_line_with_i
         assert!(!message.contains("till-1"), "the device id is a field, not in the message: {line}");
     }
 }
+
+#[actix_web::test]
+async fn under_systemd_the_server_says_ready_once_it_listens_and_stopping_on_sigterm() {
+    // What systemd does for `Type=notify`: a datagram socket named by NOTIFY_SOCKET.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("the notify socket");
+    socket.set_read_timeout(Some(WAIT)).expect("a timeout");
+    let launch = Launch {
+        env: vec![("NOTIFY_SOCKET".into(), path.to_str().expect("path").into())],
+        ..Launch::default()
+    };
+    let mut server = Server::start(launch);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("a notification in time");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "READY=1");
+    // Ready means serving.
+    let health = reqwest::get(server.url("/system/health")).await.expect("health");
+    assert_eq!(health.status(), 200);
+    assert_eq!(server.terminate().code(), Some(0));
+    let n = socket.recv(&mut buf).expect("a notification in time");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "STOPPING=1");
+}

@@ -143,6 +143,18 @@ enum LoadMode {
     },
 }
 
+impl LoadMode {
+    /// What the progress line says while the mode runs.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Fanout { .. } => "fan-out",
+            Self::Idle { .. } => "idle sessions",
+            Self::Failover { .. } => "failover",
+            Self::Catchup { .. } => "catch-up",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -213,6 +225,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    let progress = loadgen::progress::Progress::start(mode.label());
     let result = runtime.block_on(async move {
         match mode {
             LoadMode::Fanout {
@@ -260,6 +273,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
             }
         }
     });
+    drop(progress);
     let text = match result {
         Ok(report) if json => format!("{}\n", report.to_json()),
         Ok(report) => report.to_text(),

@@ -45,7 +45,10 @@ async fn measure(
 ) -> Result<Figures, String> {
     let label = format!("{label} ({})", name(s));
     eprintln!("bench: {label} ...");
-    let report = run.await.map_err(|e| format!("{label}: {e}"))?;
+    let progress = super::progress::Progress::start(&label);
+    let report = run.await.map_err(|e| format!("{label}: {e}"));
+    drop(progress);
+    let report = report?;
     let mut figures = report.to_json();
     if let Some(map) = figures.as_object_mut() {
         map.insert("server".into(), Value::String(name(s).into()));

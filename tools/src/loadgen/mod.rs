@@ -16,6 +16,7 @@ pub mod failover;
 pub mod fanout;
 pub mod idle;
 pub mod procfs;
+pub mod progress;
 pub mod report;
 pub mod servers;
 pub mod stats;
