@@ -6,12 +6,13 @@
 //! device endpoints.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::routes::Routes;
 use crate::actors::persistence::{self, Origin, StationWritten, Write};
 use crate::domain::catalogue::{CatalogueKind, CatalogueWrite};
 use crate::domain::station::{OrderRef, Station, StationCommand};
@@ -22,38 +23,15 @@ use crate::protocol::{ErrorCode, WireError};
 use crate::store;
 
 /// Registers the cashier routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/cashier/devices").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            resource("/cashier/devices/{id}")
-                .route(web::get().to(get_one))
-                .route(web::patch().to(update))
-                .route(web::delete().to(remove)),
-        )
-        .service(resource("/cashier/devices/{id}/orders").route(web::post().to(place_orders)))
-        .service(
-            resource("/cashier/devices/{id}/orders/{index}")
-                .route(web::patch().to(update_order))
-                .route(web::delete().to(delete_order)),
-        )
-        .service(resource("/cashier/devices/{id}/reset").route(web::post().to(reset)))
-        .service(resource("/cashier/devices/{id}/transfer").route(web::post().to(transfer)))
-        .service(
-            resource("/cashier/categories")
-                .route(web::get().to(get_categories))
-                .route(web::put().to(put_categories)),
-        )
-        .service(
-            resource("/cashier/prices").route(web::get().to(get_prices)).route(web::put().to(put_prices)),
-        );
-}
-
-/// A resource that answers an unknown method with the JSON 405.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        ApiError::from(WireError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this endpoint"))
-            .error_response()
-    }))
+pub fn routes(r: &mut Routes<'_>) {
+    r.at("/cashier/devices", |p| p.get(list).post(create))
+        .at("/cashier/devices/{id}", |p| p.get(get_one).patch(update).delete(remove))
+        .at("/cashier/devices/{id}/orders", |p| p.post(place_orders))
+        .at("/cashier/devices/{id}/orders/{index}", |p| p.patch(update_order).delete(delete_order))
+        .at("/cashier/devices/{id}/reset", |p| p.post(reset))
+        .at("/cashier/devices/{id}/transfer", |p| p.post(transfer))
+        .at("/cashier/categories", |p| p.get(get_categories).put(put_categories))
+        .at("/cashier/prices", |p| p.get(get_prices).put(put_prices));
 }
 
 /// A station as REST answers it, with the `seq` of the change that produced it.

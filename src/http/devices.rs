@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
-use super::cashier::resource;
 use super::error::ApiError;
 use super::query::Query;
+use super::routes::Routes;
 use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
 use crate::domain::election::{MAX_PRIORITY, Role};
 use crate::http::state::AppState;
@@ -19,15 +19,13 @@ use crate::store;
 use crate::store::audit::AuditFilter;
 
 /// Registers the fleet routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/device/register").route(web::post().to(register)))
-        .service(resource("/device/roles").route(web::get().to(roles)))
-        .service(
-            resource("/device/roles/{device_id}").route(web::get().to(role)).route(web::put().to(set_role)),
-        )
-        .service(resource("/master-election").route(web::post().to(elect)))
-        .service(resource("/sync/master-election-logs").route(web::get().to(election_logs)))
-        .service(resource("/sync/audit-logs").route(web::get().to(audit_logs)));
+pub fn routes(r: &mut Routes<'_>) {
+    r.at("/device/register", |p| p.post(register))
+        .at("/device/roles", |p| p.get(roles))
+        .at("/device/roles/{device_id}", |p| p.get(role).put(set_role))
+        .at("/master-election", |p| p.post(elect))
+        .at("/sync/master-election-logs", |p| p.get(election_logs))
+        .at("/sync/audit-logs", |p| p.get(audit_logs));
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {

@@ -4,8 +4,8 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::cashier::resource;
 use super::error::ApiError;
+use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::registry::Stats;
 use crate::http::state::AppState;
@@ -17,8 +17,8 @@ use crate::store;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Registers `/metrics`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/metrics").route(web::get().to(scrape)));
+pub fn routes(r: &mut Routes<'_>) {
+    r.at("/metrics", |p| p.get(scrape));
 }
 
 async fn scrape(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -6,6 +6,7 @@
 //! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
 //! - `metrics`: the Prometheus figures.
+//! - `routes`: the one table REST routes are registered through (and listed from).
 //! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
 //! - `body`: bounded JSON request bodies.
@@ -18,6 +19,7 @@ pub mod devices;
 pub mod error;
 pub mod metrics;
 pub mod query;
+pub mod routes;
 pub mod socketio;
 pub mod state;
 pub mod sync;
@@ -28,6 +30,7 @@ use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::protocol::{ErrorCode, WireError};
 use error::ApiError;
+use routes::Routes;
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -38,13 +41,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))).into()
     }))
     .route("/ws", web::get().to(ws::upgrade))
-    .configure(socketio::routes)
-    .configure(cashier::routes)
-    .configure(devices::routes)
-    .configure(sync::routes)
-    .configure(system::routes)
-    .configure(metrics::routes)
-    .default_service(web::to(not_found));
+    .configure(socketio::routes);
+    rest(&mut Routes::into(cfg));
+    cfg.default_service(web::to(not_found));
+}
+
+/// The REST routes, by resource.
+fn rest(r: &mut Routes<'_>) {
+    cashier::routes(r);
+    devices::routes(r);
+    sync::routes(r);
+    system::routes(r);
+    metrics::routes(r);
+}
+
+/// Every REST method and path the server registers (the WebSocket endpoints `/ws` and
+/// `/socket.io/` are not REST: `docs/asyncapi.yaml` describes them).
+pub fn rest_routes() -> Vec<(actix_web::http::Method, &'static str)> {
+    let mut listing = Routes::listing();
+    rest(&mut listing);
+    listing.listed()
 }
 
 async fn not_found() -> HttpResponse {

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::auth::DeviceAuth;
 use super::body::JsonBody;
-use super::cashier::resource;
 use super::error::ApiError;
 use super::query::Query;
+use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::{self, Origin, Outcome};
 use crate::domain::commands::Command;
@@ -28,15 +28,11 @@ use crate::{store, sync};
 use sea_orm::Iterable;
 
 /// Registers the sync routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/sync/push").route(web::post().to(push)))
-        .service(resource("/sync/pull").route(web::get().to(pull)))
-        .service(resource("/sync/status").route(web::get().to(status)))
-        .service(
-            resource("/sync/state/{device_id}")
-                .route(web::get().to(get_state))
-                .route(web::put().to(put_state)),
-        );
+pub fn routes(r: &mut Routes<'_>) {
+    r.at("/sync/push", |p| p.post(push))
+        .at("/sync/pull", |p| p.get(pull))
+        .at("/sync/status", |p| p.get(status))
+        .at("/sync/state/{device_id}", |p| p.get(get_state).put(put_state));
 }
 
 #[derive(Deserialize)]

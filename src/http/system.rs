@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::DeviceAuth;
-use super::cashier::resource;
 use super::error::ApiError;
+use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::Status;
 use crate::actors::registry::Stats;
@@ -15,9 +15,8 @@ use crate::http::state::AppState;
 use crate::protocol::time;
 
 /// Registers the system routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/system/health").route(web::get().to(health)))
-        .service(resource("/system/network").route(web::get().to(network)));
+pub fn routes(r: &mut Routes<'_>) {
+    r.at("/system/health", |p| p.get(health)).at("/system/network", |p| p.get(network));
 }
 
 #[derive(Serialize)]
