@@ -175,7 +175,7 @@ pub async fn snapshot(db: &DatabaseConnection, tables: Option<&[String]>) -> Res
 }
 
 /// A device's position against the log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceSyncState {
     pub device_id: String,
     pub sync_status: SyncStatus,

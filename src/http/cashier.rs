@@ -11,16 +11,39 @@ use serde::Serialize;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
-use super::error::ApiError;
+use super::error::{ApiError, RestError};
 use super::routes::Routes;
 use crate::actors::persistence::{self, Origin, StationWritten, Write};
 use crate::domain::catalogue::{CatalogueKind, CatalogueWrite};
 use crate::domain::station::{OrderRef, Station, StationCommand};
 use crate::http::state::AppState;
 use crate::protocol::inbound;
+use crate::protocol::inbound::{
+    CreateStationMsg, OrderPatchMsg, OrdersMsg, StationPatchMsg, TransferTargetMsg,
+};
 use crate::protocol::outbound::{OrderView, StationView};
 use crate::protocol::{ErrorCode, WireError};
 use crate::store;
+
+/// The stations' part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    get_one,
+    create,
+    update,
+    remove,
+    place_orders,
+    update_order,
+    delete_order,
+    reset,
+    transfer,
+    get_categories,
+    put_categories,
+    get_prices,
+    put_prices
+))]
+pub struct Api;
 
 /// Registers the cashier routes.
 pub fn routes(r: &mut Routes<'_>) {
@@ -35,7 +58,7 @@ pub fn routes(r: &mut Routes<'_>) {
 }
 
 /// A station as REST answers it, with the `seq` of the change that produced it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StationReply<'a> {
     #[serde(flatten)]
     station: StationView<'a>,
@@ -44,13 +67,13 @@ struct StationReply<'a> {
 }
 
 /// `GET /cashier/devices`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StationList<'a> {
     devices: Vec<StationView<'a>>,
 }
 
 /// A station's order list, after a change to it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OrdersReply<'a> {
     device_id: &'a str,
@@ -81,6 +104,14 @@ fn station_id(path: &web::Path<String>) -> Result<String, ApiError> {
     Ok(path.as_str().to_owned())
 }
 
+#[utoipa::path(
+    get,
+    path = "/cashier/devices",
+    tag = "stations",
+    summary = "Every station",
+    responses((status = 200, body = StationList), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn list(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let txn = store::snapshot(&app.db).await?;
     let stations = store::stations::list(&txn).await?;
@@ -88,6 +119,15 @@ async fn list(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpRespons
     Ok(HttpResponse::Ok().json(StationList { devices: stations.iter().map(StationView::of).collect() }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cashier/devices/{id}",
+    tag = "stations",
+    summary = "One station",
+    params(("id" = String, Path, description = "The station's id")),
+    responses((status = 200, body = StationReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn get_one(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -103,6 +143,15 @@ async fn get_one(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/cashier/devices",
+    tag = "stations",
+    summary = "Create a station",
+    request_body = CreateStationMsg,
+    responses((status = 201, description = "Created; `seq` is the change's", body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 409, description = "DEVICE_EXISTS", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn create(
     _auth: AdminAuth,
     app: web::Data<AppState>,
@@ -113,6 +162,16 @@ async fn create(
     Ok(station_reply(StatusCode::CREATED, &station, Some(seq)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/cashier/devices/{id}",
+    tag = "stations",
+    summary = "Change a station's timer, mode, customers or notes",
+    params(("id" = String, Path, description = "The station's id")),
+    request_body = StationPatchMsg,
+    responses((status = 200, body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn update(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -125,6 +184,15 @@ async fn update(
     Ok(station_reply(StatusCode::OK, &station, Some(seq)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cashier/devices/{id}",
+    tag = "stations",
+    summary = "Delete a station",
+    params(("id" = String, Path, description = "The station's id")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn remove(
     _auth: AdminAuth,
     app: web::Data<AppState>,
@@ -135,6 +203,16 @@ async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/cashier/devices/{id}/orders",
+    tag = "stations",
+    summary = "Add orders to a station",
+    params(("id" = String, Path, description = "The station's id")),
+    request_body = OrdersMsg,
+    responses((status = 200, body = OrdersReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn place_orders(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -156,6 +234,16 @@ fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), Api
     Ok((id.clone(), index))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/cashier/devices/{id}/orders/{index}",
+    tag = "stations",
+    summary = "Change an order",
+    params(("id" = String, Path, description = "The station's id"), ("index" = u64, Path, description = "The order's place in the list, from 0")),
+    request_body = OrderPatchMsg,
+    responses((status = 200, body = OrdersReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn update_order(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -169,6 +257,15 @@ async fn update_order(
     Ok(orders_reply(&station, seq))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cashier/devices/{id}/orders/{index}",
+    tag = "stations",
+    summary = "Remove an order",
+    params(("id" = String, Path, description = "The station's id"), ("index" = u64, Path, description = "The order's place in the list, from 0")),
+    responses((status = 204, description = "Removed"), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn delete_order(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -179,6 +276,15 @@ async fn delete_order(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/cashier/devices/{id}/reset",
+    tag = "stations",
+    summary = "Reset a station: timer stopped, orders cleared",
+    params(("id" = String, Path, description = "The station's id")),
+    responses((status = 200, body = StationReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn reset(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -189,6 +295,16 @@ async fn reset(
     Ok(station_reply(StatusCode::OK, &station, Some(seq)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/cashier/devices/{id}/transfer",
+    tag = "stations",
+    summary = "Move a station's session and orders to an idle station",
+    params(("id" = String, Path, description = "The station's id")),
+    request_body = TransferTargetMsg,
+    responses((status = 200, description = "The target station after the move", body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 409, description = "DEVICE_BUSY: the target is in use", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn transfer(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -218,10 +334,27 @@ async fn put_catalogue(
     Ok(HttpResponse::Ok().content_type("application/json").body(stored))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cashier/categories",
+    tag = "stations",
+    summary = "The categories document, as last stored (`null` before any)",
+    responses((status = 200, description = "The document, byte for byte as stored", body = Object), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     get_catalogue(&app, CatalogueKind::Categories).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/cashier/categories",
+    tag = "stations",
+    summary = "Replace the categories document",
+    request_body = Object,
+    responses((status = 200, description = "The document as stored", body = Object), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn put_categories(
     _auth: AdminAuth,
     app: web::Data<AppState>,
@@ -230,10 +363,27 @@ async fn put_categories(
     put_catalogue(&app, CatalogueKind::Categories, body).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/cashier/prices",
+    tag = "stations",
+    summary = "The prices document, as last stored (`null` before any)",
+    responses((status = 200, description = "The document, byte for byte as stored", body = Object), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     get_catalogue(&app, CatalogueKind::Prices).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/cashier/prices",
+    tag = "stations",
+    summary = "Replace the prices document",
+    request_body = Object,
+    responses((status = 200, description = "The document as stored", body = Object), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn put_prices(
     _auth: AdminAuth,
     app: web::Data<AppState>,

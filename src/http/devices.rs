@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
-use super::error::ApiError;
+use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
 use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
@@ -17,6 +17,11 @@ use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::store;
 use crate::store::audit::AuditFilter;
+
+/// The fleet's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register, roles, role, set_role, elect, election_logs, audit_logs))]
+pub struct Api;
 
 /// Registers the fleet routes.
 pub fn routes(r: &mut Routes<'_>) {
@@ -32,7 +37,7 @@ fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     Ok(inbound::parse_body(value)?)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RoleView<'a> {
     device_id: &'a str,
     role: Role,
@@ -59,7 +64,7 @@ impl<'a> RoleView<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterBody {
     device_id: String,
     #[allow(dead_code)]
@@ -68,6 +73,15 @@ struct RegisterBody {
     capabilities: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/device/register",
+    tag = "fleet",
+    summary = "Register a device without a session (it is a client until it comes online)",
+    request_body = RegisterBody,
+    responses((status = 200, body = Registration), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn register(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -95,12 +109,29 @@ async fn register(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/device/roles",
+    tag = "fleet",
+    summary = "Every device with its role, the master and the term",
+    responses((status = 200, body = Roles), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn roles(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let fleet = app.election.send(Fleet).await?;
     let devices: Vec<RoleView<'_>> = fleet.devices.iter().map(RoleView::of).collect();
     Ok(HttpResponse::Ok().json(Roles { devices, master_device_id: fleet.master, term: fleet.term }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/device/roles/{device_id}",
+    tag = "fleet",
+    summary = "One device's role",
+    params(("device_id" = String, Path, description = "The device's id")),
+    responses((status = 200, body = RoleView), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn role(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -115,12 +146,22 @@ fn not_found(device_id: &str) -> ApiError {
     WireError::new(ErrorCode::DeviceNotFound, format!("Device {device_id} does not exist")).into()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SetRoleBody {
     role: Role,
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/device/roles/{device_id}",
+    tag = "fleet",
+    summary = "Make a device master (an election that must choose it) or demote the master (an election without it)",
+    params(("device_id" = String, Path, description = "The device's id")),
+    request_body = SetRoleBody,
+    responses((status = 200, body = RoleSet), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn set_role(
     _auth: AdminAuth,
     app: web::Data<AppState>,
@@ -176,13 +217,22 @@ async fn set_role(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ElectBody {
     reason: Option<String>,
     initiated_by: Option<String>,
     preferred_master: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/master-election",
+    tag = "fleet",
+    summary = "Hold a manual election, optionally preferring a device",
+    request_body = ElectBody,
+    responses((status = 200, body = ElectionHeld), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: ElectBody = if body.raw.is_empty() {
         ElectBody { reason: None, initiated_by: None, preferred_master: None }
@@ -215,13 +265,22 @@ async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Re
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Pagination {
     limit: u64,
     offset: u64,
     total: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync/master-election-logs",
+    tag = "fleet",
+    summary = "Elections, newest first",
+    params(("limit" = Option<u64>, Query, description = "At most this many entries (1..=10000)"), ("offset" = Option<u64>, Query, description = "Entries to skip")),
+    responses((status = 200, body = Logs<ElectionLogView>), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn election_logs(
     _auth: DeviceAuth,
     req: HttpRequest,
@@ -247,6 +306,15 @@ async fn election_logs(
     Ok(HttpResponse::Ok().json(Logs { logs, pagination: Pagination { limit, offset, total } }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync/audit-logs",
+    tag = "fleet",
+    summary = "The audit log, newest first",
+    params(("limit" = Option<u64>, Query, description = "At most this many entries (1..=10000)"), ("offset" = Option<u64>, Query, description = "Entries to skip"), ("device_id" = Option<String>, Query, description = "Only this device's entries"), ("event_type" = Option<String>, Query, description = "Only entries of this type"), ("start_date" = Option<String>, Query, format = DateTime, description = "From this time (RFC 3339)"), ("end_date" = Option<String>, Query, format = DateTime, description = "Up to this time (RFC 3339)")),
+    responses((status = 200, body = Logs<AuditLogView>), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security(("admin_token" = []))
+)]
 async fn audit_logs(
     _auth: AdminAuth,
     req: HttpRequest,
@@ -277,7 +345,7 @@ async fn audit_logs(
 }
 
 /// The answer to `POST /device/register`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Registration<'a> {
     success: bool,
     device_id: &'a str,
@@ -287,7 +355,7 @@ struct Registration<'a> {
 }
 
 /// The answer to `GET /device/roles`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Roles<'a> {
     devices: Vec<RoleView<'a>>,
     master_device_id: Option<String>,
@@ -295,7 +363,7 @@ struct Roles<'a> {
 }
 
 /// The answer to `PUT /device/roles/{device_id}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RoleSet<'a> {
     success: bool,
     device_id: &'a str,
@@ -306,7 +374,7 @@ struct RoleSet<'a> {
 }
 
 /// The answer to `POST /master-election`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ElectionHeld<'a> {
     success: bool,
     election_id: &'a str,
@@ -319,14 +387,14 @@ struct ElectionHeld<'a> {
 }
 
 /// A page of a log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Logs<T: Serialize> {
     logs: Vec<T>,
     pagination: Pagination,
 }
 
 /// An entry of the election log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ElectionLogView {
     id: i64,
     election_id: String,
@@ -340,7 +408,7 @@ struct ElectionLogView {
 }
 
 /// An entry of the audit log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditLogView {
     id: i64,
     event_type: String,

@@ -58,8 +58,10 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct RestError<'a> {
+/// Every REST error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RestError<'a> {
+    /// Always `false`.
     success: bool,
     #[serde(flatten)]
     body: ErrorBody<'a>,

@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::error::ApiError;
+use super::error::{ApiError, RestError};
 use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::registry::Stats;
@@ -16,11 +16,23 @@ use crate::store;
 /// The OpenMetrics text format, which Prometheus reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// `/metrics` in the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(scrape))]
+pub struct Api;
+
 /// Registers `/metrics`.
 pub fn routes(r: &mut Routes<'_>) {
     r.at("/metrics", |p| p.get(scrape));
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    summary = "The Prometheus figures (OpenMetrics text)",
+    responses((status = 200, description = "The figures", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String), (status = 500, description = "SERVER_ERROR: the figures could not be encoded", body = RestError))
+)]
 async fn scrape(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = app.registry.send(Stats).await?;
     let fleet = app.election.send(Fleet).await?;

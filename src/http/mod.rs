@@ -6,6 +6,7 @@
 //! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
 //! - `metrics`: the Prometheus figures.
+//! - `openapi`: the API description (`/openapi.json`) and its page (`/docs/`).
 //! - `routes`: the one table REST routes are registered through (and listed from).
 //! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
@@ -18,6 +19,7 @@ pub mod cashier;
 pub mod devices;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod socketio;
@@ -41,7 +43,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))).into()
     }))
     .route("/ws", web::get().to(ws::upgrade))
-    .configure(socketio::routes);
+    .configure(socketio::routes)
+    .configure(openapi::routes);
     rest(&mut Routes::into(cfg));
     cfg.default_service(web::to(not_found));
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::auth::DeviceAuth;
 use super::body::JsonBody;
-use super::error::ApiError;
+use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
 use crate::actors::election::Fleet;
@@ -24,8 +24,14 @@ use crate::protocol::inbound::{
 use crate::protocol::outbound::{Change, SyncConflictResolved};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::store::changes::Since;
+use crate::sync::DeviceSyncState;
 use crate::{store, sync};
 use sea_orm::Iterable;
+
+/// The sync part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(push, pull, status, get_state, put_state))]
+pub struct Api;
 
 /// Registers the sync routes.
 pub fn routes(r: &mut Routes<'_>) {
@@ -35,7 +41,7 @@ pub fn routes(r: &mut Routes<'_>) {
         .at("/sync/state/{device_id}", |p| p.get(get_state).put(put_state));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PushBody {
     device_id: String,
     events: Vec<Value>,
@@ -64,6 +70,15 @@ fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/sync/push",
+    tag = "sync",
+    summary = "Push a device's offline queue: each event applied in order, at most once per device and event id",
+    request_body = PushBody,
+    responses((status = 200, description = "Each event's result; `success` is false when any failed", body = PushReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: PushBody = inbound::parse_body(&body.value)?;
     check_id("device_id", &b.device_id)?;
@@ -162,7 +177,7 @@ impl PushResult {
 }
 
 /// One event's result in the answer to `POST /sync/push`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PushResultView<'a> {
     id: Option<&'a str>,
     /// `applied`, `duplicate` or `error`.
@@ -176,7 +191,7 @@ struct PushResultView<'a> {
 }
 
 /// The answer to `POST /sync/push`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PushReply<'a> {
     success: bool,
     device_id: &'a str,
@@ -190,7 +205,7 @@ struct PushReply<'a> {
 
 /// The answer to `GET /sync/pull`: a page of changes, or (when what it asks for from is no
 /// longer kept) `resync_required` with no changes.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PullReply<'a> {
     device_id: Option<&'a str>,
     changes: Vec<Change>,
@@ -208,7 +223,7 @@ struct PullReply<'a> {
 }
 
 /// The answer to `GET /sync/status`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatusReply<'a> {
     status: &'a str,
     device_id: Option<&'a str>,
@@ -223,13 +238,22 @@ struct StatusReply<'a> {
 }
 
 /// The answer to `PUT /sync/state/{device_id}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StateReply {
     success: bool,
-    sync_state: sync::DeviceSyncState,
+    sync_state: DeviceSyncState,
     timestamp: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync/pull",
+    tag = "sync",
+    summary = "A page of changes after a position, or resync_required when that position is no longer kept",
+    params(("device_id" = Option<String>, Query, description = "The pulling device: without a position, from what it confirmed"), ("since_seq" = Option<u64>, Query, description = "Changes after this seq"), ("since" = Option<String>, Query, format = DateTime, description = "Changes committed after this time (RFC 3339)"), ("limit" = Option<u64>, Query, description = "At most this many changes (1..=10000, default 1000)"), ("tables" = Option<String>, Query, description = "Only these tables, comma-separated")),
+    responses((status = 200, body = PullReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn pull(
     _auth: DeviceAuth,
     req: HttpRequest,
@@ -279,6 +303,15 @@ async fn pull(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync/status",
+    tag = "sync",
+    summary = "The log's head, the master and term, and a device's sync status",
+    params(("device_id" = Option<String>, Query, description = "Add this device's status")),
+    responses((status = 200, body = StatusReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn status(
     _auth: DeviceAuth,
     req: HttpRequest,
@@ -305,6 +338,15 @@ async fn status(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sync/state/{device_id}",
+    tag = "sync",
+    summary = "A device's position against the log",
+    params(("device_id" = String, Path, description = "The device's id")),
+    responses((status = 200, body = DeviceSyncState), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: the server never saw this device", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn get_state(
     _auth: DeviceAuth,
     app: web::Data<AppState>,
@@ -322,7 +364,7 @@ async fn get_state(
     Ok(HttpResponse::Ok().json(sync::device_state(&app.db, &path).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct StateBody {
     sync_status: Option<String>,
     pending_changes_count: Option<u32>,
@@ -330,6 +372,16 @@ struct StateBody {
     last_error_type: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/sync/state/{device_id}",
+    tag = "sync",
+    summary = "Report a device's sync status, pending count or last error",
+    params(("device_id" = String, Path, description = "The device's id")),
+    request_body = StateBody,
+    responses((status = 200, body = StateReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn put_state(
     _auth: DeviceAuth,
     app: web::Data<AppState>,

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::DeviceAuth;
-use super::error::ApiError;
+use super::error::{ApiError, RestError};
 use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::Status;
@@ -14,12 +14,17 @@ use crate::actors::registry::Stats;
 use crate::http::state::AppState;
 use crate::protocol::time;
 
+/// The system part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health, network))]
+pub struct Api;
+
 /// Registers the system routes.
 pub fn routes(r: &mut Routes<'_>) {
     r.at("/system/health", |p| p.get(health)).at("/system/network", |p| p.get(network));
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
     status: &'static str,
     master_device: Option<String>,
@@ -39,19 +44,26 @@ struct Health {
     uptime_seconds: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionsByTransport {
     ws: usize,
     socketio: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DatabaseHealth {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/system/health",
+    tag = "system",
+    summary = "Healthy with a master and a working database, degraded without a master, unhealthy (503) without the database",
+    responses((status = 200, description = "Healthy or degraded", body = Health), (status = 503, description = "Unhealthy: the database does not answer or cannot be written", body = Health))
+)]
 async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let read = app.db.ping().await;
     let write = app.persistence.send(Status).await?;
@@ -94,6 +106,14 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(response.json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/system/network",
+    tag = "system",
+    summary = "Open sessions, connected devices, the last heartbeat and the mean ping round trip",
+    responses((status = 200, body = Network), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError)),
+    security((), ("device_token" = []))
+)]
 async fn network(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = app.registry.send(Stats).await?;
     let fleet = app.election.send(Fleet).await?;
@@ -107,7 +127,7 @@ async fn network(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResp
 }
 
 /// The answer to `GET /system/network`.
-#[derive(serde::Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Network {
     network_status: &'static str,
     active_connections: usize,

@@ -162,15 +162,21 @@ impl std::fmt::Display for WireError {
 }
 
 /// The fields of an error, serialized beside `type` (WebSocket) or `success` (REST).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
+    /// Always `error`.
     pub status: &'static str,
+    /// The error code (section 2), e.g. `INVALID_PAYLOAD`.
     pub code: &'static str,
+    /// The same code, under the name document 001 uses.
     pub error_code: &'static str,
+    /// Document 001's numeric code, where it has one.
     pub numeric_code: Option<u16>,
     pub message: &'a str,
     pub error: &'a str,
     pub error_message: &'a str,
+    /// What went wrong in detail: for `INVALID_PAYLOAD`, the `field`.
+    #[schema(value_type = Option<Object>)]
     pub error_details: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<&'a str>,

@@ -3,6 +3,8 @@
 //! (`close`), the time format (`time`), and Socket.IO's packets (`socketio`).
 //! Knows nothing of actors or the database.
 
+#[cfg(test)]
+mod asyncapi;
 pub mod close;
 pub mod error;
 pub mod inbound;

@@ -14,6 +14,7 @@ mod framing;
 mod fuzz;
 mod heartbeat;
 mod network;
+mod openapi;
 mod operations;
 mod persistence;
 mod recovery;

@@ -26,7 +26,7 @@ pub struct DeviceOnline {
     pub legacy: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DeviceOnlineMsg {
     device_id: WireId,
     device_name: Option<String>,
@@ -38,13 +38,13 @@ pub(super) struct DeviceOnlineMsg {
     epoch: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DeviceOfflineMsg {
     device_id: WireId,
     reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DeviceShutdownMsg {
     device_id: WireId,
     reason: Option<String>,
@@ -53,7 +53,7 @@ pub(super) struct DeviceShutdownMsg {
 }
 
 /// The fields of a heartbeat are checked for their types; only `device_id` is used.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(super) struct HeartbeatMsg {
     device_id: WireId,
@@ -63,14 +63,14 @@ pub(super) struct HeartbeatMsg {
     cpu_usage: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct MasterElectionMsg {
     reason: Option<String>,
     initiated_by: Option<WireId>,
     preferred_master: Option<WireId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct RoleChangeAckMsg {
     device_id: WireId,
     new_role: Role,

@@ -192,6 +192,65 @@ impl<'de> Deserialize<'de> for Priority {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct WireIdOrInt(pub(super) String);
 
+/// The schemas of the field types, as the API description and `docs/asyncapi.yaml` give them.
+mod schemas {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{AtLeast, ClientTime, MAX_ID_CHARS, MAX_PRIORITY, Priority, WireId, WireIdOrInt};
+
+    fn id() -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_ID_CHARS))
+    }
+
+    impl PartialSchema for WireId {
+        fn schema() -> RefOr<Schema> {
+            id().into()
+        }
+    }
+    impl ToSchema for WireId {}
+
+    impl<const MIN: i64> PartialSchema for AtLeast<MIN> {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(MIN)).into()
+        }
+    }
+    impl<const MIN: i64> ToSchema for AtLeast<MIN> {
+        fn name() -> std::borrow::Cow<'static, str> {
+            format!("AtLeast{MIN}").into()
+        }
+    }
+
+    impl PartialSchema for ClientTime {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .into()
+        }
+    }
+    impl ToSchema for ClientTime {}
+
+    impl PartialSchema for Priority {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(MAX_PRIORITY))
+                .into()
+        }
+    }
+    impl ToSchema for Priority {}
+
+    impl PartialSchema for WireIdOrInt {
+        fn schema() -> RefOr<Schema> {
+            OneOfBuilder::new().item(id()).item(ObjectBuilder::new().schema_type(Type::Integer)).into()
+        }
+    }
+    impl ToSchema for WireIdOrInt {}
+}
+
 impl<'de> Deserialize<'de> for WireIdOrInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;

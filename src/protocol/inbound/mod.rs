@@ -25,6 +25,7 @@ pub use self::fields::{
     parse_body,
 };
 pub use self::stations::{
+    CreateStationMsg, OrderMsg, OrderPatchMsg, OrdersMsg, StationPatchMsg, TransferTargetMsg,
     create_station_body, order_patch_body, place_orders_body, station_id_param, station_patch_body,
     transfer_body,
 };
@@ -153,6 +154,43 @@ pub const TYPES: &[&str] = &[
     "sync_request",
 ];
 
+/// The fields of each client message type, as its decoder reads them (`type`, `id` and
+/// `timestamp` aside), for the check of `docs/asyncapi.yaml`.
+#[cfg(test)]
+pub(crate) fn fields_of(kind: &str) -> Option<super::asyncapi::Described> {
+    use super::asyncapi::described;
+    use devices::*;
+    use stations::*;
+    use sync::*;
+    #[derive(utoipa::ToSchema)]
+    struct NoFields {}
+    Some(match kind {
+        "acknowledge" => described::<AcknowledgeMsg>(),
+        "connect" => described::<ConnectMsg>(),
+        "critical_event" => described::<CriticalEventMsg>(),
+        "data_request" => described::<DataRequestMsg>(),
+        "data_update" | "sync_conflict" => described::<DataUpdateMsg>(),
+        "device_deleted" | "device_reset" => described::<StationIdMsg>(),
+        "device_offline" => described::<DeviceOfflineMsg>(),
+        "device_online" | "register_device" => described::<DeviceOnlineMsg>(),
+        "device_shutdown" => described::<DeviceShutdownMsg>(),
+        "device_transfer" => described::<TransferMsg>(),
+        "device_update" => described::<DeviceUpdateMsg>(),
+        "heartbeat" => described::<HeartbeatMsg>(),
+        "master_election" => described::<MasterElectionMsg>(),
+        "order_deleted" => described::<OrderDeletedMsg>(),
+        "order_placed" => described::<OrderPlacedMsg>(),
+        "order_updated" => described::<OrderUpdatedMsg>(),
+        "ping" => described::<NoFields>(),
+        "queue_status" | "queue_status_request" => described::<QueueStatusMsg>(),
+        "role_change_ack" => described::<RoleChangeAckMsg>(),
+        "sync_complete" => described::<SyncCompleteMsg>(),
+        "sync_error" => described::<SyncErrorMsg>(),
+        "sync_request" => described::<SyncRequestMsg>(),
+        _ => return None,
+    })
+}
+
 /// Where a client message type is in `TYPES`, if it is one.
 pub fn type_index(kind: &str) -> Option<usize> {
     TYPES.binary_search(&kind).ok()
@@ -220,7 +258,7 @@ pub fn peek_id(text: &str) -> Option<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ConnectMsg {
     client_id: Option<WireId>,

@@ -71,32 +71,39 @@ pub(super) fn order_ref(index: Option<u64>, id: Option<WireId>) -> Result<OrderR
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct StationIdMsg {
     device_id: WireId,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /cashier/devices`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct CreateStationMsg {
+pub struct CreateStationMsg {
+    /// The station's id.
+    #[schema(value_type = String, max_length = 128)]
     device_id: WireId,
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct DeviceUpdateMsg {
     device_id: WireId,
     data: StationPatchMsg,
 }
 
-#[derive(Deserialize)]
+/// The fields of a station that a change sets (the body of `PATCH /cashier/devices/{id}`, the
+/// `data` of a `device_update`); any left out stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct StationPatchMsg {
+pub struct StationPatchMsg {
     is_running: Option<bool>,
+    #[schema(value_type = Option<u64>)]
     elapsed_seconds: Option<AtLeast<0>>,
     mode: Option<String>,
+    #[schema(value_type = Option<u64>)]
     customer_count: Option<AtLeast<0>>,
     notes: Option<String>,
 }
@@ -113,27 +120,34 @@ impl From<StationPatchMsg> for StationPatch {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct OrderPlacedMsg {
     device_id: WireId,
     orders: Vec<OrderMsg>,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /cashier/devices/{id}/orders`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct OrdersMsg {
+pub struct OrdersMsg {
+    /// At least one.
     orders: Vec<OrderMsg>,
 }
 
-#[derive(Deserialize)]
+/// A new order.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct OrderMsg {
+pub struct OrderMsg {
     name: String,
+    #[schema(value_type = u64)]
     price: AtLeast<0>,
+    #[schema(value_type = u64, minimum = 1)]
     quantity: AtLeast<1>,
     notes: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     first_order_time: Option<ClientTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_order_time: Option<ClientTime>,
 }
 
@@ -150,7 +164,7 @@ impl From<OrderMsg> for NewOrder {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct OrderUpdatedMsg {
     device_id: WireId,
@@ -159,14 +173,19 @@ pub(super) struct OrderUpdatedMsg {
     data: OrderPatchMsg,
 }
 
-#[derive(Deserialize)]
+/// The fields of an order that a change sets; any left out stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct OrderPatchMsg {
+pub struct OrderPatchMsg {
     name: Option<String>,
+    #[schema(value_type = Option<u64>)]
     price: Option<AtLeast<0>>,
+    #[schema(value_type = Option<u64>, minimum = 1)]
     quantity: Option<AtLeast<1>>,
     notes: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     first_order_time: Option<ClientTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_order_time: Option<ClientTime>,
 }
 
@@ -183,7 +202,7 @@ impl From<OrderPatchMsg> for OrderPatch {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct OrderDeletedMsg {
     device_id: WireId,
@@ -191,16 +210,19 @@ pub(super) struct OrderDeletedMsg {
     order_id: Option<WireId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct TransferMsg {
     from_device_id: WireId,
     to_device_id: WireId,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /cashier/devices/{id}/transfer`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct TransferTargetMsg {
+pub struct TransferTargetMsg {
+    /// The station the orders move to; it must be idle.
+    #[schema(value_type = String, max_length = 128)]
     to_device_id: WireId,
 }
 

@@ -83,7 +83,7 @@ pub struct DataRequest {
 }
 
 /// The kinds of sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncType {
     Full,
@@ -195,7 +195,7 @@ pub(super) fn table_of(table_name: Option<WireId>, table: Option<WireId>) -> Res
     Ok(table)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DataUpdateMsg {
     device_id: WireId,
     table_name: Option<WireId>,
@@ -209,7 +209,7 @@ pub(super) struct DataUpdateMsg {
     server_version: Option<AtLeast<0>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct DataRequestMsg {
     device_id: WireId,
     table_name: Option<WireId>,
@@ -220,7 +220,7 @@ pub(super) struct DataRequestMsg {
     limit: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct SyncRequestMsg {
     device_id: WireId,
     sync_type: Option<SyncType>,
@@ -231,7 +231,7 @@ pub(super) struct SyncRequestMsg {
     limit: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(super) struct SyncCompleteMsg {
     device_id: WireId,
@@ -243,7 +243,7 @@ pub(super) struct SyncCompleteMsg {
     duration_ms: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct SyncErrorMsg {
     device_id: WireId,
     error_type: String,
@@ -252,20 +252,20 @@ pub(super) struct SyncErrorMsg {
     retry_count: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct QueueStatusMsg {
     device_id: WireId,
     queue_type: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CriticalEventMsg {
     device_id: WireId,
     event_type: WireId,
     payload: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct AcknowledgeMsg {
     device_id: WireId,
     seq: u64,

@@ -5,17 +5,17 @@ use serde::Serialize;
 use super::{Kind, Message, message};
 
 /// The reply to `ping`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Pong {}
 
 /// The reply to a message with an `id` that the seeds give no reply to, once it is durable.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Ack {
     pub seq: u64,
 }
 
 /// The reply to `connect`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Connected<'a> {
     pub success: bool,
     pub message: &'a str,
@@ -25,7 +25,7 @@ pub struct Connected<'a> {
 }
 
 /// Sent after `connected` (document 000's flow).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConnectionStatus {
     pub status: &'static str,
     pub connection_quality: &'static str,
@@ -34,7 +34,7 @@ pub struct ConnectionStatus {
 }
 
 /// A resuming client whose history is not here: it must do a full sync.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ResyncRequired<'a> {
     pub epoch: &'a str,
     pub head_seq: u64,
@@ -42,7 +42,7 @@ pub struct ResyncRequired<'a> {
 }
 
 /// The reply to `device_online`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceOnlineAck<'a> {
     pub status: &'static str,
     pub device_id: &'a str,
@@ -58,14 +58,14 @@ pub struct DeviceOnlineAck<'a> {
 }
 
 /// The reply to the legacy `register_device`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Registered<'a> {
     pub device_id: &'a str,
     pub role: &'static str,
 }
 
 /// The reply to `device_offline` and `device_shutdown`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceGoneAck<'a> {
     /// `device_shutdown_ack` when set, else `device_offline_ack`.
     #[serde(skip)]
@@ -77,7 +77,7 @@ pub struct DeviceGoneAck<'a> {
 }
 
 /// The reply to `heartbeat`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HeartbeatAck<'a> {
     pub device_id: &'a str,
     pub status: &'static str,
@@ -85,7 +85,7 @@ pub struct HeartbeatAck<'a> {
 }
 
 /// A candidate, as `master_election` lists it.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, utoipa::ToSchema)]
 pub struct CandidateView {
     pub device_id: String,
     pub priority: i32,
@@ -94,18 +94,19 @@ pub struct CandidateView {
 }
 
 /// `master_election`: an election has started.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ElectionStarted<'a> {
     pub election_id: &'a str,
     pub trigger_reason: &'static str,
     pub reason: &'static str,
+    #[schema(value_type = Vec<CandidateView>)]
     pub candidates: &'a [CandidateView],
     pub term: u64,
 }
 
 /// `role_change`: a device's role is changing (to `master`: please confirm with
 /// `role_change_ack`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoleChange<'a> {
     pub device_id: &'a str,
     pub new_role: &'static str,
@@ -116,7 +117,7 @@ pub struct RoleChange<'a> {
 }
 
 /// `master_elected`.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, utoipa::ToSchema)]
 pub struct MasterElected {
     pub new_master_id: String,
     pub new_master_name: Option<String>,

@@ -267,6 +267,46 @@ pub fn error(error: &WireError, reply_to: Option<&str>) -> Frame {
     let json = serde_json::to_string(&envelope).unwrap_or_default();
     Frame::new(Some(Kind::Error), json, reply_to)
 }
+/// The fields of each server message kind (`type`, `reply_to` and `timestamp` aside), for the
+/// check of `docs/asyncapi.yaml`. A kind added to `Kind` must be added here.
+#[cfg(test)]
+pub(crate) fn fields_of(kind: Kind) -> super::asyncapi::Described {
+    use super::asyncapi::described;
+    match kind {
+        Kind::Error => described::<ErrorBody<'static>>(),
+        Kind::Ack => described::<Ack>(),
+        Kind::Pong => described::<Pong>(),
+        Kind::Connected => described::<Connected<'static>>(),
+        Kind::ConnectionStatus => described::<ConnectionStatus>(),
+        Kind::ResyncRequired => described::<ResyncRequired<'static>>(),
+        Kind::DeviceOnlineAck => described::<DeviceOnlineAck<'static>>(),
+        Kind::Registered => described::<Registered<'static>>(),
+        Kind::DeviceOfflineAck | Kind::DeviceShutdownAck => described::<DeviceGoneAck<'static>>(),
+        Kind::HeartbeatAck => described::<HeartbeatAck<'static>>(),
+        Kind::MasterElection => described::<ElectionStarted<'static>>(),
+        Kind::RoleChange => described::<RoleChange<'static>>(),
+        Kind::MasterElected => described::<MasterElected>(),
+        Kind::DataUpdate => described::<DataUpdate<'static>>(),
+        Kind::DataUpdateAck => described::<DataUpdateAck<'static>>(),
+        Kind::SyncConflict => described::<SyncConflict<'static>>(),
+        Kind::SyncConflictResolved => described::<SyncConflictResolved<'static>>(),
+        Kind::CriticalEvent => described::<CriticalEvent<'static>>(),
+        Kind::Acknowledged => described::<Acknowledged>(),
+        Kind::SyncErrorAck => described::<SyncErrorAck<'static>>(),
+        Kind::QueueStatusResponse => described::<QueueStatusResponse<'static>>(),
+        Kind::SyncCompleteAck => described::<SyncCompleteAck<'static>>(),
+        Kind::DataResponse => described::<DataResponse<'static>>(),
+        Kind::SyncResponse => described::<SyncResponse>(),
+        Kind::DeviceCreated | Kind::DeviceUpdated => described::<StationState<'static>>(),
+        Kind::OrderAdded => described::<OrdersAdded<'static>>(),
+        Kind::OrderModified => described::<OrderModified<'static>>(),
+        Kind::OrderRemoved => described::<OrderRemoved<'static>>(),
+        Kind::DeviceTransferred => described::<Transferred<'static>>(),
+        Kind::DeviceRemoved | Kind::DeviceCleared => described::<StationRef<'static>>(),
+        Kind::CategoriesUpdated | Kind::PricesUpdated => described::<CatalogueUpdated<'static>>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;

@@ -8,7 +8,8 @@ use crate::domain::catalogue::CatalogueKind;
 use crate::domain::station::{Order, Station};
 use crate::protocol::time;
 
-#[derive(Serialize)]
+/// A station (a cashier device of document 002) as it stands.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationView<'a> {
     pub device_id: &'a str,
@@ -16,7 +17,7 @@ pub struct StationView<'a> {
 }
 
 /// A station's state: its timer and its orders.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationData<'a> {
     pub name: &'a str,
@@ -29,7 +30,7 @@ pub struct StationData<'a> {
 }
 
 /// An order with its place and id.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView<'a> {
     pub order_index: usize,
@@ -78,7 +79,7 @@ impl<'a> OrderView<'a> {
 }
 
 /// `device_updated` and `device_created`: the whole station state after the change.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationState<'a> {
     /// `device_created` when set, else `device_updated`.
@@ -90,7 +91,7 @@ pub struct StationState<'a> {
 }
 
 /// `order_added`: the new orders, each with its index and id.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrdersAdded<'a> {
     pub device_id: &'a str,
@@ -99,7 +100,7 @@ pub struct OrdersAdded<'a> {
 }
 
 /// `order_modified`: the whole order after the change.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderModified<'a> {
     pub device_id: &'a str,
@@ -110,7 +111,7 @@ pub struct OrderModified<'a> {
 }
 
 /// `order_removed`: the place and id the order had.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderRemoved<'a> {
     pub device_id: &'a str,
@@ -120,7 +121,7 @@ pub struct OrderRemoved<'a> {
 }
 
 /// `device_transferred`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transferred<'a> {
     pub from_device_id: &'a str,
@@ -130,7 +131,7 @@ pub struct Transferred<'a> {
 }
 
 /// `device_removed` and `device_cleared`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StationRef<'a> {
     /// `device_cleared` when set, else `device_removed`.
@@ -141,10 +142,11 @@ pub struct StationRef<'a> {
 }
 
 /// `categories_updated` and `prices_updated`: the document as the admin sent it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CatalogueUpdated<'a> {
     #[serde(skip)]
     pub catalogue: CatalogueKind,
+    #[schema(value_type = Object)]
     pub data: &'a RawValue,
     pub seq: u64,
 }

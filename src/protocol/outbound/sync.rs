@@ -9,20 +9,21 @@ use crate::domain::records::{Conflict, id_to_json};
 use crate::protocol::time;
 
 /// A change as sync sends it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Change {
     pub seq: u64,
     pub table_name: String,
     pub record_id: serde_json::Value,
     pub operation: String,
     /// The record's state after the change (`null` after a delete), as stored.
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Box<RawValue>>,
     pub version: Option<i64>,
     pub timestamp: String,
 }
 
 /// A conflict a device lost, as `sync_response.conflicts` lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConflictView {
     pub table: String,
     pub table_name: String,
@@ -36,16 +37,17 @@ pub struct ConflictView {
 }
 
 /// A record as sync and `data_request` send it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     pub record_id: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Box<RawValue>>,
     pub version: i64,
     pub updated_at: String,
 }
 
 /// `sync_response` (and, without `data`, a `/sync/pull` page).
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct SyncResponse {
     pub device_id: String,
     pub sync_type: &'static str,
@@ -62,9 +64,8 @@ pub struct SyncResponse {
     pub epoch: String,
 }
 
-/// A station as REST returns it and as `device_created` carries it.
 /// `data_update`: a record changed; every session but the writer's receives it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DataUpdate<'a> {
     pub table: &'a str,
     pub table_name: &'a str,
@@ -80,7 +81,7 @@ pub struct DataUpdate<'a> {
 }
 
 /// `data_update_ack`: the writer's reply.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DataUpdateAck<'a> {
     pub status: &'static str,
     pub table_name: &'a str,
@@ -91,7 +92,7 @@ pub struct DataUpdateAck<'a> {
 
 /// The record a conflict is about, and the device that wrote it, as both conflict messages
 /// name them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConflictOf<'a> {
     pub device_id: &'a str,
     pub table_name: &'a str,
@@ -111,7 +112,7 @@ impl<'a> ConflictOf<'a> {
 }
 
 /// `sync_conflict`: the writer's change lost to the stored copy.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SyncConflict<'a> {
     #[serde(flatten)]
     pub of: ConflictOf<'a>,
@@ -124,7 +125,7 @@ pub struct SyncConflict<'a> {
 }
 
 /// The versions in conflict, as document 003 nests them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConflictData {
     pub local_version: Option<i64>,
     pub remote_version: i64,
@@ -150,7 +151,7 @@ impl<'a> SyncConflict<'a> {
 }
 
 /// `sync_conflict_resolved`: which copy a conflict kept.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SyncConflictResolved<'a> {
     #[serde(flatten)]
     pub of: ConflictOf<'a>,
@@ -194,7 +195,7 @@ impl<'a> SyncConflictResolved<'a> {
 }
 
 /// `critical_event`: a legacy critical event, as logged.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CriticalEvent<'a> {
     pub event_type: &'a str,
     pub payload: &'a Value,
@@ -203,14 +204,14 @@ pub struct CriticalEvent<'a> {
 }
 
 /// `acknowledged`: the reply to `acknowledge` and `critical_event`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Acknowledged {
     pub message: String,
     pub seq: u64,
 }
 
 /// `sync_error_ack`: the retry plan for a device's failed sync.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SyncErrorAck<'a> {
     pub device_id: &'a str,
     /// `retry_scheduled` or `manual_intervention`.
@@ -224,7 +225,7 @@ pub struct SyncErrorAck<'a> {
 }
 
 /// `queue_status_response`: where a device's queue stands.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QueueStatusResponse<'a> {
     pub device_id: &'a str,
     pub queue_type: &'a str,
@@ -238,7 +239,7 @@ pub struct QueueStatusResponse<'a> {
 }
 
 /// `sync_complete_ack`: a device confirmed its sync.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SyncCompleteAck<'a> {
     pub device_id: &'a str,
     pub status: &'static str,
@@ -251,7 +252,7 @@ pub struct SyncCompleteAck<'a> {
 }
 
 /// `data_response`: the records a `data_request` asked for.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DataResponse<'a> {
     pub device_id: &'a str,
     pub table_name: &'a str,
@@ -263,12 +264,13 @@ pub struct DataResponse<'a> {
 }
 
 /// What a `data_request` found, by the shape it asked in.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Found {
     /// One record by id (`data` and `version` are `null` when it is not there).
     Single {
         record_id: Value,
+        #[schema(value_type = Option<Object>)]
         data: Option<Box<RawValue>>,
         version: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
