@@ -143,6 +143,7 @@ impl Application {
             tokens,
             polling: Arc::default(),
             started_at: Utc::now(),
+            stopping: tokio::sync::watch::Sender::new(false),
             settings,
         });
 
@@ -209,6 +210,7 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
     {
         tracing::error!(%err, "sessions could not be told to close");
     }
+    state.stopping.send_replace(true);
     handle.stop(true).await;
     if let Err(err) = state.db.close_by_ref().await {
         tracing::warn!(%err, "closing the database");

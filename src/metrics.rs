@@ -195,6 +195,12 @@ impl Metrics {
         }
     }
 
+    /// Every client message received and every server message sent so far.
+    pub fn message_totals(&self) -> (u64, u64) {
+        let sum = |counters: &[Counter]| counters.iter().map(Counter::get).sum();
+        (sum(&self.received), sum(&self.sent))
+    }
+
     /// Changes committed `since` were handed to every session.
     pub fn broadcast(&self, since: Duration) {
         self.broadcast_seconds.observe(since.as_secs_f64());

@@ -33,6 +33,16 @@ pub enum Transport {
     SocketIo,
 }
 
+impl Transport {
+    /// Its name in figures and on the admin page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::SocketIo => "socketio",
+        }
+    }
+}
+
 /// A session closed. Safe to send twice.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -63,6 +73,20 @@ pub struct BindDevice {
 pub struct Latency {
     pub session: Uuid,
     pub rtt_ms: u64,
+}
+
+/// Each device's current session: its transport and round trip.
+#[derive(Message)]
+#[rtype(result = "Vec<DeviceSession>")]
+pub struct DeviceSessions;
+
+/// A device's current session, as `DeviceSessions` gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSession {
+    pub device_id: String,
+    pub transport: Transport,
+    pub rtt_ms: Option<u64>,
+    pub connected_at: DateTime<Utc>,
 }
 
 /// How many sessions and devices are connected.
@@ -239,6 +263,27 @@ impl Handler<Latency> for Registry {
         if let Some(entry) = self.sessions.get_mut(&msg.session) {
             entry.rtt_ms = Some(msg.rtt_ms);
         }
+    }
+}
+
+impl Handler<DeviceSessions> for Registry {
+    type Result = MessageResult<DeviceSessions>;
+
+    fn handle(&mut self, _: DeviceSessions, _: &mut Context<Self>) -> MessageResult<DeviceSessions> {
+        let sessions = self
+            .devices
+            .iter()
+            .filter_map(|(device_id, session)| {
+                let entry = self.sessions.get(session)?;
+                Some(DeviceSession {
+                    device_id: device_id.clone(),
+                    transport: entry.transport,
+                    rtt_ms: entry.rtt_ms,
+                    connected_at: entry.connected_at,
+                })
+            })
+            .collect();
+        MessageResult(sessions)
     }
 }
 

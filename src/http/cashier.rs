@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
+use super::error::answers::{Forbidden, Invalid, Unauthorized, Unavailable};
 use super::error::{ApiError, RestError};
 use super::routes::Routes;
 use crate::actors::persistence::{self, Origin, StationWritten, Write};
@@ -109,7 +110,7 @@ fn station_id(path: &web::Path<String>) -> Result<String, ApiError> {
     path = "/cashier/devices",
     tag = "stations",
     summary = "Every station",
-    responses((status = 200, body = StationList), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StationList), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn list(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -125,7 +126,7 @@ async fn list(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpRespons
     tag = "stations",
     summary = "One station",
     params(("id" = String, Path, description = "The station's id")),
-    responses((status = 200, body = StationReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StationReply), Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_one(
@@ -149,7 +150,7 @@ async fn get_one(
     tag = "stations",
     summary = "Create a station",
     request_body = CreateStationMsg,
-    responses((status = 201, description = "Created; `seq` is the change's", body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 409, description = "DEVICE_EXISTS", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 201, description = "Created; `seq` is the change's", body = StationReply), Invalid, Unauthorized, Forbidden, (status = 409, description = "DEVICE_EXISTS", body = RestError), Unavailable),
     security(("admin_token" = []))
 )]
 async fn create(
@@ -169,7 +170,7 @@ async fn create(
     summary = "Change a station's timer, mode, customers or notes",
     params(("id" = String, Path, description = "The station's id")),
     request_body = StationPatchMsg,
-    responses((status = 200, body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StationReply), Invalid, Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn update(
@@ -190,7 +191,7 @@ async fn update(
     tag = "stations",
     summary = "Delete a station",
     params(("id" = String, Path, description = "The station's id")),
-    responses((status = 204, description = "Deleted"), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), Unavailable),
     security(("admin_token" = []))
 )]
 async fn remove(
@@ -210,7 +211,7 @@ async fn remove(
     summary = "Add orders to a station",
     params(("id" = String, Path, description = "The station's id")),
     request_body = OrdersMsg,
-    responses((status = 200, body = OrdersReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = OrdersReply), Invalid, Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn place_orders(
@@ -241,7 +242,7 @@ fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), Api
     summary = "Change an order",
     params(("id" = String, Path, description = "The station's id"), ("index" = u64, Path, description = "The order's place in the list, from 0")),
     request_body = OrderPatchMsg,
-    responses((status = 200, body = OrdersReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = OrdersReply), Invalid, Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn update_order(
@@ -263,7 +264,7 @@ async fn update_order(
     tag = "stations",
     summary = "Remove an order",
     params(("id" = String, Path, description = "The station's id"), ("index" = u64, Path, description = "The order's place in the list, from 0")),
-    responses((status = 204, description = "Removed"), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 204, description = "Removed"), Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND or ORDER_NOT_FOUND", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn delete_order(
@@ -282,7 +283,7 @@ async fn delete_order(
     tag = "stations",
     summary = "Reset a station: timer stopped, orders cleared",
     params(("id" = String, Path, description = "The station's id")),
-    responses((status = 200, body = StationReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StationReply), Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn reset(
@@ -302,7 +303,7 @@ async fn reset(
     summary = "Move a station's session and orders to an idle station",
     params(("id" = String, Path, description = "The station's id")),
     request_body = TransferTargetMsg,
-    responses((status = 200, description = "The target station after the move", body = StationReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 409, description = "DEVICE_BUSY: the target is in use", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "The target station after the move", body = StationReply), Invalid, Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: no such station", body = RestError), (status = 409, description = "DEVICE_BUSY: the target is in use", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn transfer(
@@ -339,7 +340,7 @@ async fn put_catalogue(
     path = "/cashier/categories",
     tag = "stations",
     summary = "The categories document, as last stored (`null` before any)",
-    responses((status = 200, description = "The document, byte for byte as stored", body = Object), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "The document, byte for byte as stored", body = Object), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -352,7 +353,7 @@ async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<H
     tag = "stations",
     summary = "Replace the categories document",
     request_body = Object,
-    responses((status = 200, description = "The document as stored", body = Object), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "The document as stored", body = Object), Invalid, Unauthorized, Forbidden, Unavailable),
     security(("admin_token" = []))
 )]
 async fn put_categories(
@@ -368,7 +369,7 @@ async fn put_categories(
     path = "/cashier/prices",
     tag = "stations",
     summary = "The prices document, as last stored (`null` before any)",
-    responses((status = 200, description = "The document, byte for byte as stored", body = Object), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "The document, byte for byte as stored", body = Object), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -381,7 +382,7 @@ async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpR
     tag = "stations",
     summary = "Replace the prices document",
     request_body = Object,
-    responses((status = 200, description = "The document as stored", body = Object), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "The document as stored", body = Object), Invalid, Unauthorized, Forbidden, Unavailable),
     security(("admin_token" = []))
 )]
 async fn put_prices(

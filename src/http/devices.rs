@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::auth::{AdminAuth, DeviceAuth};
 use super::body::JsonBody;
+use super::error::answers::{Forbidden, Invalid, Unauthorized, Unavailable};
 use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
@@ -79,7 +80,7 @@ struct RegisterBody {
     tag = "fleet",
     summary = "Register a device without a session (it is a client until it comes online)",
     request_body = RegisterBody,
-    responses((status = 200, body = Registration), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = Registration), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn register(
@@ -114,7 +115,7 @@ async fn register(
     path = "/device/roles",
     tag = "fleet",
     summary = "Every device with its role, the master and the term",
-    responses((status = 200, body = Roles), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = Roles), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn roles(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -129,7 +130,7 @@ async fn roles(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpRespon
     tag = "fleet",
     summary = "One device's role",
     params(("device_id" = String, Path, description = "The device's id")),
-    responses((status = 200, body = RoleView), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = RoleView), Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn role(
@@ -159,7 +160,7 @@ struct SetRoleBody {
     summary = "Make a device master (an election that must choose it) or demote the master (an election without it)",
     params(("device_id" = String, Path, description = "The device's id")),
     request_body = SetRoleBody,
-    responses((status = 200, body = RoleSet), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = RoleSet), Invalid, Unauthorized, Forbidden, (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
     security(("admin_token" = []))
 )]
 async fn set_role(
@@ -230,7 +231,7 @@ struct ElectBody {
     tag = "fleet",
     summary = "Hold a manual election, optionally preferring a device",
     request_body = ElectBody,
-    responses((status = 200, body = ElectionHeld), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = ElectionHeld), Invalid, Unauthorized, Forbidden, (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
     security(("admin_token" = []))
 )]
 async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
@@ -278,7 +279,7 @@ struct Pagination {
     tag = "fleet",
     summary = "Elections, newest first",
     params(("limit" = Option<u64>, Query, description = "At most this many entries (1..=10000)"), ("offset" = Option<u64>, Query, description = "Entries to skip")),
-    responses((status = 200, body = Logs<ElectionLogView>), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = Logs<ElectionLogView>), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn election_logs(
@@ -289,20 +290,7 @@ async fn election_logs(
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(10)?;
     let (rows, total) = store::devices::election_logs(&app.db, limit, offset).await?;
-    let logs = rows
-        .into_iter()
-        .map(|r| ElectionLogView {
-            id: r.id,
-            election_id: r.election_id,
-            term: r.term,
-            previous_master_id: r.previous_master_id,
-            new_master_id: r.new_master_id,
-            election_reason: r.election_reason,
-            election_method: r.election_method,
-            election_timestamp: time::format(r.election_timestamp),
-            devices_participating: r.devices_participating,
-        })
-        .collect();
+    let logs = rows.into_iter().map(ElectionLogView::of).collect();
     Ok(HttpResponse::Ok().json(Logs { logs, pagination: Pagination { limit, offset, total } }))
 }
 
@@ -312,7 +300,7 @@ async fn election_logs(
     tag = "fleet",
     summary = "The audit log, newest first",
     params(("limit" = Option<u64>, Query, description = "At most this many entries (1..=10000)"), ("offset" = Option<u64>, Query, description = "Entries to skip"), ("device_id" = Option<String>, Query, description = "Only this device's entries"), ("event_type" = Option<String>, Query, description = "Only entries of this type"), ("start_date" = Option<String>, Query, format = DateTime, description = "From this time (RFC 3339)"), ("end_date" = Option<String>, Query, format = DateTime, description = "Up to this time (RFC 3339)")),
-    responses((status = 200, body = Logs<AuditLogView>), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 403, description = "INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = Logs<AuditLogView>), Invalid, Unauthorized, Forbidden, Unavailable),
     security(("admin_token" = []))
 )]
 async fn audit_logs(
@@ -329,18 +317,7 @@ async fn audit_logs(
         end: query.time("end_date")?,
     };
     let (rows, total) = store::audit::page(&app.db, filter, limit, offset).await?;
-    let logs = rows
-        .into_iter()
-        .map(|r| AuditLogView {
-            id: r.id,
-            event_type: r.event_type,
-            operation: r.operation,
-            status: r.status,
-            device_id: r.device_id,
-            details: r.details,
-            timestamp: time::format(r.timestamp),
-        })
-        .collect();
+    let logs = rows.into_iter().map(AuditLogView::of).collect();
     Ok(HttpResponse::Ok().json(Logs { logs, pagination: Pagination { limit, offset, total } }))
 }
 
@@ -395,7 +372,7 @@ struct Logs<T: Serialize> {
 
 /// An entry of the election log.
 #[derive(Serialize, utoipa::ToSchema)]
-struct ElectionLogView {
+pub(super) struct ElectionLogView {
     id: i64,
     election_id: String,
     term: i64,
@@ -409,7 +386,7 @@ struct ElectionLogView {
 
 /// An entry of the audit log.
 #[derive(Serialize, utoipa::ToSchema)]
-struct AuditLogView {
+pub(super) struct AuditLogView {
     id: i64,
     event_type: String,
     operation: String,
@@ -417,4 +394,34 @@ struct AuditLogView {
     device_id: Option<String>,
     details: Option<String>,
     timestamp: String,
+}
+
+impl ElectionLogView {
+    pub(super) fn of(r: entity::master_election_log::Model) -> Self {
+        Self {
+            id: r.id,
+            election_id: r.election_id,
+            term: r.term,
+            previous_master_id: r.previous_master_id,
+            new_master_id: r.new_master_id,
+            election_reason: r.election_reason,
+            election_method: r.election_method,
+            election_timestamp: time::format(r.election_timestamp),
+            devices_participating: r.devices_participating,
+        }
+    }
+}
+
+impl AuditLogView {
+    pub(super) fn of(r: entity::sync_audit_log::Model) -> Self {
+        Self {
+            id: r.id,
+            event_type: r.event_type,
+            operation: r.operation,
+            status: r.status,
+            device_id: r.device_id,
+            details: r.details,
+            timestamp: time::format(r.timestamp),
+        }
+    }
 }

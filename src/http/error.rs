@@ -76,3 +76,30 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status).json(RestError { success: false, body: self.error.body(None) })
     }
 }
+
+/// The error answers most endpoints share, for the API description (`responses(…, Invalid,
+/// Unauthorized, …)` in a handler's `#[utoipa::path]`); each is a `RestError`.
+pub mod answers {
+    use super::RestError;
+
+    /// INVALID_PAYLOAD: the body, a path segment or a query parameter is wrong;
+    /// `error_details.field` names it.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400)]
+    pub struct Invalid(pub RestError<'static>);
+
+    /// UNAUTHORIZED: the token is missing or wrong.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(pub RestError<'static>);
+
+    /// INSUFFICIENT_PERMISSIONS: the device token on an admin endpoint.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 403)]
+    pub struct Forbidden(pub RestError<'static>);
+
+    /// DATABASE_UNAVAILABLE: the database could not be read or written.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(pub RestError<'static>);
+}

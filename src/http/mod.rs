@@ -1,6 +1,7 @@
 //! REST and the WebSocket endpoint, by resource, on one port.
 //!
 //! - `ws`: `GET /ws`, the upgrade into a Session actor, and the connection limit.
+//! - `admin`: the admin page (`/admin/`) and its live feed.
 //! - `cashier`: stations, orders and the catalogue (document 002).
 //! - `devices`: device registration and roles, manual elections, election and audit logs.
 //! - `sync`: push, pull, sync status and state.
@@ -13,6 +14,7 @@
 //! - `body`: bounded JSON request bodies.
 //! - `error`: the JSON error answer every endpoint uses.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod cashier;
@@ -44,7 +46,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }))
     .route("/ws", web::get().to(ws::upgrade))
     .configure(socketio::routes)
-    .configure(openapi::routes);
+    .configure(openapi::routes)
+    .configure(admin::page);
     rest(&mut Routes::into(cfg));
     cfg.default_service(web::to(not_found));
 }
@@ -56,6 +59,7 @@ fn rest(r: &mut Routes<'_>) {
     sync::routes(r);
     system::routes(r);
     metrics::routes(r);
+    admin::routes(r);
 }
 
 /// Every REST method and path the server registers (the WebSocket endpoints `/ws` and

@@ -13,7 +13,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{cashier, devices, metrics, sync, system};
+use super::error::RestError;
+use super::{admin, cashier, devices, metrics, sync, system};
 
 /// Where the description is served.
 pub const DESCRIPTION_PATH: &str = "/openapi.json";
@@ -34,7 +35,10 @@ pub const PAGE_PATH: &str = "/docs/";
         (name = "fleet", description = "Devices, roles, manual elections, election and audit logs"),
         (name = "sync", description = "A device's offline queue pushed, changes pulled, sync status and state"),
         (name = "system", description = "Health, network status and the Prometheus figures"),
-    )
+        (name = "admin", description = "The admin page's live feed (the page itself is at `/admin/`)"),
+    ),
+    // The shared error answers (`error::answers`) refer to it without collecting it.
+    components(schemas(RestError))
 )]
 struct ApiDoc;
 
@@ -47,7 +51,8 @@ fn build() -> utoipa::openapi::OpenApi {
         .merge_from(devices::Api::openapi())
         .merge_from(sync::Api::openapi())
         .merge_from(system::Api::openapi())
-        .merge_from(metrics::Api::openapi());
+        .merge_from(metrics::Api::openapi())
+        .merge_from(admin::Api::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "admin_token",

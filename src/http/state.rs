@@ -29,6 +29,8 @@ pub struct Shared {
     /// The Socket.IO sessions on long-polling, by Engine.IO session id.
     pub polling: Arc<PollingSessions>,
     pub started_at: DateTime<Utc>,
+    /// Set once the server is stopping: long-lived answers (the admin page's feed) end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Deref for Shared {

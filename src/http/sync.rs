@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::auth::DeviceAuth;
 use super::body::JsonBody;
+use super::error::answers::{Invalid, Unauthorized, Unavailable};
 use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
@@ -76,7 +77,7 @@ fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> 
     tag = "sync",
     summary = "Push a device's offline queue: each event applied in order, at most once per device and event id",
     request_body = PushBody,
-    responses((status = 200, description = "Each event's result; `success` is false when any failed", body = PushReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, description = "Each event's result; `success` is false when any failed", body = PushReply), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
@@ -251,7 +252,7 @@ struct StateReply {
     tag = "sync",
     summary = "A page of changes after a position, or resync_required when that position is no longer kept",
     params(("device_id" = Option<String>, Query, description = "The pulling device: without a position, from what it confirmed"), ("since_seq" = Option<u64>, Query, description = "Changes after this seq"), ("since" = Option<String>, Query, format = DateTime, description = "Changes committed after this time (RFC 3339)"), ("limit" = Option<u64>, Query, description = "At most this many changes (1..=10000, default 1000)"), ("tables" = Option<String>, Query, description = "Only these tables, comma-separated")),
-    responses((status = 200, body = PullReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = PullReply), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn pull(
@@ -309,7 +310,7 @@ async fn pull(
     tag = "sync",
     summary = "The log's head, the master and term, and a device's sync status",
     params(("device_id" = Option<String>, Query, description = "Add this device's status")),
-    responses((status = 200, body = StatusReply), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StatusReply), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn status(
@@ -344,7 +345,7 @@ async fn status(
     tag = "sync",
     summary = "A device's position against the log",
     params(("device_id" = String, Path, description = "The device's id")),
-    responses((status = 200, body = DeviceSyncState), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 404, description = "DEVICE_NOT_FOUND: the server never saw this device", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = DeviceSyncState), Invalid, Unauthorized, (status = 404, description = "DEVICE_NOT_FOUND: the server never saw this device", body = RestError), Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_state(
@@ -379,7 +380,7 @@ struct StateBody {
     summary = "Report a device's sync status, pending count or last error",
     params(("device_id" = String, Path, description = "The device's id")),
     request_body = StateBody,
-    responses((status = 200, body = StateReply), (status = 400, description = "INVALID_PAYLOAD, naming the field", body = RestError), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError), (status = 503, description = "DATABASE_UNAVAILABLE", body = RestError)),
+    responses((status = 200, body = StateReply), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn put_state(

@@ -6,7 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::DeviceAuth;
-use super::error::{ApiError, RestError};
+use super::error::ApiError;
+use super::error::answers::Unauthorized;
 use super::routes::Routes;
 use crate::actors::election::Fleet;
 use crate::actors::persistence::Status;
@@ -25,36 +26,36 @@ pub fn routes(r: &mut Routes<'_>) {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct Health {
-    status: &'static str,
-    master_device: Option<String>,
-    active_devices: usize,
-    sync_status: &'static str,
-    last_check: String,
-    term: u64,
-    head_seq: u64,
+pub(super) struct Health {
+    pub(super) status: &'static str,
+    pub(super) master_device: Option<String>,
+    pub(super) active_devices: usize,
+    pub(super) sync_status: &'static str,
+    pub(super) last_check: String,
+    pub(super) term: u64,
+    pub(super) head_seq: u64,
     /// The oldest change the log still keeps (`head_seq + 1` when none is).
-    oldest_seq: u64,
-    epoch: String,
-    election_failed: bool,
-    database: DatabaseHealth,
-    sessions: usize,
+    pub(super) oldest_seq: u64,
+    pub(super) epoch: String,
+    pub(super) election_failed: bool,
+    pub(super) database: DatabaseHealth,
+    pub(super) sessions: usize,
     /// The open sessions by transport.
-    sessions_by_transport: SessionsByTransport,
-    uptime_seconds: i64,
+    pub(super) sessions_by_transport: SessionsByTransport,
+    pub(super) uptime_seconds: i64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct SessionsByTransport {
-    ws: usize,
-    socketio: usize,
+pub(super) struct SessionsByTransport {
+    pub(super) ws: usize,
+    pub(super) socketio: usize,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct DatabaseHealth {
-    status: &'static str,
+pub(super) struct DatabaseHealth {
+    pub(super) status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
 #[utoipa::path(
@@ -65,6 +66,14 @@ struct DatabaseHealth {
     responses((status = 200, description = "Healthy or degraded", body = Health), (status = 503, description = "Unhealthy: the database does not answer or cannot be written", body = Health))
 )]
 async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = health_of(&app).await?;
+    let mut response =
+        if body.status == "unhealthy" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
+    Ok(response.json(body))
+}
+
+/// The server's health, as `/system/health` and the admin page show it.
+pub(super) async fn health_of(app: &AppState) -> Result<Health, ApiError> {
     let read = app.db.ping().await;
     let write = app.persistence.send(Status).await?;
     let stats = app.registry.send(Stats).await?;
@@ -79,7 +88,7 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         (None, None) => "degraded",
         (None, Some(_)) => "healthy",
     };
-    let body = Health {
+    Ok(Health {
         status,
         master_device: fleet.master.clone(),
         active_devices: fleet.devices.iter().filter(|d| d.is_active).count(),
@@ -100,10 +109,7 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             socketio: stats.socketio_sessions,
         },
         uptime_seconds: (chrono::Utc::now() - app.started_at).num_seconds(),
-    };
-    let mut response =
-        if status == "unhealthy" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
-    Ok(response.json(body))
+    })
 }
 
 #[utoipa::path(
@@ -111,7 +117,7 @@ async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     path = "/system/network",
     tag = "system",
     summary = "Open sessions, connected devices, the last heartbeat and the mean ping round trip",
-    responses((status = 200, body = Network), (status = 401, description = "UNAUTHORIZED: the token is missing or wrong", body = RestError)),
+    responses((status = 200, body = Network), Unauthorized),
     security((), ("device_token" = []))
 )]
 async fn network(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -5,6 +5,7 @@ mod helpers;
 mod metrics;
 mod process;
 
+mod admin;
 mod auth;
 mod bad_input;
 mod binary;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use self::elector::{Answer, Effect, Elector, Input, Now, ReplyTo};
@@ -100,6 +100,12 @@ pub struct RegisterDevice {
 #[rtype(result = "FleetView")]
 pub struct Fleet;
 
+/// A receiver that changes whenever the fleet may have: a device came or went, a role or the
+/// master changed, an election started or ended (for the admin page's live view).
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<u64>")]
+pub struct WatchFleet;
+
 /// The master's device id, if there is a master.
 #[derive(Message)]
 #[rtype(result = "Option<String>")]
@@ -119,6 +125,8 @@ pub struct Election {
     replies: HashMap<ReplyTo, oneshot::Sender<Answer>>,
     next_reply: ReplyTo,
     metrics: Arc<Metrics>,
+    /// Moved on whenever the elector records or announces something (`WatchFleet`).
+    changes: watch::Sender<u64>,
 }
 
 fn now() -> Now {
@@ -146,6 +154,7 @@ impl Election {
             replies: HashMap::new(),
             next_reply: 0,
             metrics,
+            changes: watch::Sender::new(0),
         }
     }
 
@@ -160,8 +169,12 @@ impl Election {
     /// Hands `input` to the elector and carries out what it asks for.
     fn input(&mut self, ctx: &mut Context<Self>, input: Input) {
         let effects = self.elector.on(input, now());
+        let changed = effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Notify { .. }));
         for effect in effects {
             self.carry_out(ctx, effect);
+        }
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -321,6 +334,14 @@ impl Handler<MasterId> for Election {
 
     fn handle(&mut self, _: MasterId, _: &mut Context<Self>) -> Option<String> {
         self.elector.master().map(str::to_owned)
+    }
+}
+
+impl Handler<WatchFleet> for Election {
+    type Result = MessageResult<WatchFleet>;
+
+    fn handle(&mut self, _: WatchFleet, _: &mut Context<Self>) -> MessageResult<WatchFleet> {
+        MessageResult(self.changes.subscribe())
     }
 }
 
