@@ -1,6 +1,6 @@
 //! The `device-sync` binary: parse the command line, load settings, start logging, run.
 //!
-//! `device-sync client`, `loadgen` and `bench` are the tools of `device-sync-tools`, a binary of
+//! `device-sync client`, `loadgen`, `bench` and `simulate` are the tools of `device-sync-tools`, a binary of
 //! its own next to this one (the server depends on none of their code); this binary hands them
 //! their arguments.
 
@@ -51,6 +51,13 @@ enum Commands {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Simulate a shop's fleet through a scenario and judge it (`device-sync-tools simulate`;
+    /// `--help` there).
+    #[command(disable_help_flag = true)]
+    Simulate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Commands::Client { args } => tool("client", args),
         Commands::Loadgen { args } => tool("loadgen", args),
         Commands::Bench { args } => tool("bench", args),
+        Commands::Simulate { args } => tool("simulate", args),
     }
 }
 

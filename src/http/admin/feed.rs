@@ -36,6 +36,8 @@ pub struct Feed {
     fleet_changes: Option<watch::Receiver<u64>>,
     stopping: watch::Receiver<bool>,
     tick: Interval,
+    /// Nothing was looked at yet.
+    first: bool,
     /// The fleet as last sent.
     sent_fleet: Option<String>,
     /// The message totals at the last figures, and when they were read.
@@ -48,11 +50,20 @@ impl Feed {
     pub async fn start(app: Arc<AppState>) -> impl Stream<Item = Result<Bytes, Infallible>> {
         let fleet_changes = app.election.send(WatchFleet).await.ok();
         let stopping = app.stopping.subscribe();
-        let mut tick = tokio::time::interval(EVERY);
+        // The first figures a second from now: a rate needs a second to be one.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let totals = app.metrics.message_totals();
-        let feed =
-            Feed { app, fleet_changes, stopping, tick, sent_fleet: None, totals, totals_at: Instant::now() };
+        let feed = Feed {
+            app,
+            fleet_changes,
+            stopping,
+            tick,
+            first: true,
+            sent_fleet: None,
+            totals,
+            totals_at: Instant::now(),
+        };
         stream::unfold(feed, |mut feed| async move {
             let events = feed.next_events().await?;
             Some((Ok(Bytes::from(events)), feed))
@@ -62,11 +73,14 @@ impl Feed {
     /// The next events to send, `None` once the server is stopping.
     async fn next_events(&mut self) -> Option<String> {
         loop {
-            let ticked = tokio::select! {
-                _ = self.tick.tick() => true,
-                () = fleet_changed(&mut self.fleet_changes) => false,
-                _ = self.stopping.wait_for(|stopping| *stopping) => return None,
-            };
+            // The fleet goes at once; then on a change or a tick.
+            let first = std::mem::take(&mut self.first);
+            let ticked = !first
+                && tokio::select! {
+                    _ = self.tick.tick() => true,
+                    () = fleet_changed(&mut self.fleet_changes) => false,
+                    _ = self.stopping.wait_for(|stopping| *stopping) => return None,
+                };
             let mut events = String::new();
             match self.fleet().await {
                 Ok(fleet) if self.sent_fleet.as_ref() != Some(&fleet) => {

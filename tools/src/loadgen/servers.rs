@@ -18,6 +18,8 @@ pub struct Running {
     dir: PathBuf,
     /// From spawn to the line announcing the listening socket.
     pub started_in: Duration,
+    /// The binary and settings file it was started with, to start it again (`restart`).
+    respawn: Option<(PathBuf, PathBuf)>,
 }
 
 impl Running {
@@ -34,7 +36,33 @@ impl Running {
         self.halt();
     }
 
+    /// Stops the server as `stop` does and starts it again on the same port and database;
+    /// returns how long it took to be listening again.
+    pub fn restart(&mut self) -> Result<Duration, String> {
+        let (server, config) = self.respawn.clone().ok_or("this server cannot be restarted")?;
+        let stopping = Instant::now();
+        self.terminate();
+        let mut command = Command::new(server);
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .env("DEVICE_SYNC__SERVER__PORT", self.port.to_string());
+        let mut fresh = spawn(command, self.dir.clone(), "listening on http://", Some(self.port))?;
+        // The new process is this server now; the old one, exited, goes with `fresh`.
+        std::mem::swap(&mut self.child, &mut fresh.child);
+        fresh.respawn = None;
+        Ok(stopping.elapsed())
+    }
+
     fn halt(&mut self) {
+        self.terminate();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s; waits for the exit.
+    fn terminate(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: signalling our own child process.
             unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -48,7 +76,6 @@ impl Running {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -116,7 +143,7 @@ fn spawn(
         seen.push(line);
     };
     let started_in = started.elapsed();
-    Ok(Running { child, port, dir, started_in })
+    Ok(Running { child, port, dir, started_in, respawn: None })
 }
 
 /// Starts the `device-sync` binary next to this one on a fresh SQLite database (durability
@@ -136,9 +163,11 @@ pub fn device_sync(admin_token: &str, extra: &str) -> Result<Running, String> {
     if !server.exists() {
         return Err(format!("{} not found: build the server first (`make build`)", server.display()));
     }
-    let mut command = Command::new(server);
+    let mut command = Command::new(&server);
     command.arg("--config").arg(&path).arg("serve").env_remove("RUST_LOG");
-    spawn(command, dir, "listening on http://", None)
+    let mut running = spawn(command, dir, "listening on http://", None)?;
+    running.respawn = Some((server, path));
+    Ok(running)
 }
 
 /// Whether the Node.js peer in `peer_dir` is installed (its `node_modules` present, `node` runs).
