@@ -67,43 +67,7 @@ enum Commands {
     /// Simulate a shop's fleet (tills and cashiers) through a scenario, live, and judge what
     /// every simulated client recorded: nothing lost or duplicated, one master per term. Exits
     /// with 1 when the verdict fails.
-    Simulate {
-        #[arg(long, value_enum, default_value = "lunch-rush")]
-        scenario: simulate::Scenario,
-        /// The server's HTTP address (`make run`'s by default).
-        #[arg(long, default_value = "http://127.0.0.1:8080", conflicts_with = "spawn")]
-        server: String,
-        /// Start a fresh server instead (the `device-sync` binary next to this one, on a database
-        /// of its own; stopped at the end). The restart scenario needs it.
-        #[arg(long)]
-        spawn: bool,
-        /// The device token, when the server requires one.
-        #[arg(long)]
-        token: Option<String>,
-        /// The admin token, to create the cashiers' stations; default: ./data/admin-token.
-        #[arg(long)]
-        admin_token: Option<String>,
-        /// Simulated tills (devices).
-        #[arg(long, default_value_t = 6)]
-        tills: usize,
-        /// Simulated cashier sessions, each changing a station of its own.
-        #[arg(long, default_value_t = 2)]
-        cashiers: usize,
-        #[arg(long, default_value_t = 30.0)]
-        seconds: f64,
-        /// Writes a second per client [default: 10 for lunch-rush, else 4].
-        #[arg(long)]
-        rate: Option<f64>,
-        /// The seed of the scenario's schedule [default: from the clock; printed].
-        #[arg(long)]
-        seed: Option<u64>,
-        /// The protocol the clients speak (`mixed`: every other one on Socket.IO).
-        #[arg(long, value_enum, default_value = "mixed")]
-        transport: simulate::TransportChoice,
-        /// JSON lines (events, figures every second, the verdict) instead of the live view.
-        #[arg(long)]
-        no_tui: bool,
-    },
+    Simulate(simulate::Options),
     /// Put load on a running server and report what it measured.
     Loadgen {
         /// The server's HTTP address.
@@ -215,47 +179,12 @@ fn main() -> ExitCode {
         }
         Commands::Loadgen { server, token, json, mode } => loadgen(server, token, json, mode),
         Commands::Bench { out, peer, quick } => bench(out, peer, quick),
-        Commands::Simulate {
-            scenario,
-            server,
-            spawn,
-            token,
-            admin_token,
-            tills,
-            cashiers,
-            seconds,
-            rate,
-            seed,
-            transport,
-            no_tui,
-        } => {
-            let server = (!spawn).then_some(server);
-            use std::io::IsTerminal;
-            let display = if no_tui || !std::io::stdout().is_terminal() {
-                simulate::Display::Lines
-            } else {
-                simulate::Display::Terminal
-            };
-            let options = simulate::Options {
-                scenario,
-                server,
-                token,
-                admin_token,
-                tills,
-                cashiers,
-                seconds,
-                rate,
-                seed,
-                transport,
-                display,
-            };
-            simulate(options)
-        }
+        Commands::Simulate(options) => simulate(options),
     }
 }
 
 fn simulate(options: simulate::Options) -> ExitCode {
-    let display = options.display;
+    let display = options.display();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

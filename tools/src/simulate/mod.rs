@@ -70,21 +70,53 @@ pub enum TransportChoice {
     Mixed,
 }
 
-/// What to run.
+/// What to run (the command's arguments).
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    #[arg(long, value_enum, default_value = "lunch-rush")]
     pub scenario: Scenario,
-    /// The server, `http://host:port`; `None`: start a fresh one.
-    pub server: Option<String>,
+    /// The server's HTTP address (`make run`'s by default).
+    #[arg(long, default_value = "http://127.0.0.1:8080", conflicts_with = "spawn")]
+    pub server: String,
+    /// Start a fresh server instead (the `device-sync` binary next to this one, on a database
+    /// of its own; stopped at the end). The restart scenario needs it.
+    #[arg(long)]
+    pub spawn: bool,
+    /// The device token, when the server requires one.
+    #[arg(long)]
     pub token: Option<String>,
+    /// The admin token, to create the cashiers' stations; default: ./data/admin-token.
+    #[arg(long)]
     pub admin_token: Option<String>,
+    /// Simulated tills (devices).
+    #[arg(long, default_value_t = 6)]
     pub tills: usize,
+    /// Simulated cashier sessions, each changing a station of its own.
+    #[arg(long, default_value_t = 2)]
     pub cashiers: usize,
+    #[arg(long, default_value_t = 30.0)]
     pub seconds: f64,
-    /// Writes a second per client (`None`: the scenario's).
+    /// Writes a second per client [default: 10 for lunch-rush, else 4].
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// The seed of the scenario's schedule [default: from the clock; printed].
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// The protocol the clients speak (`mixed`: every other one on Socket.IO).
+    #[arg(long, value_enum, default_value = "mixed")]
     pub transport: TransportChoice,
-    pub display: Display,
+    /// JSON lines (events, figures every second, the verdict) instead of the live view (also
+    /// when the output is not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+}
+
+impl Options {
+    /// How the run is shown.
+    pub fn display(&self) -> Display {
+        use std::io::IsTerminal;
+        if self.no_tui || !std::io::stdout().is_terminal() { Display::Lines } else { Display::Terminal }
+    }
 }
 
 /// A simulated client's kind.
@@ -222,7 +254,7 @@ impl Shared {
             scenario: options.scenario,
             seed,
             seconds: options.seconds,
-            display: options.display,
+            display: options.display(),
         }
     }
 }
@@ -233,12 +265,13 @@ pub async fn run(options: Options) -> Result<Verdict, String> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });
     let mut rng = StdRng::seed_from_u64(seed);
-    if options.scenario == Scenario::Restart && options.server.is_some() {
+    if options.scenario == Scenario::Restart && !options.spawn {
         return Err(
             "the restart scenario restarts the server, so it needs one it starts itself (--spawn)".into()
         );
     }
-    let (mut running, server, admin_token) = match &options.server {
+    let external = (!options.spawn).then_some(&options.server);
+    let (mut running, server, admin_token) = match external {
         Some(server) => {
             let admin = options
                 .admin_token
@@ -333,32 +366,32 @@ async fn create_stations(
 
 /// The simulated clients: tills with seeded priorities, then cashiers.
 fn fleet(tills: usize, cashiers: usize, transport: TransportChoice, rng: &mut StdRng) -> Vec<ClientState> {
-    let mut clients = Vec::new();
-    for k in 1..=tills {
-        clients.push(ClientState {
-            id: format!("till-{k}"),
-            name: format!("Till {k}"),
-            kind: Kind::Till,
-            transport: client::transport_of(transport, clients.len()),
-            priority: rng.random_range(20..=90),
-            station: None,
-            log: Mutex::default(),
-            status: Mutex::default(),
-        });
-    }
-    for k in 1..=cashiers {
-        clients.push(ClientState {
-            id: format!("cashier-{k}"),
-            name: format!("Cashier {k}"),
-            kind: Kind::Cashier,
-            transport: client::transport_of(transport, clients.len()),
-            priority: 0,
-            station: Some(format!("sim-station-{k}")),
-            log: Mutex::default(),
-            status: Mutex::default(),
-        });
-    }
-    clients
+    let tills = (1..=tills).map(|k| (Kind::Till, k, rng.random_range(20..=90)));
+    let cashiers = (1..=cashiers).map(|k| (Kind::Cashier, k, 0));
+    tills
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(cashiers)
+        .enumerate()
+        .map(|(index, (kind, k, priority))| {
+            let (id, name, station) = match kind {
+                Kind::Till => (format!("till-{k}"), format!("Till {k}"), None),
+                Kind::Cashier => {
+                    (format!("cashier-{k}"), format!("Cashier {k}"), Some(format!("sim-station-{k}")))
+                }
+            };
+            ClientState {
+                id,
+                name,
+                kind,
+                transport: client::transport_of(transport, index),
+                priority,
+                station,
+                log: Mutex::default(),
+                status: Mutex::default(),
+            }
+        })
+        .collect()
 }
 
 /// What the run measured while it went.

@@ -162,12 +162,13 @@ fn draw(frame: &mut ratatui::Frame<'_>, shared: &Shared, figures: &Figures) {
         shared.seed
     );
     let master = match (&figures.master, figures.term) {
-        (Some(master), Some(term)) => format!("master {master} (term {term})"),
-        _ => "no master yet".to_owned(),
+        (Some(master), Some(term)) if shared.has_master() => format!("master {master} (term {term})").bold(),
+        (Some(master), Some(term)) => format!("no master: {master} (term {term}) is gone").bold().red(),
+        _ => "no master yet".bold(),
     };
     let summary = vec![
         Line::from(vec![
-            master.bold(),
+            master,
             format!(
                 "   {} of {} online   head seq {}",
                 figures.online,
@@ -254,7 +255,8 @@ mod tests {
     fn the_view_shows_the_master_the_clients_and_the_events() {
         let options = Options {
             scenario: Scenario::MasterCrash,
-            server: None,
+            server: "http://127.0.0.1:1".into(),
+            spawn: false,
             token: None,
             admin_token: None,
             tills: 2,
@@ -263,7 +265,7 @@ mod tests {
             rate: None,
             seed: Some(5),
             transport: TransportChoice::Mixed,
-            display: Display::Terminal,
+            no_tui: false,
         };
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
         let clients = fleet(2, 1, TransportChoice::Mixed, &mut rng);
