@@ -9,7 +9,7 @@ use super::auth::DeviceAuth;
 use super::error::ApiError;
 use super::error::answers::Unauthorized;
 use super::routes::Routes;
-use crate::actors::election::Fleet;
+use crate::actors::election::{Fleet, FleetView};
 use crate::actors::persistence::Status;
 use crate::actors::registry::Stats;
 use crate::http::state::AppState;
@@ -66,18 +66,19 @@ pub(super) struct DatabaseHealth {
     responses((status = 200, description = "Healthy or degraded", body = Health), (status = 503, description = "Unhealthy: the database does not answer or cannot be written", body = Health))
 )]
 async fn health(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = health_of(&app).await?;
+    let fleet = app.election.send(Fleet).await?;
+    let body = health_of(&app, &fleet).await?;
     let mut response =
         if body.status == "unhealthy" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
     Ok(response.json(body))
 }
 
-/// The server's health, as `/system/health` and the admin page show it.
-pub(super) async fn health_of(app: &AppState) -> Result<Health, ApiError> {
+/// The server's health with the fleet as `fleet` (read by the caller, which shows it too), as
+/// `/system/health` and the admin page show it.
+pub(super) async fn health_of(app: &AppState, fleet: &FleetView) -> Result<Health, ApiError> {
     let read = app.db.ping().await;
     let write = app.persistence.send(Status).await?;
     let stats = app.registry.send(Stats).await?;
-    let fleet = app.election.send(Fleet).await?;
     let database_error = match (&read, &write.last_error) {
         (Err(err), _) => Some(err.to_string()),
         (Ok(()), Some(err)) => Some(err.clone()),

@@ -2,7 +2,6 @@
 //! shows the fleet as it changes and the figures every second; and in a real Chromium the page
 //! lists registered devices and elects the master an admin picks.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -205,14 +204,7 @@ impl Browser {
             .spawn()
             .expect("start the browser driver");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::helpers::lines_of(stdout);
         Self { child, lines }
     }
 

@@ -556,3 +556,18 @@ impl Drop for TestDevice {
         self.task.abort();
     }
 }
+
+/// The lines a child process writes, as they come (read on a thread of their own, so that a
+/// test waits on them with a timeout).
+pub fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use std::io::BufRead;
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}

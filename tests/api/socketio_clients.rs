@@ -6,7 +6,7 @@
 //! acknowledgements, confirming `role_change`); the test says each step and checks what the
 //! client and the `/ws` clients saw.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
@@ -67,14 +67,7 @@ impl Client {
             .expect("start the Socket.IO client");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::helpers::lines_of(stdout);
         Self { child, stdin, lines }
     }
 

@@ -107,7 +107,7 @@ impl Feed {
         let app = &self.app;
         let fleet = app.election.send(Fleet).await.map_err(|e| e.to_string())?;
         let sessions = app.registry.send(DeviceSessions).await.map_err(|e| e.to_string())?;
-        let health = health_of(app).await.map_err(|e| e.to_string())?;
+        let health = health_of(app, &fleet).await.map_err(|e| e.to_string())?;
         // What the database cannot give is left out; the rest is still shown.
         let head = app.published.get();
         let lags = store::sync_states::confirmed_all(&app.db).await.unwrap_or_default();
