@@ -79,6 +79,7 @@ impl Application {
         Migrator::up(&writer, None).await?;
         let boot = persistence::bootstrap(&writer).await?;
         let db = open_database(&settings.database, READ_CONNECTIONS).await?;
+        store::checkpoint::spawn(db.clone());
 
         let (tokens, token_file) = Tokens::from_settings(&settings.auth, &settings.server.data_dir)
             .map_err(io("writing the admin token"))?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::domain::fleet::SyncStatus;
-use crate::domain::records::{self as rules, CRITICAL_EVENTS, RESERVED_TABLES};
+use crate::domain::records::{self as rules, CRITICAL_EVENTS};
 use crate::protocol::outbound::{Change, ConflictView, RecordView, StationData};
 use crate::protocol::time;
 use crate::store::{self, changes::Since};
@@ -43,7 +43,8 @@ pub async fn lost_conflicts(db: &DatabaseConnection, device_id: &str) -> Result<
 /// A page of changes.
 #[derive(Debug)]
 pub struct ChangesPage {
-    pub changes: Vec<Change>,
+    /// Each change as `Change` renders it.
+    pub changes: Vec<Box<RawValue>>,
     /// The last change's `seq`, or the head when the page is empty.
     pub last_seq: u64,
     pub head_seq: u64,
@@ -65,16 +66,6 @@ pub struct Snapshot {
 
 fn raw(text: Option<String>) -> Option<Box<RawValue>> {
     text.and_then(|t| RawValue::from_string(t).ok())
-}
-
-/// How a record id is sent: generic records follow the record-id rule; the server's own tables
-/// keep their ids as strings.
-fn id_json(table: &str, id: &str) -> serde_json::Value {
-    if RESERVED_TABLES.contains(&table) {
-        serde_json::Value::String(id.to_owned())
-    } else {
-        rules::id_to_json(id)
-    }
 }
 
 /// A stored record, as sent.
@@ -114,22 +105,40 @@ pub async fn changes(
         });
     }
     let mut rows = store::changes::page(&txn, since, tables, limit.saturating_add(1)).await?;
-    txn.commit().await?;
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let last_seq = rows.last().map_or(head_seq, |r| r.seq);
-    let changes = rows
-        .into_iter()
-        .map(|r| Change {
-            record_id: r.record_id.as_deref().map(|id| id_json(&r.table_name, id)).unwrap_or_default(),
-            seq: r.seq,
-            table_name: r.table_name,
-            operation: r.operation,
-            data: raw(r.data),
-            version: r.version,
-            timestamp: time::format(r.committed_at),
-        })
-        .collect();
+    let last_seq = rows.last().map_or(head_seq, |r| r.0);
+    let mut changes = Vec::with_capacity(rows.len());
+    let mut unrendered = Vec::new();
+    for (seq, text) in rows {
+        match text.and_then(|t| RawValue::from_string(t).ok()) {
+            Some(change) => changes.push(Some(change)),
+            None => {
+                unrendered.push((changes.len(), seq));
+                changes.push(None);
+            }
+        }
+    }
+    if !unrendered.is_empty() {
+        // Changes logged before the log kept their sync form: rendered from their columns.
+        let seqs: Vec<u64> = unrendered.iter().map(|&(_, seq)| seq).collect();
+        let mut found = store::changes::rows(&txn, &seqs).await?.into_iter().peekable();
+        for (at, seq) in unrendered {
+            let Some(row) = found.next_if(|r| r.seq == seq) else { continue };
+            let change = Change::new(
+                row.seq,
+                &row.table_name,
+                row.record_id.as_deref(),
+                &row.operation,
+                row.data.as_deref(),
+                row.version,
+                row.committed_at,
+            );
+            changes[at] = change.to_text().and_then(|t| RawValue::from_string(t).ok());
+        }
+    }
+    txn.commit().await?;
+    let changes = changes.into_iter().flatten().collect();
     Ok(ChangesPage { changes, last_seq, head_seq, has_more, oldest_seq: floor.oldest_seq(), trimmed: false })
 }
 

@@ -32,6 +32,10 @@ pub struct Model {
     pub reply_frame: Option<String>,
     pub source_device: Option<String>,
     pub committed_at: DateTimeUtc,
+    /// The change as a sync page sends it (JSON), rendered when it was logged, so that a page
+    /// is these texts joined. `None` for changes logged before the column existed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub sync_change: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

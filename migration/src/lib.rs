@@ -18,6 +18,7 @@ mod m20261201_000012_sync_state_error_type;
 mod m20261201_000013_catalogue_version;
 mod m20261201_000014_change_log_committed_at;
 mod m20261201_000015_create_sync_conflicts;
+mod m20261202_000016_change_log_sync_change;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_catalogue_version::Migration),
             Box::new(m20261201_000014_change_log_committed_at::Migration),
             Box::new(m20261201_000015_create_sync_conflicts::Migration),
+            Box::new(m20261202_000016_change_log_sync_change::Migration),
         ]
     }
 }

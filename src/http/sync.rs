@@ -209,7 +209,8 @@ struct PushReply<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 struct PullReply<'a> {
     device_id: Option<&'a str>,
-    changes: Vec<Change>,
+    #[schema(value_type = Vec<Change>)]
+    changes: Vec<Box<serde_json::value::RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seq: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -69,22 +69,19 @@ pub enum Since {
     Time(DateTime<Utc>),
 }
 
-/// Up to `limit` changes from `since`, oldest first, of `tables` when given.
+/// Up to `limit` changes from `since`, oldest first, of `tables` when given: each change's
+/// `seq` and the text a sync page sends for it (`None` for a change logged before the log kept
+/// that text: `rows` reads those).
 pub async fn page<C: ConnectionTrait>(
     db: &C,
     since: Since,
     tables: Option<&[String]>,
     limit: u64,
-) -> Result<Vec<ChangeRow>, DbErr> {
+) -> Result<Vec<(u64, Option<String>)>, DbErr> {
     let mut select = change_log::Entity::find()
         .select_only()
         .column(change_log::Column::Seq)
-        .column(change_log::Column::TableName)
-        .column(change_log::Column::RecordId)
-        .column(change_log::Column::Operation)
-        .column(change_log::Column::Data)
-        .column(change_log::Column::Version)
-        .column(change_log::Column::CommittedAt);
+        .column(change_log::Column::SyncChange);
     select = match since {
         Since::Seq(after) => select.filter(change_log::Column::Seq.gt(to_db(after))),
         Since::Time(at) => select.filter(change_log::Column::CommittedAt.gt(at)),
@@ -92,21 +89,44 @@ pub async fn page<C: ConnectionTrait>(
     if let Some(tables) = tables {
         select = select.filter(change_log::Column::TableName.is_in(tables.iter().cloned()));
     }
-    type Row = (i64, String, Option<String>, String, Option<String>, Option<i64>, DateTime<Utc>);
-    let rows: Vec<Row> =
+    let rows: Vec<(i64, Option<String>)> =
         select.order_by_asc(change_log::Column::Seq).limit(limit).into_tuple().all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, table_name, record_id, operation, data, version, committed_at)| ChangeRow {
-            seq: from_db(seq),
-            table_name,
-            record_id,
-            operation,
-            data,
-            version,
-            committed_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(|(seq, text)| (from_db(seq), text)).collect())
+}
+
+/// The changes `seqs` (those kept), oldest first.
+pub async fn rows<C: ConnectionTrait>(db: &C, seqs: &[u64]) -> Result<Vec<ChangeRow>, DbErr> {
+    let mut found = Vec::with_capacity(seqs.len());
+    // In chunks, well under every backend's limit on bound parameters.
+    for chunk in seqs.chunks(500) {
+        type Row = (i64, String, Option<String>, String, Option<String>, Option<i64>, DateTime<Utc>);
+        let rows: Vec<Row> = change_log::Entity::find()
+            .select_only()
+            .column(change_log::Column::Seq)
+            .column(change_log::Column::TableName)
+            .column(change_log::Column::RecordId)
+            .column(change_log::Column::Operation)
+            .column(change_log::Column::Data)
+            .column(change_log::Column::Version)
+            .column(change_log::Column::CommittedAt)
+            .filter(change_log::Column::Seq.is_in(chunk.iter().map(|&s| to_db(s))))
+            .order_by_asc(change_log::Column::Seq)
+            .into_tuple()
+            .all(db)
+            .await?;
+        found.extend(rows.into_iter().map(
+            |(seq, table_name, record_id, operation, data, version, committed_at)| ChangeRow {
+                seq: from_db(seq),
+                table_name,
+                record_id,
+                operation,
+                data,
+                version,
+                committed_at,
+            },
+        ));
+    }
+    Ok(found)
 }
 
 /// The newest `seq` ever logged (0 for a new log), also when retention pruned every change.
@@ -215,6 +235,8 @@ pub struct LogRow {
     pub reply_frame: Option<String>,
     pub source_device: Option<String>,
     pub committed_at: DateTime<Utc>,
+    /// The change as a sync page sends it.
+    pub sync_change: Option<String>,
 }
 
 /// Appends a change to the log (the Persistence actor, inside its transaction).
@@ -232,6 +254,7 @@ pub async fn append<C: ConnectionTrait>(txn: &C, row: LogRow) -> Result<(), DbEr
         reply_frame: Set(row.reply_frame),
         source_device: Set(row.source_device),
         committed_at: Set(row.committed_at),
+        sync_change: Set(row.sync_change),
     })
     .exec_without_returning(txn)
     .await?;

@@ -41,7 +41,7 @@ use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
 use crate::domain::fleet::DeviceRecord;
 use crate::domain::station::StationError;
 use crate::metrics::Metrics;
-use crate::protocol::outbound::{self, Ack, Frame, Kind};
+use crate::protocol::outbound::{self, Ack, Change, Frame, Kind};
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::{ConflictPolicy, DatabaseSettings};
 use crate::store;
@@ -603,6 +603,16 @@ async fn log_change(step: &Step<'_>, origin: &Origin, logged: Logged) -> Result<
         }
         Origin::Rest => (None, None, None),
     };
+    let sync_change = Change::new(
+        seq,
+        &logged.table_name,
+        Some(&logged.record_id),
+        logged.operation,
+        logged.data.as_deref(),
+        logged.version,
+        step.now,
+    )
+    .to_text();
     let row = store::changes::LogRow {
         seq,
         table_name: logged.table_name,
@@ -617,6 +627,7 @@ async fn log_change(step: &Step<'_>, origin: &Origin, logged: Logged) -> Result<
         reply_frame: reply.as_ref().map(|r| r.json().to_string()),
         source_device: device,
         committed_at: step.now,
+        sync_change,
     };
     store::changes::append(step.txn, row).await?;
     let change = PublishedChange { seq, frame: logged.frame, origin: origin_session, reply };

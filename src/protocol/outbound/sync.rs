@@ -5,7 +5,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::message;
-use crate::domain::records::{Conflict, id_to_json};
+use crate::domain::records::{Conflict, RESERVED_TABLES, id_to_json};
 use crate::protocol::time;
 
 /// A change as sync sends it.
@@ -20,6 +20,40 @@ pub struct Change {
     pub data: Option<Box<RawValue>>,
     pub version: Option<i64>,
     pub timestamp: String,
+}
+
+impl Change {
+    /// A logged change as a sync page sends it. Generic records' ids follow the record-id rule;
+    /// the server's own tables keep theirs as strings.
+    pub fn new(
+        seq: u64,
+        table_name: &str,
+        record_id: Option<&str>,
+        operation: &str,
+        data: Option<&str>,
+        version: Option<i64>,
+        committed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let record_id = match record_id {
+            Some(id) if RESERVED_TABLES.contains(&table_name) => Value::String(id.to_owned()),
+            Some(id) => id_to_json(id),
+            None => Value::Null,
+        };
+        Self {
+            seq,
+            table_name: table_name.to_owned(),
+            record_id,
+            operation: operation.to_owned(),
+            data: data.and_then(|d| RawValue::from_string(d.to_owned()).ok()),
+            version,
+            timestamp: time::format(committed_at),
+        }
+    }
+
+    /// The change as JSON text, as the change log keeps it for sync pages.
+    pub fn to_text(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
 }
 
 /// A conflict a device lost, as `sync_response.conflicts` lists it.
@@ -54,7 +88,9 @@ pub struct SyncResponse {
     pub status: &'static str,
     pub sync_id: String,
     pub master_device_id: Option<String>,
-    pub changes: Vec<Change>,
+    /// Each change as `Change` renders it, kept in that form by the change log.
+    #[schema(value_type = Vec<Change>)]
+    pub changes: Vec<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<std::collections::BTreeMap<String, Vec<RecordView>>>,
     pub conflicts: Vec<ConflictView>,

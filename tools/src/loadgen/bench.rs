@@ -1,12 +1,17 @@
 //! `device-sync bench`: every load-generator mode against this server and, in the same run, the
 //! fan-out and idle modes against the Node.js peer when it is installed; writes a Markdown
-//! report with a table of figures, their ratio to the peer and the issue's targets, and an SVG
-//! chart of p99 latency and server CPU as clients grow.
+//! report with a table of figures, their ratio to the peer and the targets, and an SVG chart of
+//! p99 latency and server CPU as clients grow.
 //!
 //! Servers run on this machine next to the load generator, each on a fresh database with
 //! durability `full`. This server's per-session rate limit is raised for the throughput runs
 //! (`limits.messages_per_second`), and its connection limit for the idle run; nothing that
 //! touches durability is changed.
+//!
+//! Each headline figure is the median of `ROUNDS` runs, the two servers taking turns, and the
+//! report gives all of them. The runs are pinned (`cpus`): the server under test on one core,
+//! the load generator on the other, the same for both servers; one round of the latency runs is
+//! repeated unpinned.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::cpus::Placement;
 use super::report::Report;
 use super::servers::{self, Running};
 use super::{catchup, chart, failover, fanout, idle};
@@ -50,8 +56,15 @@ async fn measure(
     drop(progress);
     let report = report?;
     let mut figures = report.to_json();
+    let per_write = match (f(&figures, "server_cpu_seconds"), f(&figures, "sent")) {
+        (Some(cpu), Some(sent)) if sent > 0.0 => Some(cpu * 1e6 / sent),
+        _ => None,
+    };
     if let Some(map) = figures.as_object_mut() {
         map.insert("server".into(), Value::String(name(s).into()));
+        if let Some(per_write) = per_write {
+            map.insert("server_cpu_us_per_write".into(), per_write.into());
+        }
     }
     eprintln!("bench: {label}: {figures}");
     Ok(figures)
@@ -84,8 +97,8 @@ fn fanout_options(
 /// clients: 19,800 deliveries a second, above what the Flask-SocketIO backend managed).
 const TRANSPORT_RATE: f64 = 20.0;
 
-/// Rounds of the `/ws`-against-Socket.IO comparison; the report gives the median and all three.
-const TRANSPORT_ROUNDS: usize = 3;
+/// Runs of each headline figure; the report gives the median and every run.
+const ROUNDS: usize = 3;
 
 /// The median of a figure over runs, and every run's value.
 fn median_of(runs: &[Figures], name: &str) -> (Option<f64>, Vec<f64>) {
@@ -114,25 +127,6 @@ enum Side {
     Peer,
 }
 
-/// Everything measured.
-#[derive(Default)]
-struct Results {
-    startup_ms: Vec<f64>,
-    idle: [Option<Figures>; 2],
-    baseline: [Option<Figures>; 2],
-    /// Throughput ladder: (rate per sender, figures), per side.
-    ladder: [Vec<(f64, Figures)>; 2],
-    /// Clients sweep: (clients, figures), per side.
-    sweep: [Vec<(usize, Figures)>; 2],
-    /// The same fan-out on `/ws` and on Socket.IO sessions of this server, one run of each
-    /// per round.
-    transports: [Vec<Figures>; 2],
-    failover_shutdown: Option<Figures>,
-    failover_drop: Option<Figures>,
-    catchup: Option<Figures>,
-    peer_present: bool,
-}
-
 fn side(s: Side) -> usize {
     match s {
         Side::Ours => 0,
@@ -140,11 +134,51 @@ fn side(s: Side) -> usize {
     }
 }
 
+/// The runs of one figure: per side, each round's figures.
+type Runs = [Vec<Figures>; 2];
+
+/// Clients in the one-sender latency runs.
+const LATENCY_CLIENTS: [usize; 2] = [10, 100];
+/// The one sender's rate in the latency runs.
+const LATENCY_RATE: f64 = 100.0;
+/// Senders and the rate of each in the concurrent-writers run (100 clients).
+const WRITERS: (usize, f64) = (10, 50.0);
+
+/// Everything measured.
+#[derive(Default)]
+struct Results {
+    /// Whether the runs were pinned (the machine has two cores).
+    pinned: bool,
+    startup_ms: Vec<f64>,
+    idle: Runs,
+    /// One sender × `LATENCY_RATE`, per entry of `LATENCY_CLIENTS`.
+    latency: [Runs; 2],
+    /// `WRITERS` senders, 100 clients.
+    writers: Runs,
+    /// The same latency and writers runs once, unpinned: [1 sender at 100 clients, writers].
+    unpinned: [Runs; 2],
+    /// Throughput ladder: (rate per sender, figures), per side.
+    ladder: [Vec<(f64, Figures)>; 2],
+    /// The top of each side's ladder, run `ROUNDS` times in all (the ladder's step first).
+    top: Runs,
+    /// Clients sweep: (clients, figures), per side.
+    sweep: [Vec<(usize, Figures)>; 2],
+    /// The same fan-out on `/ws` and on Socket.IO sessions of this server, one run of each
+    /// per round.
+    transports: [Vec<Figures>; 2],
+    failover_shutdown: Vec<Figures>,
+    failover_drop: Option<Figures>,
+    catchup: Vec<Figures>,
+    peer_present: bool,
+}
+
 /// The plan's sizes: the issue's, or short ones with `--quick`.
 struct Plan {
+    rounds: usize,
     startups: usize,
     idle_sessions: usize,
-    baseline_seconds: f64,
+    /// Each latency and writers run.
+    latency_seconds: f64,
     ladder_rates: Vec<f64>,
     ladder_seconds: f64,
     /// Each run of the `/ws`-against-Socket.IO comparison.
@@ -161,9 +195,10 @@ impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
             return Self {
+                rounds: 1,
                 startups: 2,
                 idle_sessions: 500,
-                baseline_seconds: 2.0,
+                latency_seconds: 2.0,
                 ladder_rates: vec![20.0, 40.0],
                 ladder_seconds: 2.0,
                 transport_seconds: 2.0,
@@ -176,10 +211,11 @@ impl Plan {
             };
         }
         Self {
+            rounds: ROUNDS,
             startups: 5,
             idle_sessions: 10_000,
-            baseline_seconds: 10.0,
-            ladder_rates: vec![25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0],
+            latency_seconds: 10.0,
+            ladder_rates: vec![25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0],
             ladder_seconds: 5.0,
             transport_seconds: 10.0,
             sweep_clients: vec![10, 100, 1_000, 5_000],
@@ -189,6 +225,32 @@ impl Plan {
             drop_repeats: 3,
             catchup_changes: 100_000,
         }
+    }
+}
+
+/// The bench's servers: which ones, and on which cores.
+struct Servers<'a> {
+    peer_dir: Option<&'a Path>,
+    placement: Placement,
+}
+
+impl Servers<'_> {
+    fn sides(&self) -> Vec<Side> {
+        if self.peer_dir.is_some() { vec![Side::Ours, Side::Peer] } else { vec![Side::Ours] }
+    }
+
+    fn start(&self, s: Side) -> Result<Running, String> {
+        match (s, self.peer_dir) {
+            (Side::Peer, Some(dir)) => servers::node_peer(dir, self.placement),
+            _ => servers::device_sync(ADMIN_TOKEN, SERVER_SETTINGS, self.placement),
+        }
+    }
+
+    /// Moves the load generator to its cores and starts the servers on theirs from now on.
+    fn place(&mut self, placement: Placement) -> Result<(), String> {
+        placement.apply_to_self()?;
+        self.placement = placement;
+        Ok(())
     }
 }
 
@@ -202,11 +264,18 @@ pub async fn run(o: Options) -> Result<(), String> {
         (None, _) => eprintln!("bench: no peer folder given; running without the Node peer"),
         _ => {}
     }
-    let mut r = Results { peer_present: peer_dir.is_some(), ..Results::default() };
+    let pinned = Placement::available();
+    if !pinned {
+        eprintln!("bench: this machine has one core; every run is unpinned");
+    }
+    let mut at = Servers { peer_dir, placement: Placement::Free };
+    at.place(if pinned { Placement::Pinned } else { Placement::Free })?;
+    let mut r = Results { peer_present: peer_dir.is_some(), pinned, ..Results::default() };
+    let sides = at.sides();
 
     // Start-up on a fresh database, each time a new one.
     for _ in 0..plan.startups {
-        let server = servers::device_sync(ADMIN_TOKEN, "")?;
+        let server = at.start(Side::Ours)?;
         r.startup_ms.push(server.started_in.as_secs_f64() * 1000.0);
         server.stop();
     }
@@ -214,30 +283,47 @@ pub async fn run(o: Options) -> Result<(), String> {
 
     // Idle sessions first, each on a fresh server, so that nothing earlier has left memory
     // for the sessions to reuse.
-    let sides: Vec<Side> = if peer_dir.is_some() { vec![Side::Ours, Side::Peer] } else { vec![Side::Ours] };
-    for &s in &sides {
-        let server = start(s, peer_dir)?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let options = idle::Options {
-            server: server.url(),
-            sessions: plan.idle_sessions,
-            concurrency: 100,
-            hold: Duration::from_secs(3),
-            token: None,
-            server_pid: Some(server.pid()),
-        };
-        r.idle[side(s)] =
-            Some(measure(&format!("idle {}", plan.idle_sessions), s, idle::run(options)).await?);
-        server.stop();
+    for round in 1..=plan.rounds {
+        for &s in &sides {
+            let server = at.start(s)?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let options = idle::Options {
+                server: server.url(),
+                sessions: plan.idle_sessions,
+                concurrency: 100,
+                hold: Duration::from_secs(3),
+                token: None,
+                server_pid: Some(server.pid()),
+            };
+            let label = format!("idle {} (round {round})", plan.idle_sessions);
+            r.idle[side(s)].push(measure(&label, s, idle::run(options)).await?);
+            server.stop();
+        }
     }
 
-    // Fan-out: the latency baseline, the throughput ladder and the clients sweep, on one
-    // server per side.
+    // Latency with one sender, and with concurrent writers: a fresh server per side and round.
+    for round in 1..=plan.rounds {
+        for &s in &sides {
+            let server = at.start(s)?;
+            let peer = s == Side::Peer;
+            for (i, clients) in LATENCY_CLIENTS.into_iter().enumerate() {
+                let options = fanout_options(&server, peer, clients, 1, LATENCY_RATE, plan.latency_seconds);
+                let label = format!("fanout {clients} clients, 1 x {LATENCY_RATE}/s (round {round})");
+                r.latency[i][side(s)].push(measure(&label, s, fanout::run(options)).await?);
+            }
+            let (senders, rate) = WRITERS;
+            let options = fanout_options(&server, peer, 100, senders, rate, plan.latency_seconds);
+            let label = format!("fanout 100 clients, {senders} x {rate}/s (round {round})");
+            r.writers[side(s)].push(measure(&label, s, fanout::run(options)).await?);
+            server.stop();
+        }
+    }
+
+    // The throughput ladder, then its top step again until it has `rounds` runs; and the
+    // clients sweep; on one server per side.
     for &s in &sides {
-        let server = start(s, peer_dir)?;
+        let server = at.start(s)?;
         let peer = s == Side::Peer;
-        let baseline = fanout_options(&server, peer, 100, 1, 100.0, plan.baseline_seconds);
-        r.baseline[side(s)] = Some(measure("fanout baseline", s, fanout::run(baseline)).await?);
         for &rate in &plan.ladder_rates {
             let options = fanout_options(&server, peer, 100, 10, rate, plan.ladder_seconds);
             let figures = measure(&format!("fanout 10 x {rate}/s"), s, fanout::run(options)).await?;
@@ -245,6 +331,17 @@ pub async fn run(o: Options) -> Result<(), String> {
             r.ladder[side(s)].push((rate, figures));
             if !passed {
                 break;
+            }
+        }
+        let top =
+            r.ladder[side(s)].iter().filter(|(_, fig)| sustained(fig)).map(|(rate, _)| *rate).next_back();
+        if let Some(rate) = top {
+            let step = r.ladder[side(s)].iter().find(|(at, _)| *at == rate).map(|(_, fig)| fig.clone());
+            r.top[side(s)].extend(step);
+            for again in 2..=plan.rounds {
+                let options = fanout_options(&server, peer, 100, 10, rate, plan.ladder_seconds);
+                let label = format!("fanout 10 x {rate}/s, top of the ladder (run {again})");
+                r.top[side(s)].push(measure(&label, s, fanout::run(options)).await?);
             }
         }
         for &clients in &plan.sweep_clients {
@@ -255,10 +352,28 @@ pub async fn run(o: Options) -> Result<(), String> {
         server.stop();
     }
 
+    // One round of the latency runs with nothing pinned.
+    if pinned {
+        at.place(Placement::Free)?;
+        for &s in &sides {
+            let server = at.start(s)?;
+            let peer = s == Side::Peer;
+            let options = fanout_options(&server, peer, 100, 1, LATENCY_RATE, plan.latency_seconds);
+            r.unpinned[0][side(s)]
+                .push(measure("fanout 100 clients, unpinned", s, fanout::run(options)).await?);
+            let (senders, rate) = WRITERS;
+            let options = fanout_options(&server, peer, 100, senders, rate, plan.latency_seconds);
+            let label = format!("fanout {senders} x {rate}/s, unpinned");
+            r.unpinned[1][side(s)].push(measure(&label, s, fanout::run(options)).await?);
+            server.stop();
+        }
+        at.place(Placement::Pinned)?;
+    }
+
     // `/ws` against Socket.IO: a fresh server of its own, the two transports taking turns, so
     // neither sees a database or a machine the other left busier.
-    let server = start(Side::Ours, None)?;
-    for round in 1..=TRANSPORT_ROUNDS {
+    let server = at.start(Side::Ours)?;
+    for round in 1..=plan.rounds {
         for (i, transport) in
             [super::wire::Transport::Ws, super::wire::Transport::Socketio].into_iter().enumerate()
         {
@@ -270,16 +385,21 @@ pub async fn run(o: Options) -> Result<(), String> {
     }
     server.stop();
 
-    // This server only: failover and catch-up.
-    let server = start(Side::Ours, None)?;
-    let shutdown = failover::Options {
-        server: server.url(),
-        devices: 100,
-        repeats: plan.failover_repeats,
-        how: failover::Departure::Shutdown,
-        token: None,
-    };
-    r.failover_shutdown = Some(measure("failover shutdown", Side::Ours, failover::run(shutdown)).await?);
+    // This server only: failover and catch-up, each round on a fresh server.
+    for round in 1..=plan.rounds {
+        let server = at.start(Side::Ours)?;
+        let shutdown = failover::Options {
+            server: server.url(),
+            devices: 100,
+            repeats: plan.failover_repeats,
+            how: failover::Departure::Shutdown,
+            token: None,
+        };
+        let label = format!("failover shutdown (round {round})");
+        r.failover_shutdown.push(measure(&label, Side::Ours, failover::run(shutdown)).await?);
+        server.stop();
+    }
+    let server = at.start(Side::Ours)?;
     let dropped = failover::Options {
         server: server.url(),
         devices: 100,
@@ -288,10 +408,18 @@ pub async fn run(o: Options) -> Result<(), String> {
         token: None,
     };
     r.failover_drop = Some(measure("failover drop", Side::Ours, failover::run(dropped)).await?);
-    let pull =
-        catchup::Options { server: server.url(), changes: plan.catchup_changes, page: 10_000, token: None };
-    r.catchup = Some(measure("catch-up", Side::Ours, catchup::run(pull)).await?);
     server.stop();
+    for round in 1..=plan.rounds {
+        let server = at.start(Side::Ours)?;
+        let pull = catchup::Options {
+            server: server.url(),
+            changes: plan.catchup_changes,
+            page: 10_000,
+            token: None,
+        };
+        r.catchup.push(measure(&format!("catch-up (round {round})"), Side::Ours, catchup::run(pull)).await?);
+        server.stop();
+    }
 
     if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -310,13 +438,6 @@ fn name(s: Side) -> &'static str {
     match s {
         Side::Ours => "device-sync",
         Side::Peer => "node peer",
-    }
-}
-
-fn start(s: Side, peer_dir: Option<&Path>) -> Result<Running, String> {
-    match (s, peer_dir) {
-        (Side::Peer, Some(dir)) => servers::node_peer(dir),
-        _ => servers::device_sync(ADMIN_TOKEN, SERVER_SETTINGS),
     }
 }
 
@@ -371,13 +492,6 @@ fn verdict(met: Option<bool>) -> &'static str {
     }
 }
 
-/// The best sustained run of a ladder.
-fn best(ladder: &[(f64, Figures)]) -> Option<&Figures> {
-    ladder.iter().map(|(_, fig)| fig).filter(|fig| sustained(fig)).max_by(|a, b| {
-        f(a, "deliveries_per_s").unwrap_or(0.0).total_cmp(&f(b, "deliveries_per_s").unwrap_or(0.0))
-    })
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -387,13 +501,73 @@ fn machine() -> String {
             })
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = super::cpus::online();
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned())))
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpu}, {cores} cores, {memory} memory, Linux {}", kernel.trim())
+}
+
+/// A figure over its runs: the median and every run, as a cell ("1.23 (1.20, 1.23, 1.40)").
+fn runs_cell(runs: &[Figures], key: &str, digits: usize) -> String {
+    let (median, each) = median_of(runs, key);
+    if each.len() <= 1 {
+        return fmt(median, digits);
+    }
+    let each = each.iter().map(|v| format!("{v:.digits$}")).collect::<Vec<_>>().join(", ");
+    format!("{} ({each})", fmt(median, digits))
+}
+
+/// A row of the figures table: a figure of both sides' runs, their ratio and the target.
+struct Row<'a> {
+    figure: String,
+    runs: &'a Runs,
+    key: &'a str,
+    unit: &'a str,
+    digits: usize,
+    target: &'a str,
+    /// Whether the target is met, from this server's median and the peer's (when measured).
+    met: Option<bool>,
+}
+
+fn write_row(md: &mut String, row: &Row<'_>) {
+    let (ours, theirs) = (median_of(&row.runs[0], row.key).0, median_of(&row.runs[1], row.key).0);
+    let cell = |runs: &[Figures]| {
+        if runs.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("{} {}", runs_cell(runs, row.key, row.digits), row.unit)
+        }
+    };
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} | {} |",
+        row.figure,
+        cell(&row.runs[0]),
+        cell(&row.runs[1]),
+        ratio(ours, theirs),
+        row.target,
+        verdict(row.met),
+    );
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "—".to_owned(),
+    }
+}
+
+/// Whether this server's median is at most `factor` × the peer's (unknown without the peer).
+fn at_most(runs: &Runs, key: &str, factor: f64) -> Option<bool> {
+    median_of(&runs[0], key).0.zip(median_of(&runs[1], key).0).map(|(a, b)| a <= factor * b)
+}
+
+/// Whether this server's median is at most `limit`.
+fn within(runs: &[Figures], key: &str, limit: f64) -> Option<bool> {
+    median_of(runs, key).0.map(|v| v <= limit)
 }
 
 fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
@@ -422,136 +596,224 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
     );
     let _ = writeln!(
         md,
-        "- Fan-out: `device_update`s of 256 bytes of padding; every client but the sender receives each \
-         one and measures its latency from the send time it carries. \"Lost\" counts updates a receiver \
-         never got.\n"
+        "- {}",
+        if r.pinned {
+            "Pinned: each server runs on core 0 and the load generator on core 1 (`sched_setaffinity`, as \
+             `taskset -c` does), the same for both servers; one round of the latency runs is repeated \
+             unpinned below."
+        } else {
+            "Not pinned: this machine has one core."
+        }
     );
-
-    let ours_base = r.baseline[0].as_ref();
-    let peer_base = r.baseline[1].as_ref();
-    let (our_p99, peer_p99) =
-        (ours_base.and_then(|b| f(b, "p99_ms")), peer_base.and_then(|b| f(b, "p99_ms")));
-    let (our_best, peer_best) = (best(&r.ladder[0]), best(&r.ladder[1]));
-    let (our_rate, peer_rate) =
-        (our_best.and_then(|b| f(b, "deliveries_per_s")), peer_best.and_then(|b| f(b, "deliveries_per_s")));
-    let (our_idle, peer_idle) = (
-        r.idle[0].as_ref().and_then(|i| f(i, "server_kib_per_session")),
-        r.idle[1].as_ref().and_then(|i| f(i, "server_kib_per_session")),
+    let _ = writeln!(
+        md,
+        "- Each figure is the median of {} runs with every run in brackets, the two servers taking turns \
+         on fresh databases. Fan-out: `device_update`s of 256 bytes of padding; every client but the \
+         sender receives each one and measures its latency from the send time it carries. \"Lost\" \
+         counts updates a receiver never got.\n",
+        plan.rounds
     );
-    let fo = r.failover_shutdown.as_ref().and_then(|x| f(x, "to_last_device_p99_ms"));
-    let catch = r.catchup.as_ref().and_then(|x| f(x, "catch_up_ms"));
-    let mut startup = r.startup_ms.clone();
-    startup.sort_by(f64::total_cmp);
-    let startup_median = startup.get(startup.len() / 2).copied();
-    let startup_max = startup.last().copied();
-    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "—".to_owned(),
-    };
 
     let _ = writeln!(md, "## Figures against the targets\n");
     let _ = writeln!(md, "| figure | device-sync | Node peer | device-sync ÷ peer | target | |");
     let _ = writeln!(md, "|---|---|---|---|---|---|");
-    let _ = writeln!(
-        md,
-        "| broadcast p99, 100 clients, 1 sender × 100 msg/s, 256 B ({:.0} s) | {} ms | {} ms | {} | ≤ 1.5 ms and below the peer | {} |",
-        plan.baseline_seconds,
-        fmt(our_p99, 2),
-        fmt(peer_p99, 2),
-        ratio(our_p99, peer_p99),
-        // Measured against the peer only when the peer was measured.
-        verdict(our_p99.and_then(|p| if p > 1.5 { Some(false) } else { peer_p99.map(|q| p < q) })),
+    let secs = plan.latency_seconds;
+    for (i, clients) in LATENCY_CLIENTS.into_iter().enumerate() {
+        let runs = &r.latency[i];
+        write_row(
+            &mut md,
+            &Row {
+                figure: format!("p50, {clients} clients, 1 sender × {LATENCY_RATE:.0}/s ({secs:.0} s)"),
+                runs,
+                key: "p50_ms",
+                unit: "ms",
+                digits: 2,
+                target: "≤ 0.75 × the peer",
+                met: at_most(runs, "p50_ms", 0.75),
+            },
+        );
+        write_row(
+            &mut md,
+            &Row {
+                figure: format!("p99, same runs ({clients} clients)"),
+                runs,
+                key: "p99_ms",
+                unit: "ms",
+                digits: 2,
+                target: "≤ the peer",
+                met: at_most(runs, "p99_ms", 1.0),
+            },
+        );
+    }
+    let (senders, rate) = WRITERS;
+    write_row(
+        &mut md,
+        &Row {
+            figure: format!("p99, 100 clients, {senders} senders × {rate:.0}/s ({secs:.0} s)"),
+            runs: &r.writers,
+            key: "p99_ms",
+            unit: "ms",
+            digits: 2,
+            target: "≤ 0.25 × the peer",
+            met: at_most(&r.writers, "p99_ms", 0.25),
+        },
     );
-    let _ = writeln!(
-        md,
-        "| broadcast p50, same run | {} ms | {} ms | {} | | |",
-        fmt(ours_base.and_then(|b| f(b, "p50_ms")), 2),
-        fmt(peer_base.and_then(|b| f(b, "p50_ms")), 2),
-        ratio(ours_base.and_then(|b| f(b, "p50_ms")), peer_base.and_then(|b| f(b, "p50_ms"))),
+    write_row(
+        &mut md,
+        &Row {
+            figure: "server CPU per delivery at the top of the ladder (100 clients × 10 senders)".into(),
+            runs: &r.top,
+            key: "server_cpu_us_per_delivery",
+            unit: "µs",
+            digits: 2,
+            target: "≤ 0.5 × the peer",
+            met: at_most(&r.top, "server_cpu_us_per_delivery", 0.5),
+        },
     );
-    let _ = writeln!(
-        md,
-        "| highest sustained deliveries/s (p99 < 100 ms, no loss), 100 clients × 10 senders | {} /s | {} /s | {} | ≥ 2 × the peer | {} |",
-        thousands(our_rate),
-        thousands(peer_rate),
-        ratio(our_rate, peer_rate),
-        verdict(our_rate.zip(peer_rate).map(|(a, b)| a >= 2.0 * b)),
+    write_row(
+        &mut md,
+        &Row {
+            figure: "deliveries/s at the top of the ladder (p99 < 100 ms, nothing lost)".into(),
+            runs: &r.top,
+            key: "deliveries_per_s",
+            unit: "/s",
+            digits: 0,
+            target: "reported",
+            met: None,
+        },
     );
-    let _ = writeln!(
-        md,
-        "| server CPU per delivery at that rate | {} µs | {} µs | {} | reported | |",
-        fmt(our_best.and_then(|b| f(b, "server_cpu_us_per_delivery")), 2),
-        fmt(peer_best.and_then(|b| f(b, "server_cpu_us_per_delivery")), 2),
-        ratio(
-            our_best.and_then(|b| f(b, "server_cpu_us_per_delivery")),
-            peer_best.and_then(|b| f(b, "server_cpu_us_per_delivery"))
-        ),
+    write_row(
+        &mut md,
+        &Row {
+            figure: "server CPU per write, same runs".into(),
+            runs: &r.top,
+            key: "server_cpu_us_per_write",
+            unit: "µs",
+            digits: 1,
+            target: "reported",
+            met: None,
+        },
     );
-    for (what, key, digits) in
-        [("p99", "p99_ms", 2), ("server CPU per delivery", "server_cpu_us_per_delivery", 2)]
+    write_row(
+        &mut md,
+        &Row {
+            figure: format!(
+                "idle sessions: server RSS per session, {} sessions",
+                thousands(Some(plan.idle_sessions as f64))
+            ),
+            runs: &r.idle,
+            key: "server_kib_per_session",
+            unit: "KiB",
+            digits: 1,
+            target: "≤ the peer",
+            met: at_most(&r.idle, "server_kib_per_session", 1.0),
+        },
+    );
+    write_row(
+        &mut md,
+        &Row {
+            figure: "idle sessions: connect p99 (100 opening at once)".into(),
+            runs: &r.idle,
+            key: "connect_p99_ms",
+            unit: "ms",
+            digits: 1,
+            target: "reported",
+            met: None,
+        },
+    );
+    let ours_only = |runs: &Vec<Figures>| -> Runs { [runs.clone(), Vec::new()] };
+    let catchup = ours_only(&r.catchup);
+    write_row(
+        &mut md,
+        &Row {
+            figure: format!(
+                "catch-up of {} changes (`sync_request` pages of 10,000)",
+                thousands(Some(plan.catchup_changes as f64))
+            ),
+            runs: &catchup,
+            key: "catch_up_ms",
+            unit: "ms",
+            digits: 0,
+            target: "≤ 300 ms",
+            met: within(&r.catchup, "catch_up_ms", 300.0),
+        },
+    );
+    let failover = ours_only(&r.failover_shutdown);
+    write_row(
+        &mut md,
+        &Row {
+            figure: format!(
+                "failover on `device_shutdown`, 100 devices, p99 to the last device ({} repeats a run)",
+                plan.failover_repeats
+            ),
+            runs: &failover,
+            key: "to_last_device_p99_ms",
+            unit: "ms",
+            digits: 1,
+            target: "≤ 10 ms",
+            met: within(&r.failover_shutdown, "to_last_device_p99_ms", 10.0),
+        },
+    );
+    for (what, key, unit) in
+        [("p99", "p99_ms", "ms"), ("server CPU per delivery", "server_cpu_us_per_delivery", "µs")]
     {
-        let ((ws, ws_each), (sio, sio_each)) =
-            (median_of(&r.transports[0], key), median_of(&r.transports[1], key));
-        let each =
-            |values: &[f64]| values.iter().map(|v| format!("{v:.digits$}")).collect::<Vec<_>>().join(", ");
-        let unit = if key == "p99_ms" { "ms" } else { "µs" };
+        let ((ws, _), (sio, _)) = (median_of(&r.transports[0], key), median_of(&r.transports[1], key));
         let _ = writeln!(
             md,
-            "| Socket.IO against `/ws`, 100 clients × 10 senders × {TRANSPORT_RATE:.0}/s, median of {TRANSPORT_ROUNDS} alternating runs: {what} | {} {unit} on Socket.IO ({}), {} {unit} on `/ws` ({}) | | {} | ≤ 1.25 × `/ws` | {} |",
-            fmt(sio, digits),
-            each(&sio_each),
-            fmt(ws, digits),
-            each(&ws_each),
+            "| Socket.IO against `/ws`, 100 clients × 10 senders × {TRANSPORT_RATE:.0}/s, {what} | {} {unit} on Socket.IO, {} {unit} on `/ws` | | {} (Socket.IO ÷ `/ws`) | ≤ 1.25 × `/ws` | {} |",
+            runs_cell(&r.transports[1], key, 2),
+            runs_cell(&r.transports[0], key, 2),
             ratio(sio, ws),
             verdict(sio.zip(ws).map(|(a, b)| a <= 1.25 * b)),
         );
     }
     let _ = writeln!(
         md,
-        "| idle sessions: server RSS per session, {} sessions | {} KiB | {} KiB | {} | ≤ the peer | {} |",
-        thousands(Some(plan.idle_sessions as f64)),
-        fmt(our_idle, 1),
-        fmt(peer_idle, 1),
-        ratio(our_idle, peer_idle),
-        verdict(our_idle.zip(peer_idle).map(|(a, b)| a <= b)),
-    );
-    let _ = writeln!(
-        md,
-        "| idle sessions: connect p99 (100 opening at once), failures | {} ms, {} | {} ms, {} | | | |",
-        fmt(r.idle[0].as_ref().and_then(|i| f(i, "connect_p99_ms")), 1),
-        fmt(r.idle[0].as_ref().and_then(|i| f(i, "failures")), 0),
-        fmt(r.idle[1].as_ref().and_then(|i| f(i, "connect_p99_ms")), 1),
-        fmt(r.idle[1].as_ref().and_then(|i| f(i, "failures")), 0),
-    );
-    let _ = writeln!(
-        md,
-        "| failover on `device_shutdown`, 100 devices, p99 to the last device ({} repeats) | {} ms (p50 {}) | — | | ≤ 20 ms | {} |",
-        plan.failover_repeats,
-        fmt(fo, 1),
-        fmt(r.failover_shutdown.as_ref().and_then(|x| f(x, "to_last_device_p50_ms")), 1),
-        verdict(fo.map(|v| v <= 20.0)),
-    );
-    let _ = writeln!(
-        md,
-        "| failover when the master's socket just drops, 100 devices ({} repeats; includes `reconnect_grace_s` = 5 s) | {} ms (max) | — | | | |",
+        "| failover when the master's socket just drops, 100 devices ({} repeats; includes `reconnect_grace_s` = 5 s) | {} ms (max) | | | reported | |",
         plan.drop_repeats,
         fmt(r.failover_drop.as_ref().and_then(|x| f(x, "to_last_device_max_ms")), 1),
     );
+    let mut startup = r.startup_ms.clone();
+    startup.sort_by(f64::total_cmp);
+    let startup_max = startup.last().copied();
     let _ = writeln!(
         md,
-        "| catch-up of {} changes (`sync_request` pages of 10,000) | {} ms | — | | ≤ 1,000 ms | {} |",
-        thousands(Some(plan.catchup_changes as f64)),
-        fmt(catch, 0),
-        verdict(catch.map(|v| v <= 1000.0)),
-    );
-    let _ = writeln!(
-        md,
-        "| start to `listening on`, fresh database (median / max of {}) | {} / {} ms | — | | ≤ 150 ms | {} |\n",
+        "| start to `listening on`, fresh database (median / max of {}) | {} / {} ms | | | ≤ 150 ms | {} |\n",
         r.startup_ms.len(),
-        fmt(startup_median, 0),
+        fmt(startup.get(startup.len() / 2).copied(), 0),
         fmt(startup_max, 0),
         verdict(startup_max.map(|v| v <= 150.0)),
     );
+
+    if r.pinned {
+        let _ = writeln!(md, "## The same runs unpinned (one run each)\n");
+        let _ = writeln!(
+            md,
+            "Both servers and the load generator free to use both cores: the server's threads and the load \
+             generator compete.\n"
+        );
+        let _ = writeln!(md, "| figure | device-sync | Node peer | device-sync ÷ peer |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        let rows = [
+            (0, format!("p50, 100 clients, 1 sender × {LATENCY_RATE:.0}/s"), "p50_ms"),
+            (0, "p99, same run".to_owned(), "p99_ms"),
+            (0, "server CPU per delivery, same run".to_owned(), "server_cpu_us_per_delivery"),
+            (1, format!("p99, 100 clients, {senders} senders × {rate:.0}/s"), "p99_ms"),
+            (1, "server CPU per delivery, same run".to_owned(), "server_cpu_us_per_delivery"),
+        ];
+        for (i, figure, key) in rows {
+            let runs = &r.unpinned[i];
+            let (ours, theirs) = (median_of(&runs[0], key).0, median_of(&runs[1], key).0);
+            let _ = writeln!(
+                md,
+                "| {figure} | {} | {} | {} |",
+                fmt(ours, 2),
+                fmt(theirs, 2),
+                ratio(ours, theirs)
+            );
+        }
+        let _ = writeln!(md);
+    }
 
     let _ = writeln!(md, "## Latency and CPU as clients grow\n");
     let _ = writeln!(md, "![p99 latency and server CPU against clients]({chart_name})\n");
@@ -583,19 +845,20 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
     let _ = writeln!(
         md,
         "Each sender's rate grows until a run fails the bar (p99 ≥ 100 ms, or anything lost, duplicated, \
-         out of order or refused); {:.0} s per step.\n",
+         out of order or refused); {:.0} s per step. The top step that passed is run again for the \
+         figures above.\n",
         plan.ladder_seconds
     );
     let _ = writeln!(
         md,
-        "| server | rate per sender | deliveries/s | p50 ms | p99 ms | lost | server CPU (cores) | µs CPU per delivery | passes |"
+        "| server | rate per sender | deliveries/s | p50 ms | p99 ms | lost | server CPU (cores) | µs CPU per delivery | µs CPU per write | passes |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for (i, s) in [Side::Ours, Side::Peer].into_iter().enumerate() {
         for (rate, fig) in &r.ladder[i] {
             let _ = writeln!(
                 md,
-                "| {} | {rate:.0}/s | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {rate:.0}/s | {} | {} | {} | {} | {} | {} | {} | {} |",
                 name(s),
                 thousands(f(fig, "deliveries_per_s")),
                 fmt(f(fig, "p50_ms"), 2),
@@ -603,24 +866,34 @@ fn render(r: &Results, plan: &Plan, chart_name: &str, quick: bool) -> String {
                 fmt(f(fig, "lost"), 0),
                 fmt(f(fig, "server_cpu_cores"), 2),
                 fmt(f(fig, "server_cpu_us_per_delivery"), 2),
+                fmt(f(fig, "server_cpu_us_per_write"), 1),
                 if sustained(fig) { "yes" } else { "no" },
             );
         }
     }
     let _ = writeln!(
         md,
-        "\nThe load generator shares the machine: on 2 cores, at the top of the ladder it and the server \
-         compete for the same CPU, so the ceiling is the machine's as much as the server's. CPU per \
-         delivery is the server's own (user + system time from `/proc`, over the run and its 2 s tail)."
+        "\nCPU per delivery and per write are the server's own (user + system time from `/proc`, over \
+         the run and its 2 s tail), divided by the deliveries and by the updates sent. {}",
+        if r.pinned {
+            "Pinned, the server has one core and the load generator the other, so the ladder's top is \
+             where one of the two runs out of its core."
+        } else {
+            "The load generator shares the machine with the server."
+        }
     );
 
     let _ = writeln!(md, "\n## Every run's report\n");
     let _ = writeln!(md, "```json");
     let mut all: Vec<&Figures> = Vec::new();
     all.extend(r.idle.iter().flatten());
-    all.extend(r.baseline.iter().flatten());
+    for runs in r.latency.iter().chain([&r.writers]).chain(r.unpinned.iter()) {
+        all.extend(runs.iter().flatten());
+    }
     for i in 0..2 {
         all.extend(r.ladder[i].iter().map(|(_, fig)| fig));
+        // The top's first run is the ladder's step, listed already.
+        all.extend(r.top[i].iter().skip(1));
         all.extend(r.sweep[i].iter().map(|(_, fig)| fig));
     }
     all.extend(r.transports.iter().flatten());

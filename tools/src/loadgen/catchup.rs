@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use serde::Deserialize;
 use serde_json::json;
 
 use super::client::Client;
@@ -21,6 +22,23 @@ pub struct Options {
     pub page: u64,
     /// The device token, when the server needs one.
     pub token: Option<String>,
+}
+
+/// What the device reads of a frame while it pages: its reply's `seq`s and position, nothing
+/// else (so that the time measured is the server's more than the parser's).
+#[derive(Deserialize)]
+struct PageReply {
+    reply_to: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    changes: Option<Vec<Numbered>>,
+    last_seq: Option<u64>,
+    has_more: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Numbered {
+    seq: u64,
 }
 
 pub async fn run(o: Options) -> Result<Report, String> {
@@ -82,19 +100,23 @@ pub async fn run(o: Options) -> Result<Report, String> {
                 "last_seq": after, "limit": o.page}),
             )
             .await?;
-        let response = device.reply_to(&id).await?;
-        let changes = response["changes"].as_array().ok_or_else(|| format!("not a page: {response}"))?;
-        for change in changes {
-            let seq = change["seq"].as_u64().unwrap_or(0);
-            if seq != expected {
-                return Err(format!("change {seq} came where {expected} was due"));
+        let response = loop {
+            let frame: PageReply = device.recv_as().await?;
+            if frame.reply_to.as_deref() == Some(id.as_str()) {
+                break frame;
+            }
+        };
+        let changes = response.changes.ok_or_else(|| format!("a {} where a page was due", response.kind))?;
+        for change in &changes {
+            if change.seq != expected {
+                return Err(format!("change {} came where {expected} was due", change.seq));
             }
             expected += 1;
         }
         received += changes.len() as u64;
         pages += 1;
-        after = response["last_seq"].as_u64().unwrap_or(after);
-        if response["has_more"] != true {
+        after = response.last_seq.unwrap_or(after);
+        if response.has_more != Some(true) {
             break;
         }
     }

@@ -39,6 +39,12 @@ impl Client {
 
     /// The next text frame, parsed.
     pub async fn recv(&mut self) -> Result<Value, String> {
+        self.recv_as().await
+    }
+
+    /// The next text frame, parsed as a `T` (a type naming only the fields it needs reads a
+    /// large frame without building a tree of it).
+    pub async fn recv_as<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, String> {
         loop {
             let frame = tokio::time::timeout(WAIT, self.stream.next())
                 .await

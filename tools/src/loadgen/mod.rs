@@ -12,6 +12,7 @@ pub mod bench;
 pub mod catchup;
 pub mod chart;
 pub mod client;
+pub mod cpus;
 pub mod failover;
 pub mod fanout;
 pub mod idle;

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::cpus::Placement;
+
 /// How long a server may take to say it is listening.
 const STARTUP: Duration = Duration::from_secs(30);
 
@@ -20,6 +22,8 @@ pub struct Running {
     pub started_in: Duration,
     /// The binary and settings file it was started with, to start it again (`restart`).
     respawn: Option<(PathBuf, PathBuf)>,
+    /// The cores it runs on.
+    placement: Placement,
 }
 
 impl Running {
@@ -49,7 +53,8 @@ impl Running {
             .arg("serve")
             .env_remove("RUST_LOG")
             .env("DEVICE_SYNC__SERVER__PORT", self.port.to_string());
-        let mut fresh = spawn(command, self.dir.clone(), "listening on http://", Some(self.port))?;
+        let mut fresh =
+            spawn(command, self.dir.clone(), "listening on http://", Some(self.port), self.placement)?;
         // The new process is this server now; the old one, exited, goes with `fresh`.
         std::mem::swap(&mut self.child, &mut fresh.child);
         fresh.respawn = None;
@@ -104,8 +109,10 @@ fn spawn(
     dir: PathBuf,
     marker: &str,
     known_port: Option<u16>,
+    placement: Placement,
 ) -> Result<Running, String> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    placement.apply_to_server(&mut command);
     let started = Instant::now();
     let mut child = command.spawn().map_err(|e| format!("{command:?}: {e}"))?;
     let (tx, rx) = mpsc::channel::<String>();
@@ -143,12 +150,12 @@ fn spawn(
         seen.push(line);
     };
     let started_in = started.elapsed();
-    Ok(Running { child, port, dir, started_in, respawn: None })
+    Ok(Running { child, port, dir, started_in, respawn: None, placement })
 }
 
 /// Starts the `device-sync` binary next to this one on a fresh SQLite database (durability
-/// `full`) with `extra` settings.
-pub fn device_sync(admin_token: &str, extra: &str) -> Result<Running, String> {
+/// `full`) with `extra` settings, on the cores `placement` gives a server.
+pub fn device_sync(admin_token: &str, extra: &str, placement: Placement) -> Result<Running, String> {
     let dir = fresh_dir("device-sync")?;
     let config = format!(
         "[server]\nport = 0\ndata_dir = \"{data}\"\n[database]\nurl = \"sqlite://{data}/device-sync.db?mode=rwc\"\n\
@@ -165,7 +172,7 @@ pub fn device_sync(admin_token: &str, extra: &str) -> Result<Running, String> {
     }
     let mut command = Command::new(&server);
     command.arg("--config").arg(&path).arg("serve").env_remove("RUST_LOG");
-    let mut running = spawn(command, dir, "listening on http://", None)?;
+    let mut running = spawn(command, dir, "listening on http://", None, placement)?;
     running.respawn = Some((server, path));
     Ok(running)
 }
@@ -176,8 +183,8 @@ pub fn peer_installed(peer_dir: &Path) -> bool {
         && Command::new("node").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
-/// Starts the Node.js peer on a fresh database.
-pub fn node_peer(peer_dir: &Path) -> Result<Running, String> {
+/// Starts the Node.js peer on a fresh database, on the cores `placement` gives a server.
+pub fn node_peer(peer_dir: &Path, placement: Placement) -> Result<Running, String> {
     let dir = fresh_dir("node-peer")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -190,5 +197,5 @@ pub fn node_peer(peer_dir: &Path) -> Result<Running, String> {
         .env("PORT", port.to_string())
         .env("HOST", "127.0.0.1")
         .env("DB_PATH", dir.join("devices.db"));
-    spawn(command, dir, "listening on", Some(port))
+    spawn(command, dir, "listening on", Some(port), placement)
 }

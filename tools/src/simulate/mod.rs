@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 
 use self::client::Order;
 use self::ledger::{ClientLog, Masters, Verdict, Writes};
+use crate::loadgen::cpus::Placement;
 use crate::loadgen::servers::{self, Running};
 use crate::loadgen::stats::Latencies;
 use crate::loadgen::wire::Transport;
@@ -283,7 +284,7 @@ pub async fn run(options: Options) -> Result<Verdict, String> {
             let admin = format!("simulate-{seed}");
             let server = tokio::task::spawn_blocking({
                 let admin = admin.clone();
-                move || servers::device_sync(&admin, "")
+                move || servers::device_sync(&admin, "", Placement::Free)
             })
             .await
             .map_err(|e| e.to_string())??;
