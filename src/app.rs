@@ -79,7 +79,6 @@ impl Application {
         Migrator::up(&writer, None).await?;
         let boot = persistence::bootstrap(&writer).await?;
         let db = open_database(&settings.database, READ_CONNECTIONS).await?;
-        store::checkpoint::spawn(db.clone());
 
         let (tokens, token_file) = Tokens::from_settings(&settings.auth, &settings.server.data_dir)
             .map_err(io("writing the admin token"))?;
@@ -147,6 +146,8 @@ impl Application {
             stopping: tokio::sync::watch::Sender::new(false),
             settings,
         });
+
+        store::checkpoint::spawn(state.db.clone(), state.stopping.subscribe());
 
         let address = state.settings.server.bind_address();
         let listener = TcpListener::bind(&address).map_err(io(format!("binding {address}")))?;

@@ -108,23 +108,14 @@ pub async fn changes(
     let has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let last_seq = rows.last().map_or(head_seq, |r| r.0);
-    let mut changes = Vec::with_capacity(rows.len());
-    let mut unrendered = Vec::new();
-    for (seq, text) in rows {
-        match text.and_then(|t| RawValue::from_string(t).ok()) {
-            Some(change) => changes.push(Some(change)),
-            None => {
-                unrendered.push((changes.len(), seq));
-                changes.push(None);
-            }
-        }
-    }
+    let rows: Vec<(u64, Option<Box<RawValue>>)> =
+        rows.into_iter().map(|(seq, text)| (seq, raw(text))).collect();
+    // Changes logged before the log kept their sync form: rendered from their columns, read in
+    // the same snapshot.
+    let unrendered: Vec<u64> = rows.iter().filter(|(_, text)| text.is_none()).map(|&(seq, _)| seq).collect();
+    let mut rendered: BTreeMap<u64, Box<RawValue>> = BTreeMap::new();
     if !unrendered.is_empty() {
-        // Changes logged before the log kept their sync form: rendered from their columns.
-        let seqs: Vec<u64> = unrendered.iter().map(|&(_, seq)| seq).collect();
-        let mut found = store::changes::rows(&txn, &seqs).await?.into_iter().peekable();
-        for (at, seq) in unrendered {
-            let Some(row) = found.next_if(|r| r.seq == seq) else { continue };
+        for row in store::changes::rows(&txn, &unrendered).await? {
             let change = Change::new(
                 row.seq,
                 &row.table_name,
@@ -134,11 +125,18 @@ pub async fn changes(
                 row.version,
                 row.committed_at,
             );
-            changes[at] = change.to_text().and_then(|t| RawValue::from_string(t).ok());
+            rendered.extend(raw(change.to_text()).map(|text| (row.seq, text)));
         }
     }
     txn.commit().await?;
-    let changes = changes.into_iter().flatten().collect();
+    let changes = rows
+        .into_iter()
+        .map(|(seq, text)| {
+            // A page never skips a change: one that cannot be sent fails the read.
+            text.or_else(|| rendered.remove(&seq))
+                .ok_or_else(|| DbErr::RecordNotFound(format!("change {seq} could not be rendered")))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(ChangesPage { changes, last_seq, head_seq, has_more, oldest_seq: floor.oldest_seq(), trimmed: false })
 }
 

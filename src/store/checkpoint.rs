@@ -20,10 +20,10 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
 /// How often the WAL is checkpointed.
-pub const INTERVAL: Duration = Duration::from_millis(500);
+const INTERVAL: Duration = Duration::from_millis(500);
 
 /// WAL frames (pages of 4 KiB) past which a checkpoint makes the WAL start over.
-pub const RESTART_AFTER: i64 = 4000;
+const RESTART_AFTER: i64 = 4000;
 
 /// What one checkpoint did, in WAL frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +60,9 @@ pub async fn run_once(db: &DatabaseConnection, mode: Mode) -> Result<Checkpointe
     Ok(Checkpointed { in_log: column(1)?, copied: column(2)? })
 }
 
-/// Checkpoints the WAL every `INTERVAL` for as long as the server runs (SQLite only; the task
-/// ends with the runtime that runs it).
-pub fn spawn(db: DatabaseConnection) {
+/// Checkpoints the WAL every `INTERVAL` until `stopping` turns true (SQLite only). The server
+/// closes the database after that; closing checkpoints what is left.
+pub fn spawn(db: DatabaseConnection, mut stopping: tokio::sync::watch::Receiver<bool>) {
     if db.get_database_backend() != DbBackend::Sqlite {
         return;
     }
@@ -70,21 +70,18 @@ pub fn spawn(db: DatabaseConnection) {
         let mut ticks = tokio::time::interval(INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            let mut mode = Mode::Passive;
-            loop {
-                match run_once(&db, mode).await {
-                    Ok(done) if mode == Mode::Passive && done.in_log > RESTART_AFTER => mode = Mode::Restart,
-                    Ok(done) => {
-                        tracing::trace!(?mode, frames = done.in_log, copied = done.copied, "checkpoint");
-                        break;
-                    }
-                    // The next tick tries again; meanwhile the WAL only grows.
-                    Err(err) => {
-                        tracing::warn!(%err, ?mode, "WAL checkpoint failed");
-                        break;
-                    }
-                }
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopping.wait_for(|stopped| *stopped) => return,
+            }
+            let done = match run_once(&db, Mode::Passive).await {
+                Ok(done) if done.in_log > RESTART_AFTER => run_once(&db, Mode::Restart).await,
+                passive => passive,
+            };
+            match done {
+                Ok(done) => tracing::trace!(frames = done.in_log, copied = done.copied, "checkpoint"),
+                // The next tick tries again; meanwhile the WAL only grows.
+                Err(err) => tracing::warn!(%err, "WAL checkpoint failed"),
             }
         }
     });

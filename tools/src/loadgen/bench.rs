@@ -333,11 +333,9 @@ pub async fn run(o: Options) -> Result<(), String> {
                 break;
             }
         }
-        let top =
-            r.ladder[side(s)].iter().filter(|(_, fig)| sustained(fig)).map(|(rate, _)| *rate).next_back();
-        if let Some(rate) = top {
-            let step = r.ladder[side(s)].iter().find(|(at, _)| *at == rate).map(|(_, fig)| fig.clone());
-            r.top[side(s)].extend(step);
+        let top = r.ladder[side(s)].iter().rev().find(|(_, fig)| sustained(fig)).cloned();
+        if let Some((rate, step)) = top {
+            r.top[side(s)].push(step);
             for again in 2..=plan.rounds {
                 let options = fanout_options(&server, peer, 100, 10, rate, plan.ladder_seconds);
                 let label = format!("fanout 10 x {rate}/s, top of the ladder (run {again})");
