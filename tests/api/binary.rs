@@ -14,7 +14,10 @@ async fn the_binary_creates_its_database_names_its_port_and_exits_0_on_sigterm()
     let health: serde_json::Value =
         reqwest::get(server.url("/system/health")).await.expect("health").json().await.expect("json");
     assert_eq!(health["database"]["status"], "ok");
-    assert!(server.dir.path().join("device-sync.db").exists(), "the database file was created");
+    if crate::helpers::postgres_server().is_none() {
+        // On Postgres the database is the test's own; the healthy answer shows it was migrated.
+        assert!(server.dir.path().join("device-sync.db").exists(), "the database file was created");
+    }
     assert_eq!(server.terminate().code(), Some(0));
 }
 

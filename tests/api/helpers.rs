@@ -1,5 +1,6 @@
-//! The test harness: `spawn_app()` starts a real server on port 0 with its own SQLite file and
-//! short timings; `WsClient` is a real WebSocket client over loopback whose every wait has a
+//! The test harness: `spawn_app()` starts a real server on port 0 with its own database and
+//! short timings (an SQLite file in its directory, or, when `DEVICE_SYNC_TEST_POSTGRES` names a
+//! Postgres server, a database of its own there: see `database_url`); `WsClient` is a real WebSocket client over loopback whose every wait has a
 //! timeout and whose every received frame is checked for the server's timestamp format.
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     let mut s = Settings::defaults().expect("built-in defaults");
     s.server.port = 0;
     s.server.data_dir = dir.path().join("data");
-    s.database.url = format!("sqlite://{}?mode=rwc", db_path(dir).display());
+    s.database.url = database_url(dir);
     s.auth.admin_token = ADMIN_TOKEN.into();
     s.heartbeat.interval_s = 0.2;
     s.heartbeat.timeout_s = 2.0;
@@ -49,9 +50,64 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s
 }
 
-/// The test database file in `dir`.
+/// The test database file in `dir` (SQLite).
 pub fn db_path(dir: &TempDir) -> PathBuf {
     dir.path().join("device-sync.db")
+}
+
+/// The Postgres server the suite runs against instead of SQLite, if any: the URL of a database
+/// there that may create databases (`make test-postgres` starts a throwaway server and sets it).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("DEVICE_SYNC_TEST_POSTGRES").ok().filter(|url| !url.is_empty())
+}
+
+/// The URL of the test database that belongs to `dir`: the SQLite file in it, or on Postgres a
+/// database created for `dir` the first time it is asked for (its name is kept in the directory,
+/// so a server restarted on `dir` finds the same database).
+pub fn database_url(dir: &TempDir) -> String {
+    let Some(server) = postgres_server() else {
+        return format!("sqlite://{}?mode=rwc", db_path(dir).display());
+    };
+    let marker = dir.path().join("postgres-database");
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = fresh_database_name();
+            create_postgres_database(&server, &name);
+            std::fs::write(&marker, &name).expect("note the test database's name");
+            name
+        }
+    };
+    let (base, _) = server.rsplit_once('/').expect("a Postgres URL ends with its database");
+    format!("{base}/{name}")
+}
+
+/// A database name no other test of any run has used: the process, the time and a counter.
+fn fresh_database_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("test_{}_{nanos}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Creates database `name` on the Postgres server at `server`, from a thread of its own (so that
+/// sync and async callers alike can ask for it).
+fn create_postgres_database(server: &str, name: &str) {
+    let server = server.to_owned();
+    let sql = format!("CREATE DATABASE \"{name}\"");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let db = sea_orm::Database::connect(&server).await.expect("connect to the test Postgres");
+            sea_orm::ConnectionTrait::execute_unprepared(&db, &sql).await.expect("create a test database");
+            db.close().await.expect("close");
+        });
+    })
+    .join()
+    .expect("the database is created");
 }
 
 /// Starts a server with the test settings.

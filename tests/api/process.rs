@@ -42,10 +42,10 @@ impl Server {
     pub fn start_in(dir: Arc<TempDir>, launch: Launch) -> Self {
         let data = dir.path().join("data");
         let config = format!(
-            "[server]\nport = 0\ndata_dir = \"{}\"\n[database]\nurl = \"sqlite://{}/device-sync.db?mode=rwc\"\n\
+            "[server]\nport = 0\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n\
              [auth]\nadmin_token = \"{ADMIN_TOKEN}\"\n{}",
             data.display(),
-            dir.path().display(),
+            crate::helpers::database_url(&dir),
             launch.settings,
         );
         let path = dir.path().join("site.toml");

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::{ActiveValue::Set, Database, EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDevice, WAIT, db_path, seq, spawn_app_in, spawn_app_with};
+use crate::helpers::{TestApp, TestDevice, WAIT, seq, spawn_app_in, spawn_app_with};
 
 async fn health(app: &TestApp) -> Value {
     app.health().await
@@ -146,7 +146,7 @@ async fn a_writer_keeps_getting_acks_while_a_large_backlog_is_pruned() {
     let app = spawn_app_with(|_| {}).await;
     let dir = app.stop().await;
     {
-        let url = format!("sqlite://{}", db_path(&dir).display());
+        let url = crate::helpers::database_url(&dir);
         let db = Database::connect(url).await.expect("open the test database");
         let txn = db.begin().await.expect("begin");
         let old = Utc::now() - chrono::Duration::days(40);

@@ -785,7 +785,7 @@ async fn changes_logged_before_their_sync_form_was_kept_are_sent_the_same() {
     assert!(before["changes"].as_array().is_some_and(|c| c.len() >= 6), "{before}");
     let dir = app.stop().await;
     {
-        let url = format!("sqlite://{}", crate::helpers::db_path(&dir).display());
+        let url = crate::helpers::database_url(&dir);
         let db = sea_orm::Database::connect(url).await.expect("open the test database");
         let blanked = db
             .execute_unprepared("UPDATE change_log SET sync_change = NULL WHERE seq % 2 = 0")
