@@ -35,8 +35,10 @@ $(CLIENTS_DIR)/venv/.installed: tests/clients/requirements.txt
 
 test: test-sqlite test-postgres ## run every test: all of them on SQLite, the integration suite again on Postgres
 
+# The tests of several nodes over one database (tests/api/several_nodes.rs) need Postgres: they
+# run in test-postgres.
 test-sqlite: clients ## every test (unit and integration) on the embedded SQLite
-	$(CARGO) test --workspace $(TEST_FEATURES)
+	$(CARGO) test --workspace $(TEST_FEATURES) -- --skip several_nodes::
 
 # The integration suite on Postgres: tools/postgres.sh starts a throwaway server from Debian's
 # `postgresql` package in a temporary directory on PG_PORT, every test server gets a database

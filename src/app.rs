@@ -20,14 +20,15 @@ use crate::actors::election::Election;
 use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention, WriteStore};
 use crate::actors::registry::Registry;
 use crate::actors::session::{ConnectionSlots, SessionContext};
+use crate::cluster;
 use crate::http;
 use crate::http::auth::Tokens;
-use crate::http::state::{AppState, Shared};
+use crate::http::state::{AppState, ClusterState, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::close;
 use crate::settings::{DatabaseSettings, Settings};
 use crate::store;
-use crate::store::log::SoleWriter;
+use crate::store::log::{LogWriter, SharedWriter, SoleWriter};
 
 /// How long the final stop waits for connections to finish their last frames.
 const DRAIN_TIMEOUT_S: u64 = 5;
@@ -76,7 +77,13 @@ impl Application {
             .map_err(io(format!("creating {}", settings.server.data_dir.display())))?;
         // The Persistence actor's own connection (the only writer), and a pool for reads.
         let writer = open_database(&settings.database, 1).await?;
-        Migrator::up(&writer, None).await?;
+        // On Postgres every node is one of possibly several (section 11); nodes started at once
+        // on a fresh database migrate it one after another.
+        let node = (!settings.database.is_sqlite()).then(|| cluster::Node::from_settings(&settings.cluster));
+        match node {
+            None => Migrator::up(&writer, None).await?,
+            Some(_) => store::cluster::one_at_a_time(&writer, Migrator::up(&writer, None)).await?,
+        }
         let boot = persistence::bootstrap(&writer).await?;
         let db = open_database(&settings.database, READ_CONNECTIONS).await?;
 
@@ -93,13 +100,20 @@ impl Application {
 
         let floor = LogFloor::new(boot.floor.seq);
         let metrics = Metrics::new();
-        let broadcast = Broadcast::new(boot.head, Arc::clone(&metrics));
+        let read_now = Arc::new(Notify::new());
+        let broadcast = match node {
+            None => Broadcast::new(boot.head, Arc::clone(&metrics)),
+            Some(_) => Broadcast::new(boot.head, Arc::clone(&metrics)).fed_from_log(Arc::clone(&read_now)),
+        };
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
             let broadcast = broadcast.clone();
-            let store =
-                WriteStore { db: writer, database: settings.database.clone(), log: Arc::new(SoleWriter) };
+            let log: Arc<dyn LogWriter> = match node {
+                None => Arc::new(SoleWriter),
+                Some(_) => Arc::new(SharedWriter),
+            };
+            let store = WriteStore { db: writer, database: settings.database.clone(), log };
             let policy = settings.sync.conflict_policy;
             let retention = Retention::from_settings(&settings.sync);
             let floor = floor.clone();
@@ -137,13 +151,24 @@ impl Application {
             floor,
             metrics,
         });
+        let stopping = tokio::sync::watch::Sender::new(false);
+        let cluster = node.map(|node| {
+            let (db, broadcast, published) =
+                (sessions.db.clone(), sessions.broadcast.clone(), sessions.published.clone());
+            let url = settings.database.url.clone();
+            cluster::log_reader::spawn(url, db.clone(), broadcast, published, read_now, stopping.subscribe());
+            let lease = cluster::lease::spawn(db, node.clone(), stopping.subscribe());
+            tracing::info!(node = %node.id, "sharing the Postgres database with any other nodes");
+            ClusterState { node, lease }
+        });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
             sessions,
             tokens,
             polling: Arc::default(),
             started_at: Utc::now(),
-            stopping: tokio::sync::watch::Sender::new(false),
+            stopping,
+            cluster,
             settings,
         });
 
@@ -213,6 +238,11 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
         tracing::error!(%err, "sessions could not be told to close");
     }
     state.stopping.send_replace(true);
+    if let Some(cluster) = &state.cluster
+        && let Err(err) = store::cluster::leave(&state.db, &cluster.node.id).await
+    {
+        tracing::warn!(%err, "could not tell the other nodes that this one stops");
+    }
     handle.stop(true).await;
     if let Err(err) = state.db.close_by_ref().await {
         tracing::warn!(%err, "closing the database");

@@ -16,6 +16,8 @@
 //!   answer.
 //! - `store`: each table's reads and writes side by side (the writes are the Persistence
 //!   actor's alone); `log`, the write path's storage seam.
+//! - `cluster`: several nodes over one Postgres database: delivery from the shared log, each
+//!   node's liveness and the election lease.
 //! - `metrics`: the Prometheus figures, counted where things happen, one registry per server.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //!
@@ -24,6 +26,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod cluster;
 pub mod domain;
 pub mod http;
 pub mod metrics;

@@ -24,6 +24,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub limits: LimitSettings,
     pub socketio: SocketIoSettings,
+    pub cluster: ClusterSettings,
     pub log: LogSettings,
 }
 
@@ -92,6 +93,23 @@ impl Serialize for AuthSettings {
 pub struct HeartbeatSettings {
     pub interval_s: f64,
     pub timeout_s: f64,
+}
+
+/// Several nodes over one Postgres database (PROTOCOL.md section 11); unused on SQLite.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's name among the nodes; empty: the host name and the process id.
+    pub node_id: String,
+    /// How long a node counts as alive after it last renewed its lease, and how long the
+    /// election lease lasts unless renewed.
+    pub lease_ttl_s: f64,
+}
+
+impl ClusterSettings {
+    pub fn lease_ttl(&self) -> Duration {
+        seconds(self.lease_ttl_s)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -221,6 +239,7 @@ impl Settings {
             ("limits.idle_timeout_s", self.limits.idle_timeout_s),
             ("socketio.ping_interval_s", self.socketio.ping_interval_s),
             ("socketio.ping_timeout_s", self.socketio.ping_timeout_s),
+            ("cluster.lease_ttl_s", self.cluster.lease_ttl_s),
         ];
         for (key, value) in durations {
             if !(value.is_finite() && value > 0.0 && value < 1e9) {

@@ -19,6 +19,7 @@ mod m20261201_000013_catalogue_version;
 mod m20261201_000014_change_log_committed_at;
 mod m20261201_000015_create_sync_conflicts;
 mod m20261202_000016_change_log_sync_change;
+mod m20261202_000017_create_cluster;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_change_log_committed_at::Migration),
             Box::new(m20261201_000015_create_sync_conflicts::Migration),
             Box::new(m20261202_000016_change_log_sync_change::Migration),
+            Box::new(m20261202_000017_create_cluster::Migration),
         ]
     }
 }

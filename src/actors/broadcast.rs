@@ -2,20 +2,23 @@
 //! order, except to the session that made it, which gets its own reply in the same place.
 //!
 //! Persistence sends it `Publish` after each commit; the Registry keeps its subscriber list
-//! current. A frame is rendered once (a `Frame`) and the same bytes go to every session.
+//! current. When several nodes share one Postgres database (`fed_from_log`), other nodes'
+//! changes come from the log (`LogRows`, read by `cluster::log_reader`), and the actor merges
+//! them with its own node's in `seq` order: nothing is sent out of order, twice, or past a gap. A frame is rendered once (a `Frame`) and the same bytes go to every session.
 //! It never waits on a session: each session's own bounded queue decides when a slow reader
 //! is cut off.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::protocol::outbound::Frame;
+use crate::store::changes::LoggedFrame;
 
 /// What a session is told by the server side.
 #[derive(Message, Clone, Debug)]
@@ -63,6 +66,14 @@ pub struct Publish {
     pub committed_at: Instant,
 }
 
+/// Changes read from the shared log (several nodes), in `seq` order; any of them may have been
+/// handed over already.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LogRows {
+    pub rows: Vec<LoggedFrame>,
+}
+
 /// A frame that is not a logged change (e.g. an election notice), to every session but those
 /// in `except` (which are answered directly).
 #[derive(Message)]
@@ -105,17 +116,105 @@ pub struct Broadcast {
     subscribers: HashMap<Uuid, Recipient<Outbound>>,
     published: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    /// Set when the log is shared with other nodes.
+    merge: Option<Merge>,
+}
+
+/// How long a change read from the shared log whose origin is a session here waits for this
+/// node's own `Publish` of it (which carries the reply as the session's transport needs it).
+/// Persistence publishes right after its commit returns; the wait ends sooner than this unless
+/// the commit's answer was lost, and then the stored reply is sent.
+const OWN_CHANGE_WAIT: Duration = Duration::from_secs(1);
+
+/// Changes waiting for the ones before them, from both sources, when the log is shared.
+struct Merge {
+    /// Committed here (`Publish`).
+    own: BTreeMap<u64, PublishedChange>,
+    /// Read from the log (`LogRows`).
+    read: BTreeMap<u64, LoggedFrame>,
+    /// When the next change, read from the log, began to wait for its own `Publish`.
+    waiting_since: Option<Instant>,
+    /// Asks the log reader to read now (a change is missing before those waiting).
+    read_now: Arc<tokio::sync::Notify>,
 }
 
 impl Broadcast {
     /// A Broadcast whose log already holds changes up to `head`.
     pub fn new(head: u64, metrics: Arc<Metrics>) -> Self {
-        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)), metrics }
+        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)), metrics, merge: None }
+    }
+
+    /// Shares the log with other nodes: changes also come as `LogRows`, and `read_now` is
+    /// notified whenever the next change in `seq` order is missing.
+    pub fn fed_from_log(mut self, read_now: Arc<tokio::sync::Notify>) -> Self {
+        self.merge =
+            Some(Merge { own: BTreeMap::new(), read: BTreeMap::new(), waiting_since: None, read_now });
+        self
     }
 
     /// The shared view of the newest published `seq`.
     pub fn published(&self) -> PublishedSeq {
         PublishedSeq(Arc::clone(&self.published))
+    }
+
+    /// Hands one change to every session, in its place after the ones before it.
+    fn deliver(&self, change: &PublishedChange) {
+        for (id, session) in &self.subscribers {
+            if Some(*id) == change.origin {
+                if let Some(reply) = &change.reply {
+                    session.do_send(Outbound::Frame { seq: Some(change.seq), frame: reply.clone() });
+                }
+            } else {
+                session.do_send(Outbound::Frame { seq: Some(change.seq), frame: change.frame.clone() });
+            }
+        }
+        // Stored after the frames are queued: a session that reads this value and finds a
+        // change at or below it still to come will find that change in its mailbox.
+        self.published.store(change.seq, Ordering::Release);
+    }
+
+    /// Sends every change that is next in `seq` order, from either source.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut merge) = self.merge.take() else { return };
+        loop {
+            let next = self.published.load(Ordering::Acquire) + 1;
+            merge.own = merge.own.split_off(&next);
+            merge.read = merge.read.split_off(&next);
+            if let Some(change) = merge.own.remove(&next) {
+                merge.read.remove(&next);
+                merge.waiting_since = None;
+                self.deliver(&change);
+                continue;
+            }
+            let Some(row) = merge.read.get(&next) else { break };
+            let origin = row.origin_session.as_deref().and_then(|s| Uuid::parse_str(s).ok());
+            let own_session = origin.is_some_and(|id| self.subscribers.contains_key(&id));
+            if own_session {
+                let first_look = merge.waiting_since.is_none();
+                let since = *merge.waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < OWN_CHANGE_WAIT {
+                    if first_look {
+                        ctx.run_later(OWN_CHANGE_WAIT, |act, ctx| act.drain(ctx));
+                    }
+                    break;
+                }
+            }
+            let Some(row) = merge.read.remove(&next) else { break };
+            merge.waiting_since = None;
+            let change = PublishedChange {
+                seq: row.seq,
+                frame: Frame::stored(row.frame),
+                origin,
+                reply: row.reply_frame.map(Frame::stored),
+            };
+            self.deliver(&change);
+        }
+        let next = self.published.load(Ordering::Acquire) + 1;
+        let missing = !merge.read.contains_key(&next) && !merge.own.contains_key(&next);
+        if missing && !(merge.own.is_empty() && merge.read.is_empty()) {
+            merge.read_now.notify_one();
+        }
+        self.merge = Some(merge);
     }
 }
 
@@ -142,22 +241,30 @@ impl Handler<Unsubscribe> for Broadcast {
 impl Handler<Publish> for Broadcast {
     type Result = ();
 
-    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
-        for change in msg.changes {
-            for (id, session) in &self.subscribers {
-                if Some(*id) == change.origin {
-                    if let Some(reply) = &change.reply {
-                        session.do_send(Outbound::Frame { seq: Some(change.seq), frame: reply.clone() });
-                    }
-                } else {
-                    session.do_send(Outbound::Frame { seq: Some(change.seq), frame: change.frame.clone() });
+    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
+        match &mut self.merge {
+            None => {
+                for change in &msg.changes {
+                    self.deliver(change);
                 }
             }
-            // Stored after the frames are queued: a session that reads this value and finds a
-            // change at or below it still to come will find that change in its mailbox.
-            self.published.store(change.seq, Ordering::Release);
+            Some(merge) => {
+                merge.own.extend(msg.changes.into_iter().map(|change| (change.seq, change)));
+                self.drain(ctx);
+            }
         }
         self.metrics.broadcast(msg.committed_at.elapsed());
+    }
+}
+
+impl Handler<LogRows> for Broadcast {
+    type Result = ();
+
+    fn handle(&mut self, msg: LogRows, ctx: &mut Context<Self>) {
+        let Some(merge) = &mut self.merge else { return };
+        let published = self.published.load(Ordering::Acquire);
+        merge.read.extend(msg.rows.into_iter().filter(|row| row.seq > published).map(|row| (row.seq, row)));
+        self.drain(ctx);
     }
 }
 

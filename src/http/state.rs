@@ -31,6 +31,15 @@ pub struct Shared {
     pub started_at: DateTime<Utc>,
     /// Set once the server is stopping: long-lived answers (the admin page's feed) end.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// On Postgres: this node among those sharing the database.
+    pub cluster: Option<ClusterState>,
+}
+
+/// This node among the nodes sharing a Postgres database.
+pub struct ClusterState {
+    pub node: crate::cluster::Node,
+    /// Whether this node holds the election lease, and under which fencing number.
+    pub lease: tokio::sync::watch::Receiver<Option<crate::cluster::lease::Held>>,
 }
 
 impl Deref for Shared {

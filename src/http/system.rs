@@ -14,6 +14,7 @@ use crate::actors::persistence::Status;
 use crate::actors::registry::Stats;
 use crate::http::state::AppState;
 use crate::protocol::time;
+use crate::store;
 
 /// The system part of the API description.
 #[derive(utoipa::OpenApi)]
@@ -43,6 +44,20 @@ pub(super) struct Health {
     /// The open sessions by transport.
     pub(super) sessions_by_transport: SessionsByTransport,
     pub(super) uptime_seconds: i64,
+    /// On Postgres, this node among those sharing the database.
+    #[serde(flatten)]
+    pub(super) cluster: Option<ClusterHealth>,
+}
+
+/// The nodes sharing a Postgres database, as one of them sees them.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ClusterHealth {
+    /// This node.
+    pub(super) node_id: String,
+    /// The node holding the election lease, if its time has not run out.
+    pub(super) lease_holder: Option<String>,
+    /// The nodes alive.
+    pub(super) nodes: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -84,6 +99,17 @@ pub(super) async fn health_of(app: &AppState, fleet: &FleetView) -> Result<Healt
         (Ok(()), Some(err)) => Some(err.clone()),
         (Ok(()), None) => None,
     };
+    let cluster = match &app.cluster {
+        Some(cluster) if read.is_ok() => Some(ClusterHealth {
+            node_id: cluster.node.id.clone(),
+            lease_holder: store::cluster::lease_holder(&app.db).await.map_err(ApiError::from)?,
+            nodes: store::cluster::alive_nodes(&app.db).await.map_err(ApiError::from)?,
+        }),
+        Some(cluster) => {
+            Some(ClusterHealth { node_id: cluster.node.id.clone(), lease_holder: None, nodes: Vec::new() })
+        }
+        None => None,
+    };
     let status = match (&database_error, &fleet.master) {
         (Some(_), _) => "unhealthy",
         (None, None) => "degraded",
@@ -110,6 +136,7 @@ pub(super) async fn health_of(app: &AppState, fleet: &FleetView) -> Result<Healt
             socketio: stats.socketio_sessions,
         },
         uptime_seconds: (chrono::Utc::now() - app.started_at).num_seconds(),
+        cluster,
     })
 }
 

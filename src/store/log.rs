@@ -2,11 +2,12 @@
 //! change takes, and how its commit is announced. Everything else the writer and the readers
 //! do is plain sea-orm and works alike on SQLite and Postgres.
 //!
-//! One node is the only writer of its database ([`SoleWriter`], for SQLite and for a
-//! single-node Postgres): it numbers changes from the head it committed last and tells its own
-//! Broadcast actor after each commit. Several nodes over one Postgres database (section 11)
-//! need another [`LogWriter`]: one that takes the log's head under a lock inside the
-//! transaction, and announces the commit to the other nodes.
+//! On SQLite one node is the only writer of its database ([`SoleWriter`]): it numbers changes
+//! from the head it committed last and tells its own Broadcast actor after each commit. On
+//! Postgres several nodes may share the database (section 11): [`SharedWriter`] takes the log's
+//! head under a row lock inside the transaction (so appends from all nodes are serialised, and
+//! `seq` is gapless and in commit order), and announces the commit to the other nodes with a
+//! notification that Postgres sends only if it commits.
 
 use futures_util::future::BoxFuture;
 use sea_orm::{
@@ -68,6 +69,34 @@ impl LogWriter for SoleWriter {
     ) -> BoxFuture<'a, Result<(), DbErr>> {
         // Its own Broadcast actor is told after the commit; there is no one else.
         Box::pin(async { Ok(()) })
+    }
+}
+
+/// One of the nodes sharing a Postgres database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SharedWriter;
+
+impl LogWriter for SharedWriter {
+    fn begin<'a>(&'a self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<DatabaseTransaction, DbErr>> {
+        Box::pin(db.begin())
+    }
+
+    fn head<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        _known: Option<u64>,
+    ) -> BoxFuture<'a, Result<u64, DbErr>> {
+        // Other nodes write too: the head is whatever the lock finds.
+        Box::pin(super::cluster::lock_head(txn))
+    }
+
+    fn announce<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        _first: u64,
+        last: u64,
+    ) -> BoxFuture<'a, Result<(), DbErr>> {
+        Box::pin(super::cluster::advance_head(txn, last))
     }
 }
 

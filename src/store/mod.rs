@@ -6,6 +6,7 @@
 //! - `stations`: stations with their orders, as domain values.
 //! - `catalogue`: the stored catalogue documents.
 //! - `changes`: the change log, for replay.
+//! - `cluster`: what several nodes over one Postgres database share (head, nodes, lease).
 //! - `checkpoint`: SQLite's WAL checkpoints, run beside the writer instead of inside a commit.
 //! - `devices`: devices and the election log.
 //! - `log`: the write path's seam: how a batch opens, numbers its changes, announces them.
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod changes;
 pub mod checkpoint;
+pub mod cluster;
 pub mod devices;
 pub mod log;
 pub mod meta;

@@ -1,5 +1,6 @@
 //! Integration tests: real servers (`spawn_app`) on loopback, real WebSocket and HTTP clients,
-//! real SQLite files. One module per scenario.
+//! real SQLite files (or, in `make test-postgres`, a database of its own on a real Postgres).
+//! One module per scenario; `several_nodes` runs on Postgres only.
 
 mod helpers;
 mod metrics;
@@ -21,6 +22,7 @@ mod persistence;
 mod recovery;
 mod reliability;
 mod retention;
+mod several_nodes;
 mod shutdown;
 mod slow_consumer;
 mod soak;

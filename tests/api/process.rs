@@ -30,6 +30,8 @@ pub struct Launch {
     pub file_size_limit: Option<u64>,
     /// Extra arguments before `--config`.
     pub args: Vec<String>,
+    /// The database, when not the directory's own (nodes sharing one Postgres database).
+    pub database_url: Option<String>,
 }
 
 impl Server {
@@ -45,7 +47,7 @@ impl Server {
             "[server]\nport = 0\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n\
              [auth]\nadmin_token = \"{ADMIN_TOKEN}\"\n{}",
             data.display(),
-            crate::helpers::database_url(&dir),
+            launch.database_url.clone().unwrap_or_else(|| crate::helpers::database_url(&dir)),
             launch.settings,
         );
         let path = dir.path().join("site.toml");

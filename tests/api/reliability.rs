@@ -21,7 +21,7 @@ const FAST: &str = "[limits]\nmessages_per_second = 100000\n";
 /// A device writing `count` records of `table` as fast as it can (pipelined), counting each
 /// acknowledgement into `acked`. Returns the acknowledged records and their `seq`s; stops at the
 /// first close or error.
-async fn device_writer(
+pub async fn device_writer(
     url: String,
     device: String,
     table: &'static str,

@@ -197,7 +197,11 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
         })
         .exec(&txn)
         .await?;
-    let (floor, head) = store::changes::bounds(&txn).await?;
+    let (floor, mut head) = store::changes::bounds(&txn).await?;
+    if sea_orm::ConnectionTrait::get_database_backend(&txn) == sea_orm::DbBackend::Postgres {
+        // The shared head also counts changes that retention may have pruned since.
+        head = head.max(store::cluster::reconcile_head(&txn).await?);
+    }
     let term = store::meta::term(&txn).await?;
     let devices = store::devices::all(&txn).await?;
     txn.commit().await?;
@@ -551,6 +555,10 @@ async fn write_batch(
     let result = async {
         let txn = log.begin(&db).await?;
         let first = log.head(&txn, known_head).await? + 1;
+        if known_head.is_some_and(|known| known != first - 1) {
+            // Another node wrote since: the copy of the stations may be out of date.
+            cache = StationCache::default();
+        }
         let mut head = first - 1;
         let mut staged = Vec::with_capacity(jobs.len());
         for job in &mut jobs {
