@@ -17,10 +17,13 @@ use tokio::sync::Notify;
 
 use crate::actors::broadcast::{Broadcast, CloseAll};
 use crate::actors::election::Election;
+use crate::actors::election::SiteLink;
 use crate::actors::persistence::{self, Flush, LogFloor, Persistence, Retention, WriteStore};
 use crate::actors::registry::Registry;
 use crate::actors::session::{ConnectionSlots, SessionContext};
 use crate::cluster;
+use crate::cluster::bus::Poster;
+use crate::cluster::reader::Readers;
 use crate::http;
 use crate::http::auth::Tokens;
 use crate::http::state::{AppState, ClusterState, Shared};
@@ -32,6 +35,8 @@ use crate::store::log::{LogWriter, SharedWriter, SoleWriter};
 
 /// How long the final stop waits for connections to finish their last frames.
 const DRAIN_TIMEOUT_S: u64 = 5;
+/// How long a stopping node waits to have told the other nodes.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pooled connections for reads (REST, catch-up, sync).
 const READ_CONNECTIONS: u32 = 8;
 
@@ -84,8 +89,26 @@ impl Application {
             None => Migrator::up(&writer, None).await?,
             Some(_) => store::cluster::one_at_a_time(&writer, Migrator::up(&writer, None)).await?,
         }
-        let boot = persistence::bootstrap(&writer).await?;
+        // A node joining others that are running keeps the devices as they are: they are on
+        // the other nodes. The first node up (or the only one) starts the fleet afresh.
+        let alone = match node {
+            None => true,
+            Some(_) => store::cluster::alive_nodes(&writer).await?.is_empty(),
+        };
+        let boot = persistence::bootstrap(&writer, alone).await?;
         let db = open_database(&settings.database, READ_CONNECTIONS).await?;
+        let stopping = tokio::sync::watch::Sender::new(false);
+        let site = node.as_ref().map(|node| SiteLink {
+            node: node.clone(),
+            db: db.clone(),
+            lease: cluster::lease::spawn(db.clone(), node.clone(), stopping.subscribe()),
+            poster: Poster::spawn(db.clone()),
+        });
+        let lease = site.as_ref().map(|site| site.lease.clone());
+        let bus_from = match node {
+            None => 0,
+            Some(_) => store::cluster::bus_head(&db).await?,
+        };
 
         let (tokens, token_file) = Tokens::from_settings(&settings.auth, &settings.server.data_dir)
             .map_err(io("writing the admin token"))?;
@@ -109,9 +132,9 @@ impl Application {
         let broadcast = broadcast.start();
         let persistence = {
             let broadcast = broadcast.clone();
-            let log: Arc<dyn LogWriter> = match node {
+            let log: Arc<dyn LogWriter> = match &node {
                 None => Arc::new(SoleWriter),
-                Some(_) => Arc::new(SharedWriter),
+                Some(node) => Arc::new(SharedWriter { run: node.run.clone() }),
             };
             let store = WriteStore { db: writer, database: settings.database.clone(), log };
             let policy = settings.sync.conflict_policy;
@@ -134,6 +157,7 @@ impl Application {
             boot.devices,
             Arc::clone(&metrics),
         )
+        .on_site(site)
         .start();
         let registry = Registry::new(broadcast.clone(), election.clone()).start();
 
@@ -151,15 +175,19 @@ impl Application {
             floor,
             metrics,
         });
-        let stopping = tokio::sync::watch::Sender::new(false);
-        let cluster = node.map(|node| {
-            let (db, broadcast, published) =
-                (sessions.db.clone(), sessions.broadcast.clone(), sessions.published.clone());
+        let cluster = node.zip(lease).map(|(node, lease)| {
+            let readers = Readers {
+                run: node.run.clone(),
+                broadcast: sessions.broadcast.clone(),
+                published: sessions.published.clone(),
+                read_now,
+                election: sessions.election.clone(),
+                bus_from,
+            };
             let url = settings.database.url.clone();
-            cluster::log_reader::spawn(url, db.clone(), broadcast, published, read_now, stopping.subscribe());
-            let lease = cluster::lease::spawn(db, node.clone(), stopping.subscribe());
+            cluster::reader::spawn(url, sessions.db.clone(), readers, stopping.subscribe());
             tracing::info!(node = %node.id, "sharing the Postgres database with any other nodes");
-            ClusterState { node, lease }
+            ClusterState { node, lease: lease.held, left: lease.left }
         });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
@@ -238,10 +266,12 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
         tracing::error!(%err, "sessions could not be told to close");
     }
     state.stopping.send_replace(true);
-    if let Some(cluster) = &state.cluster
-        && let Err(err) = store::cluster::leave(&state.db, &cluster.node.id).await
-    {
-        tracing::warn!(%err, "could not tell the other nodes that this one stops");
+    if let Some(cluster) = &state.cluster {
+        // The lease task leaves the site (no longer alive, the election lease given up).
+        let mut left = cluster.left.clone();
+        if tokio::time::timeout(LEAVE_TIMEOUT, left.wait_for(|left| *left)).await.is_err() {
+            tracing::warn!("the other nodes were not told that this one stops");
+        }
     }
     handle.stop(true).await;
     if let Err(err) = state.db.close_by_ref().await {

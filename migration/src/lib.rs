@@ -20,6 +20,7 @@ mod m20261201_000014_change_log_committed_at;
 mod m20261201_000015_create_sync_conflicts;
 mod m20261202_000016_change_log_sync_change;
 mod m20261202_000017_create_cluster;
+mod m20261202_000018_create_cluster_bus;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_create_sync_conflicts::Migration),
             Box::new(m20261202_000016_change_log_sync_change::Migration),
             Box::new(m20261202_000017_create_cluster::Migration),
+            Box::new(m20261202_000018_create_cluster_bus::Migration),
         ]
     }
 }

@@ -4,9 +4,10 @@
 //! - `cluster_log_head`: the newest `seq` committed, one row. A writer locks it inside its
 //!   transaction to number its changes, so appends are serialised and `seq` is gapless and in
 //!   commit order across nodes; a rolled-back transaction burns no number.
-//! - `cluster_nodes`: the nodes alive, each until its `expires_at` (the database's clock).
-//! - `cluster_lease`: the election lease, one row: its holder, until when, and its fencing
-//!   number, which grows each time the lease changes hands.
+//! - `cluster_nodes`: the nodes alive, each until its `expires_at` (the database's clock), with
+//!   the instance (one run of the process) that renewed it last.
+//! - `cluster_lease`: the election lease, one row: its holder (node and instance), until when,
+//!   and its fencing number, which grows each time the lease changes hands.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
@@ -22,16 +23,18 @@ CREATE TABLE cluster_log_head (
 INSERT INTO cluster_log_head (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM change_log;
 CREATE TABLE cluster_nodes (
     node_id TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     expires_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE cluster_lease (
     id SMALLINT PRIMARY KEY CHECK (id = 1),
     holder TEXT NULL,
+    holder_instance TEXT NULL,
     fence BIGINT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
-INSERT INTO cluster_lease (id, holder, fence, expires_at) VALUES (1, NULL, 0, now());
+INSERT INTO cluster_lease (id, holder, holder_instance, fence, expires_at) VALUES (1, NULL, NULL, 0, now());
 ";
 
 const DOWN: &str = "

@@ -29,24 +29,39 @@ impl Held {
     }
 }
 
-/// Renews this node's liveness and the lease until `stopping`; the receiver tells whether (and
-/// under which fencing number) this node holds the lease.
-pub fn spawn(
-    db: DatabaseConnection,
-    node: Node,
-    mut stopping: watch::Receiver<bool>,
-) -> watch::Receiver<Option<Held>> {
+/// What the lease task tells the node.
+#[derive(Clone)]
+pub struct Lease {
+    /// Whether (and under which fencing number) this node holds the election lease.
+    pub held: watch::Receiver<Option<Held>>,
+    /// Moves on each time this node's liveness is renewed after it had run out (or for the first
+    /// time): the other nodes may have counted its devices as dropped meanwhile.
+    pub rejoined: watch::Receiver<u64>,
+    /// Turns true once the node, stopping, has left: it is no longer alive and holds no lease.
+    pub left: watch::Receiver<bool>,
+}
+
+/// Renews this node's liveness and the lease until `stopping`.
+pub fn spawn(db: DatabaseConnection, node: Node, mut stopping: watch::Receiver<bool>) -> Lease {
     let (held, receiver) = watch::channel::<Option<Held>>(None);
+    let (rejoined, rejoins) = watch::channel(0u64);
+    let (left, has_left) = watch::channel(false);
     actix::spawn(async move {
         let every = node.lease_ttl / 3;
+        let me = node.instance();
+        let mut alive_until: Option<Instant> = None;
         loop {
             let asked = Instant::now();
             let renewed = async {
-                cluster::renew_node(&db, &node.id, node.lease_ttl).await?;
-                cluster::take_lease(&db, &node.id, node.lease_ttl).await
+                cluster::renew_node(&db, &me, node.lease_ttl).await?;
+                cluster::take_lease(&db, &me, node.lease_ttl).await
             };
             match renewed.await {
                 Ok(fence) => {
+                    if alive_until.is_none_or(|until| Instant::now() >= until) {
+                        rejoined.send_modify(|n| *n += 1);
+                    }
+                    alive_until = Some(asked + node.lease_ttl);
                     let now = fence.map(|fence| Held { fence, until: asked + node.lease_ttl });
                     let before: Option<Held> = *held.borrow();
                     if before.map(|h| h.fence) != now.map(|h| h.fence) {
@@ -69,9 +84,15 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = tokio::time::sleep(every.max(Duration::from_millis(10))) => {}
-                _ = stopping.wait_for(|stopped| *stopped) => return,
+                _ = stopping.wait_for(|stopped| *stopped) => break,
             }
         }
+        // Here, so that no renewal can follow it.
+        held.send_replace(None);
+        if let Err(err) = cluster::leave(&db, &me).await {
+            tracing::warn!(%err, "could not tell the other nodes that this one stops");
+        }
+        left.send_replace(true);
     });
-    receiver
+    Lease { held: receiver, rejoined: rejoins, left: has_left }
 }

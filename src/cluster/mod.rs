@@ -3,23 +3,29 @@
 //! With a `postgres://` URL every node is a full server and this module is what they share:
 //! - the change log is numbered under a lock (`store::log::SharedWriter`), so `seq` is gapless
 //!   and in commit order across nodes;
-//! - every node delivers from the log (`log_reader`): a notification, a gap, a reconnect or a
+//! - every node delivers from the log (`reader`): a notification, a gap, a reconnect or a
 //!   short timer each mean "read the log after the last change delivered here", so a missed
 //!   notification costs latency, never a change;
 //! - each node renews its liveness and competes for the election lease (`lease`), whose
-//!   fencing number grows each time it changes hands.
+//!   fencing number grows each time it changes hands;
+//! - the node holding the lease runs the site's elections, and hears of and speaks to the
+//!   devices on every node over the nodes' bus (`bus`), read like the log.
 
+pub mod bus;
 pub mod lease;
-pub mod log_reader;
+pub mod reader;
 
 use std::time::Duration;
 
 use crate::settings::ClusterSettings;
+use crate::store::cluster::Instance;
 
 /// This node, among the nodes sharing the database.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub id: String,
+    /// This run of the process (a node restarted under the same name is another run).
+    pub run: String,
     /// How long its liveness and its election lease last unless renewed.
     pub lease_ttl: Duration,
 }
@@ -31,7 +37,17 @@ impl Node {
             "" => format!("{}-{}", host_name(), std::process::id()),
             id => id.to_owned(),
         };
-        Self { id, lease_ttl: settings.lease_ttl() }
+        Self { id, run: uuid::Uuid::new_v4().to_string(), lease_ttl: settings.lease_ttl() }
+    }
+
+    /// This run, as the shared tables name it.
+    pub fn instance(&self) -> Instance {
+        Instance { node: self.id.clone(), run: self.run.clone() }
+    }
+
+    /// Where the bus addresses this run (its answers).
+    pub fn address(&self) -> String {
+        format!("{}/{}", self.id, self.run)
     }
 }
 

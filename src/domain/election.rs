@@ -41,6 +41,22 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason.
+    pub const ALL: [Reason; 7] = [
+        Self::NoMaster,
+        Self::Shutdown,
+        Self::Offline,
+        Self::Failure,
+        Self::Timeout,
+        Self::Manual,
+        Self::Preempt,
+    ];
+
+    /// The reason or the method of an election named `text`, as this server names it.
+    pub fn known_name(text: &str) -> Option<&'static str> {
+        Self::ALL.iter().flat_map(|r| [r.as_str(), r.method()]).find(|name| *name == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoMaster => "no_master",

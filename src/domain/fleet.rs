@@ -75,6 +75,12 @@ impl AuditEntry {
 /// One fleet write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FleetWrite {
+    /// Several nodes over one database: go on only while this run (`run`) of a node holds the
+    /// election lease under `fence`; otherwise write nothing of this batch of fleet writes.
+    Fenced {
+        run: String,
+        fence: u64,
+    },
     /// Insert a device, or update its name, type, priority, capabilities and liveness.
     Device(DeviceRecord),
     /// A device became active or inactive.

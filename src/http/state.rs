@@ -40,6 +40,8 @@ pub struct ClusterState {
     pub node: crate::cluster::Node,
     /// Whether this node holds the election lease, and under which fencing number.
     pub lease: tokio::sync::watch::Receiver<Option<crate::cluster::lease::Held>>,
+    /// Turns true once this node, stopping, has left the site.
+    pub left: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Deref for Shared {

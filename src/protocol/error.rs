@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Every error code the server sends (PROTOCOL.md section 2, plus the REST-only codes noted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidPayload,
@@ -104,7 +104,7 @@ impl ErrorCode {
 
 /// An error as the protocol reports it: a code, a human message and optional details
 /// (for `INVALID_PAYLOAD`, which field and why).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct WireError {
     pub code: ErrorCode,
     pub message: Cow<'static, str>,

@@ -8,6 +8,8 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 /// The channel a commit that logged changes notifies, with its newest `seq` as the payload.
 pub const LOG_CHANNEL: &str = "device_sync_log";
+/// The channel a message posted on the nodes' bus notifies.
+pub const BUS_CHANNEL: &str = "device_sync_bus";
 
 fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
@@ -29,13 +31,13 @@ pub async fn lock_head<C: ConnectionTrait>(txn: &C) -> Result<u64, DbErr> {
 }
 
 /// Inside the write transaction that locked the head: moves it to `last` and notifies
-/// `LOG_CHANNEL` (Postgres delivers the notification when, and only if, the transaction commits).
-pub async fn advance_head<C: ConnectionTrait>(txn: &C, last: u64) -> Result<(), DbErr> {
-    let last = super::changes::to_db(last);
-    txn.execute_raw(statement("UPDATE cluster_log_head SET seq = $1 WHERE id = 1", [last.into()])).await?;
-    txn.execute_raw(statement("SELECT pg_notify($1, $2)", [LOG_CHANNEL.into(), last.to_string().into()]))
-        .await?;
-    Ok(())
+/// `LOG_CHANNEL` with the writer's run, so that it can skip its own notifications (Postgres
+/// delivers a notification when, and only if, the transaction commits). One statement.
+pub async fn advance_head<C: ConnectionTrait>(txn: &C, last: u64, run: &str) -> Result<(), DbErr> {
+    let sql = "WITH head AS (UPDATE cluster_log_head SET seq = $1 WHERE id = 1 RETURNING seq) \
+               SELECT pg_notify($2, $3) FROM head";
+    let values = [super::changes::to_db(last).into(), LOG_CHANNEL.into(), run.into()];
+    txn.execute_raw(statement(sql, values)).await.map(|_| ())
 }
 
 /// At start: makes the head no lower than the newest change in the log (rows written by other
@@ -51,53 +53,71 @@ pub async fn reconcile_head<C: ConnectionTrait>(txn: &C) -> Result<u64, DbErr> {
     Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
 }
 
-/// The newest `seq` committed.
-pub async fn head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    let row = db
-        .query_one_raw(statement("SELECT seq FROM cluster_log_head WHERE id = 1", []))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("cluster_log_head has no row".into()))?;
-    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+/// One run of a node's process: its name among the nodes and an id of this run, so that a node
+/// restarted under the same name is told apart from the run before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub node: String,
+    pub run: String,
 }
 
-/// Says that `node` is alive for `ttl` more, from now on the database's clock.
-pub async fn renew_node<C: ConnectionTrait>(db: &C, node: &str, ttl: Duration) -> Result<(), DbErr> {
-    let sql = "INSERT INTO cluster_nodes (node_id, expires_at) \
-               VALUES ($1, now() + $2 * interval '1 second') \
-               ON CONFLICT (node_id) DO UPDATE SET expires_at = EXCLUDED.expires_at";
-    db.execute_raw(statement(sql, [node.into(), seconds(ttl)])).await.map(|_| ())
+/// Says that `me` is alive for `ttl` more, from now on the database's clock.
+pub async fn renew_node<C: ConnectionTrait>(db: &C, me: &Instance, ttl: Duration) -> Result<(), DbErr> {
+    let sql = "INSERT INTO cluster_nodes (node_id, instance, expires_at) \
+               VALUES ($1, $2, now() + $3 * interval '1 second') \
+               ON CONFLICT (node_id) DO UPDATE \
+               SET instance = EXCLUDED.instance, expires_at = EXCLUDED.expires_at, \
+                   started_at = CASE WHEN cluster_nodes.instance = EXCLUDED.instance \
+                                THEN cluster_nodes.started_at ELSE now() END";
+    db.execute_raw(statement(sql, [me.node.as_str().into(), me.run.as_str().into(), seconds(ttl)]))
+        .await
+        .map(|_| ())
 }
 
-/// `node` stops: it is no longer alive, and gives up the election lease if it holds it.
-pub async fn leave<C: ConnectionTrait>(db: &C, node: &str) -> Result<(), DbErr> {
-    db.execute_raw(statement("DELETE FROM cluster_nodes WHERE node_id = $1", [node.into()])).await?;
-    let sql = "UPDATE cluster_lease SET holder = NULL, expires_at = now() WHERE id = 1 AND holder = $1";
-    db.execute_raw(statement(sql, [node.into()])).await.map(|_| ())
+/// `me` stops: it is no longer alive, and gives up the election lease if it holds it.
+pub async fn leave<C: ConnectionTrait>(db: &C, me: &Instance) -> Result<(), DbErr> {
+    let sql = "DELETE FROM cluster_nodes WHERE node_id = $1 AND instance = $2";
+    db.execute_raw(statement(sql, [me.node.as_str().into(), me.run.as_str().into()])).await?;
+    let sql = "UPDATE cluster_lease SET holder = NULL, holder_instance = NULL, expires_at = now() \
+               WHERE id = 1 AND holder_instance = $1";
+    db.execute_raw(statement(sql, [me.run.as_str().into()])).await.map(|_| ())
 }
 
 /// The nodes alive now, by name.
 pub async fn alive_nodes<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    Ok(alive_instances(db).await?.into_iter().map(|i| i.node).collect())
+}
+
+/// The node runs alive now, by node name.
+pub async fn alive_instances<C: ConnectionTrait>(db: &C) -> Result<Vec<Instance>, DbErr> {
     let rows = db
         .query_all_raw(statement(
-            "SELECT node_id FROM cluster_nodes WHERE expires_at > now() ORDER BY node_id",
+            "SELECT node_id, instance FROM cluster_nodes WHERE expires_at > now() ORDER BY node_id",
             [],
         ))
         .await?;
-    rows.iter().map(|row| row.try_get_by_index::<String>(0)).collect()
+    rows.iter()
+        .map(|row| Ok(Instance { node: row.try_get_by_index(0)?, run: row.try_get_by_index(1)? }))
+        .collect()
 }
 
-/// Takes the election lease for `node` for `ttl`, or renews it: when nobody holds it, its
-/// holder's time ran out, or `node` holds it already. Returns the lease's fencing number, which
+/// Takes the election lease for `me` for `ttl`, or renews it: when nobody holds it, its
+/// holder's time ran out, or `me` holds it already. Returns the lease's fencing number, which
 /// grows each time the lease is taken anew (and stays while its holder renews it in time);
 /// `None` when another node holds it.
-pub async fn take_lease<C: ConnectionTrait>(db: &C, node: &str, ttl: Duration) -> Result<Option<u64>, DbErr> {
+pub async fn take_lease<C: ConnectionTrait>(
+    db: &C,
+    me: &Instance,
+    ttl: Duration,
+) -> Result<Option<u64>, DbErr> {
     let sql = "UPDATE cluster_lease SET \
-                   fence = CASE WHEN holder = $1 AND expires_at > now() THEN fence ELSE fence + 1 END, \
-                   holder = $1, \
-                   expires_at = now() + $2 * interval '1 second' \
-               WHERE id = 1 AND (holder IS NULL OR holder = $1 OR expires_at <= now()) \
+                   fence = CASE WHEN holder_instance = $2 AND expires_at > now() THEN fence ELSE fence + 1 END, \
+                   holder = $1, holder_instance = $2, \
+                   expires_at = now() + $3 * interval '1 second' \
+               WHERE id = 1 AND (holder_instance IS NULL OR holder_instance = $2 OR expires_at <= now()) \
                RETURNING fence";
-    let row = db.query_one_raw(statement(sql, [node.into(), seconds(ttl)])).await?;
+    let values = [me.node.as_str().into(), me.run.as_str().into(), seconds(ttl)];
+    let row = db.query_one_raw(statement(sql, values)).await?;
     row.map(|row| row.try_get_by_index::<i64>(0).map(super::changes::from_db)).transpose()
 }
 
@@ -109,13 +129,13 @@ pub async fn lease_holder<C: ConnectionTrait>(db: &C) -> Result<Option<String>, 
     Ok(row.map(|row| row.try_get_by_index::<Option<String>>(0)).transpose()?.flatten())
 }
 
-/// Inside a transaction: whether `node` still holds the lease under `fence`, its time not run
+/// Inside a transaction: whether `me` still holds the lease under `fence`, its time not run
 /// out. The row stays share-locked until the transaction ends, so the lease cannot change hands
 /// before this transaction commits: a write made after this check is fenced.
-pub async fn holds_lease<C: ConnectionTrait>(txn: &C, node: &str, fence: u64) -> Result<bool, DbErr> {
+pub async fn holds_lease<C: ConnectionTrait>(txn: &C, run: &str, fence: u64) -> Result<bool, DbErr> {
     let sql = "SELECT 1 FROM cluster_lease \
-               WHERE id = 1 AND holder = $1 AND fence = $2 AND expires_at > now() FOR SHARE";
-    let row = txn.query_one_raw(statement(sql, [node.into(), super::changes::to_db(fence).into()])).await?;
+               WHERE id = 1 AND holder_instance = $1 AND fence = $2 AND expires_at > now() FOR SHARE";
+    let row = txn.query_one_raw(statement(sql, [run.into(), super::changes::to_db(fence).into()])).await?;
     Ok(row.is_some())
 }
 
@@ -134,4 +154,58 @@ where
     let value = result?;
     unlocked?;
     Ok(value)
+}
+
+/// Posts `bodies` on the nodes' bus, in order, in one statement: the counter row is locked
+/// until it commits, so messages are numbered gapless and in commit order. Returns the number
+/// of the last one.
+pub async fn post<C: ConnectionTrait>(db: &C, bodies: &[String]) -> Result<u64, DbErr> {
+    let sql = "WITH head AS ( \
+                   UPDATE cluster_bus_head SET seq = seq + json_array_length($1::json) WHERE id = 1 \
+                   RETURNING seq - json_array_length($1::json) AS before), \
+               posted AS ( \
+                   INSERT INTO cluster_bus (seq, body) \
+                   SELECT head.before + body.n, body.text \
+                   FROM head, json_array_elements_text($1::json) WITH ORDINALITY AS body(text, n) \
+                   RETURNING seq) \
+               SELECT pg_notify($2, ''), COALESCE(MAX(seq), 0) FROM posted";
+    let bodies = serde_json::to_string(bodies).map_err(|err| DbErr::Custom(err.to_string()))?;
+    let row = db
+        .query_one_raw(statement(sql, [bodies.into(), BUS_CHANNEL.into()]))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the bus post returned nothing".into()))?;
+    Ok(super::changes::from_db(row.try_get_by_index::<i64>(1)?))
+}
+
+/// The newest message on the bus.
+pub async fn bus_head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    let row = db
+        .query_one_raw(statement("SELECT seq FROM cluster_bus_head WHERE id = 1", []))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("cluster_bus_head has no row".into()))?;
+    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+}
+
+/// Up to `limit` messages after `after`, oldest first.
+pub async fn bus_after<C: ConnectionTrait>(
+    db: &C,
+    after: u64,
+    limit: u64,
+) -> Result<Vec<(u64, String)>, DbErr> {
+    let sql = "SELECT seq, body FROM cluster_bus WHERE seq > $1 ORDER BY seq LIMIT $2";
+    let rows = db
+        .query_all_raw(statement(
+            sql,
+            [super::changes::to_db(after).into(), super::changes::to_db(limit).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((super::changes::from_db(row.try_get_by_index::<i64>(0)?), row.try_get_by_index(1)?)))
+        .collect()
+}
+
+/// Deletes bus messages posted more than `age` ago (every node has read them long since).
+pub async fn prune_bus<C: ConnectionTrait>(db: &C, age: Duration) -> Result<u64, DbErr> {
+    let sql = "DELETE FROM cluster_bus WHERE posted_at < now() - $1 * interval '1 second'";
+    Ok(db.execute_raw(statement(sql, [seconds(age)])).await?.rows_affected())
 }

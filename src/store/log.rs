@@ -72,9 +72,11 @@ impl LogWriter for SoleWriter {
     }
 }
 
-/// One of the nodes sharing a Postgres database.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SharedWriter;
+/// One of the nodes sharing a Postgres database: the run of the node it writes for.
+#[derive(Debug, Clone, Default)]
+pub struct SharedWriter {
+    pub run: String,
+}
 
 impl LogWriter for SharedWriter {
     fn begin<'a>(&'a self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<DatabaseTransaction, DbErr>> {
@@ -96,7 +98,7 @@ impl LogWriter for SharedWriter {
         _first: u64,
         last: u64,
     ) -> BoxFuture<'a, Result<(), DbErr>> {
-        Box::pin(super::cluster::advance_head(txn, last))
+        Box::pin(super::cluster::advance_head(txn, last, &self.run))
     }
 }
 

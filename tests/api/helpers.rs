@@ -47,6 +47,9 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     s.election.ack_timeout_s = 1.0;
     s.election.backoff_ms = vec![50, 100, 200];
     s.election.reconnect_grace_s = 0.5;
+    // On Postgres: a server killed and started again on its database waits this long for the
+    // election lease its previous run held.
+    s.cluster.lease_ttl_s = 2.0;
     s
 }
 

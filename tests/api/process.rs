@@ -50,6 +50,11 @@ impl Server {
             launch.database_url.clone().unwrap_or_else(|| crate::helpers::database_url(&dir)),
             launch.settings,
         );
+        // On Postgres a run killed holds the election lease this long (unless the test says).
+        let config = match launch.settings.contains("[cluster]") {
+            true => config,
+            false => format!("{config}\n[cluster]\nlease_ttl_s = 2\n"),
+        };
         let path = dir.path().join("site.toml");
         std::fs::write(&path, config).expect("write settings");
         let mut command = Command::new(env!("CARGO_BIN_EXE_device-sync"));
@@ -137,18 +142,28 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Sends it a signal (SIGSTOP to pause it, SIGCONT to let it go on).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: a plain syscall on our own child.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
     /// Sends SIGTERM and waits for it to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         // SAFETY: a plain syscall on our own child.
         unsafe {
             libc::kill(self.pid(), libc::SIGTERM);
         }
-        let deadline = Instant::now() + WAIT;
+        // It commits every write it accepted before it exits: a deep queue of pipelined writes
+        // takes seconds to drain on Postgres from a debug build.
+        let deadline = Instant::now() + 3 * WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "it did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "it did not stop on SIGTERM: {:?}", self.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -5,37 +5,45 @@
 //! These tests need Postgres (`make test-postgres` runs them; the SQLite pass leaves the module
 //! out), and fail, not pass, without it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{WAIT, WsClient, database_url, postgres_server, seq};
+use crate::helpers::{ADMIN_TOKEN, TestDevice, WAIT, WsClient, database_url, postgres_server, seq};
 use crate::process::{Launch, Server};
-use crate::reliability::device_writer;
+use crate::reliability::{check_history, device_writer, whole_log};
 
-/// Short leases, and no rate limit on the writers.
-const NODE_SETTINGS: &str = "[limits]\nmessages_per_second = 100000\n[cluster]\nlease_ttl_s = 1.5\n";
+/// Short leases and timings, and no rate limit on the writers.
+const NODE_SETTINGS: &str = "[limits]\nmessages_per_second = 100000\n\
+    [heartbeat]\ninterval_s = 0.2\ntimeout_s = 2\n\
+    [election]\nack_timeout_s = 1\nbackoff_ms = [50, 100, 200]\nreconnect_grace_s = 0.5\n\
+    [cluster]\nlease_ttl_s = 1.5\n";
 
-/// `count` nodes named `n1`, `n2`, … on one fresh Postgres database.
-fn start_nodes(count: usize) -> Vec<Server> {
+/// A fresh Postgres database for a site's nodes.
+fn site_database() -> String {
     assert!(
         postgres_server().is_some(),
         "the cluster tests need a Postgres server: run them with `make test-postgres`"
     );
-    let shared = tempfile::tempdir().expect("temp dir");
-    let url = database_url(&shared);
-    (1..=count)
-        .map(|n| {
-            Server::start(Launch {
-                settings: format!("{NODE_SETTINGS}node_id = \"n{n}\"\n"),
-                database_url: Some(url.clone()),
-                ..Launch::default()
-            })
-        })
-        .collect()
+    database_url(&tempfile::tempdir().expect("temp dir"))
+}
+
+/// Node `n` of the site on `url`.
+fn start_node(n: usize, url: &str) -> Server {
+    Server::start(Launch {
+        settings: format!("{NODE_SETTINGS}node_id = \"n{n}\"\n"),
+        database_url: Some(url.to_owned()),
+        ..Launch::default()
+    })
+}
+
+/// `count` nodes named `n1`, `n2`, … on one fresh Postgres database.
+fn start_nodes(count: usize) -> Vec<Server> {
+    let url = site_database();
+    (1..=count).map(|n| start_node(n, &url)).collect()
 }
 
 async fn health(http: &reqwest::Client, node: &Server) -> Value {
@@ -68,14 +76,17 @@ async fn wait_for_cluster(http: &reqwest::Client, nodes: &[Server]) -> String {
 }
 
 /// A session that says `connect` (from `last_seq`, when given) and keeps every logged change
-/// it receives, replayed or live.
+/// it receives, replayed or live. It reads all the time (a session that stops reading is cut
+/// off by the server, as it should be).
 struct Listener {
-    ws: WsClient,
     seqs: Vec<u64>,
+    arriving: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    reading: actix_web::rt::task::JoinHandle<()>,
 }
 
 impl Listener {
     async fn open(node: &Server, name: &str, last_seq: Option<u64>) -> Self {
+        use futures_util::StreamExt;
         let mut ws = WsClient::open(&node.ws_url()).await;
         let mut connect = json!({"type": "connect", "clientId": name});
         if let Some(last) = last_seq {
@@ -83,23 +94,38 @@ impl Listener {
         }
         ws.send(connect).await;
         let (_, before) = ws.recv_until("connected").await;
-        let mut listener = Self { ws, seqs: Vec::new() };
-        listener.keep(&before);
-        listener
+        let (tx, arriving) = tokio::sync::mpsc::unbounded_channel();
+        for frame in before.iter().filter(|f| f["type"] == "data_update") {
+            let _ = tx.send(seq(frame));
+        }
+        let reading = actix_web::rt::spawn(async move {
+            while let Some(Ok(message)) = ws.stream().next().await {
+                let Ok(text) = message.to_text() else { continue };
+                let Ok(frame) = serde_json::from_str::<Value>(text) else { continue };
+                if frame["type"] == "data_update" && tx.send(seq(&frame)).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { seqs: Vec::new(), arriving, reading }
     }
 
-    fn keep(&mut self, frames: &[Value]) {
-        self.seqs.extend(frames.iter().filter(|f| f["type"] == "data_update").map(seq));
-    }
-
-    /// Reads until it has every change up to `head`.
+    /// Waits until it has every change up to `head`.
     async fn read_up_to(&mut self, head: u64) {
         let deadline = Instant::now() + WAIT;
         while self.seqs.last().copied().unwrap_or(0) < head {
-            assert!(Instant::now() < deadline, "only up to {:?} of {head} arrived", self.seqs.last());
-            let frame = self.ws.recv().await;
-            self.keep(std::slice::from_ref(&frame));
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.arriving.recv()).await {
+                Ok(Some(seq)) => self.seqs.push(seq),
+                _ => panic!("only up to {:?} of {head} arrived", self.seqs.last()),
+            }
         }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.reading.abort();
     }
 }
 
@@ -180,4 +206,437 @@ async fn a_node_that_stops_leaves_and_its_lease_passes_to_another() {
         assert!(Instant::now() < deadline, "the lease did not pass on: {view}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ---- the site's elections ---------------------------------------------------------------
+
+/// Who every device was told is master, by term, across all devices: one master per term.
+#[derive(Default)]
+struct Terms(BTreeMap<u64, String>);
+
+impl Terms {
+    fn note(&mut self, term: u64, master: &str) {
+        match self.0.get(&term) {
+            Some(known) => assert_eq!(known, master, "two masters for term {term}"),
+            None => {
+                self.0.insert(term, master.to_owned());
+            }
+        }
+    }
+}
+
+/// A device on a node, and the terms it has been told of, in order.
+struct Device {
+    device: TestDevice,
+    terms: Vec<u64>,
+}
+
+impl Device {
+    /// Opens a session on `node` and registers the device; returns it and its ack.
+    async fn online(node: &Server, id: &str, priority: i64, terms: &mut Terms) -> (Self, Value) {
+        let mut device = TestDevice::from_ws(WsClient::open(&node.ws_url()).await, id);
+        device.send(json!({"type": "device_online", "device_id": id, "priority": priority})).await;
+        let (ack, before) = device.recv_until("device_online_ack").await;
+        let mut me = Self { device, terms: Vec::new() };
+        me.keep(&before, terms);
+        if ack["role"] == "master" {
+            terms.note(ack["term"].as_u64().expect("term"), id);
+        }
+        (me, ack)
+    }
+
+    fn keep(&mut self, frames: &[Value], terms: &mut Terms) {
+        for frame in frames.iter().filter(|f| f["type"] == "master_elected") {
+            let term = frame["term"].as_u64().expect("term");
+            if let Some(last) = self.terms.last() {
+                assert!(term > *last, "terms grow at every device: {term} after {last}");
+            }
+            self.terms.push(term);
+            terms.note(term, frame["new_master_id"].as_str().expect("new_master_id"));
+        }
+    }
+
+    /// Reads until it is told of a master for `term`; returns that master.
+    async fn master_of(&mut self, term: u64, terms: &mut Terms) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.terms.last().is_some_and(|t| *t >= term) {
+                return terms.0.get(&term).cloned().expect("a master for the term");
+            }
+            assert!(Instant::now() < deadline, "{} was not told of term {term}", self.device.id);
+            let frame = self.device.recv().await;
+            self.keep(std::slice::from_ref(&frame), terms);
+        }
+    }
+}
+
+/// Asks `node` for a manual election, as an admin.
+async fn elect(http: &reqwest::Client, node: &Server, preferred: &str) -> Value {
+    let response = http
+        .post(node.url("/master-election"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"reason": "manual", "preferred_master": preferred}))
+        .send()
+        .await
+        .expect("POST /master-election");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// Waits until `node`'s health names `master` (each node knows the site's master).
+async fn wait_for_master(http: &reqwest::Client, node: &Server, master: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let view = health(http, node).await;
+        if view["master_device"] == master {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} does not name {master} as master: {view}", node.port);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each election the site held is recorded once, its terms 1, 2, 3, … (a node that lost the
+/// lease recorded none of its own).
+async fn assert_each_term_recorded_once(http: &reqwest::Client, node: &Server) {
+    let logs: Value = http
+        .get(node.url("/sync/master-election-logs?limit=100"))
+        .send()
+        .await
+        .expect("logs")
+        .json()
+        .await
+        .expect("json");
+    let mut logged: Vec<u64> =
+        logs["logs"].as_array().expect("logs").iter().filter_map(|l| l["term"].as_u64()).collect();
+    logged.sort_unstable();
+    assert_eq!(logged, (1..=logged.len() as u64).collect::<Vec<_>>(), "{logs}");
+}
+
+fn index_of(holder: &str) -> usize {
+    holder.trim_start_matches('n').parse::<usize>().expect("a node name") - 1
+}
+
+#[actix_web::test]
+async fn the_site_has_one_master_whatever_node_its_devices_are_on() {
+    let nodes = start_nodes(3);
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    let holder = index_of(&wait_for_cluster(&http, &nodes).await);
+    let mut terms = Terms::default();
+
+    // The first device online is master at once, whichever node it is on; the others are clients.
+    let (mut a, ack) = Device::online(&nodes[0], "a", 50, &mut terms).await;
+    assert_eq!((ack["role"].as_str(), ack["term"].as_u64()), (Some("master"), Some(1)), "{ack}");
+    let (mut b, ack) = Device::online(&nodes[1], "b", 80, &mut terms).await;
+    assert_eq!((ack["role"].as_str(), ack["current_master"].as_str()), (Some("client"), Some("a")), "{ack}");
+    let (mut c, ack) = Device::online(&nodes[2], "c", 60, &mut terms).await;
+    assert_eq!((ack["role"].as_str(), ack["current_master"].as_str()), (Some("client"), Some("a")), "{ack}");
+    for node in &nodes {
+        wait_for_master(&http, node, "a").await;
+    }
+
+    // The master shuts down on its node: the highest priority on another node is elected.
+    a.device.send(json!({"type": "device_shutdown", "device_id": "a"})).await;
+    let (ack, before) = a.device.recv_until("device_shutdown_ack").await;
+    a.keep(&before, &mut terms);
+    assert_eq!(ack["master_election_triggered"], true, "{ack}");
+    assert_eq!(b.master_of(2, &mut terms).await, "b");
+    assert_eq!(c.master_of(2, &mut terms).await, "b");
+
+    // A manual election asked on a node that does not hold the lease runs once and answers.
+    let other = (holder + 1) % nodes.len();
+    let held = elect(&http, &nodes[other], "c").await;
+    assert_eq!((held["new_master_id"].as_str(), held["term"].as_u64()), (Some("c"), Some(3)), "{held}");
+    assert_eq!(b.master_of(3, &mut terms).await, "c");
+    assert_eq!(c.master_of(3, &mut terms).await, "c");
+    for node in &nodes {
+        wait_for_master(&http, node, "c").await;
+    }
+    assert_each_term_recorded_once(&http, &nodes[2]).await;
+    assert_eq!(terms.0.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[actix_web::test]
+async fn killing_the_lease_holder_elects_a_master_among_the_devices_left_and_loses_nothing() {
+    let url = site_database();
+    let mut nodes: Vec<Server> = (1..=3).map(|n| start_node(n, &url)).collect();
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    let holder = index_of(&wait_for_cluster(&http, &nodes).await);
+    let (x, y) = ((holder + 1) % 3, (holder + 2) % 3);
+    let mut terms = Terms::default();
+
+    // The master is on the node that holds the lease; the other devices and a listener elsewhere.
+    let (mut m, ack) = Device::online(&nodes[holder], "m", 90, &mut terms).await;
+    assert_eq!(ack["role"], "master", "{ack}");
+    let (mut dx, _) = Device::online(&nodes[x], "dx", 70, &mut terms).await;
+    let (mut dy, _) = Device::online(&nodes[y], "dy", 40, &mut terms).await;
+    let mut listener = Listener::open(&nodes[y], "listener", None).await;
+
+    // Writers on every node; the lease holder is killed while they write.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| {
+            let device = format!("writer-{n}");
+            actix_web::rt::spawn(device_writer(node.ws_url(), device, "sales", 200, 16, Arc::clone(&acked)))
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    while acked.load(Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline, "the writers got going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[holder].kill();
+
+    // Its master has dropped: once the lease runs out, the highest device left is elected.
+    assert_eq!(dx.master_of(2, &mut terms).await, "dx");
+    assert_eq!(dy.master_of(2, &mut terms).await, "dx");
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.expect("writer"));
+    }
+    wait_for_master(&http, &nodes[x], "dx").await;
+    let view = health(&http, &nodes[y]).await;
+    assert_ne!(view["lease_holder"], json!(format!("n{}", holder + 1)), "{view}");
+
+    // Every acknowledged change is in the log once, in order; the listener had all of it.
+    let log = whole_log(&nodes[x].url("")).await;
+    assert_eq!(check_history(&log, &acknowledged), acknowledged.len());
+    listener.read_up_to(log.len() as u64).await;
+    assert_eq!(listener.seqs, (1..=log.len() as u64).collect::<Vec<_>>());
+
+    // The killed node is started again on the same database; the old master comes back to it
+    // as a client, and a session resumes against it with exactly what it missed.
+    drop(m.device);
+    nodes[holder] = start_node(holder + 1, &url);
+    let (back, ack) = Device::online(&nodes[holder], "m", 90, &mut terms).await;
+    assert_eq!((ack["role"].as_str(), ack["current_master"].as_str()), (Some("client"), Some("dx")), "{ack}");
+    m = back;
+    let from = log.len() as u64 / 2;
+    let mut returning = Listener::open(&nodes[holder], "returning", Some(from)).await;
+    returning.read_up_to(log.len() as u64).await;
+    assert_eq!(returning.seqs, (from + 1..=log.len() as u64).collect::<Vec<_>>());
+    drop(m);
+    assert_each_term_recorded_once(&http, &nodes[holder]).await;
+}
+
+#[actix_web::test]
+async fn a_lease_holder_paused_past_its_lease_decides_nothing_and_rejoins() {
+    let nodes = start_nodes(3);
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    let holder = index_of(&wait_for_cluster(&http, &nodes).await);
+    let (x, y) = ((holder + 1) % 3, (holder + 2) % 3);
+    let mut terms = Terms::default();
+    let (mut m, _) = Device::online(&nodes[x], "m", 50, &mut terms).await;
+    let (mut h, _) = Device::online(&nodes[holder], "h", 60, &mut terms).await;
+    let (mut dy, _) = Device::online(&nodes[y], "dy", 40, &mut terms).await;
+
+    // Paused for twice its lease: another node takes the lease, and the site goes on electing.
+    nodes[holder].signal(libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = elect(&http, &nodes[y], "dy").await;
+    assert_eq!(held["new_master_id"], "dy", "{held}");
+    let term = held["term"].as_u64().expect("term");
+    assert_eq!(m.master_of(term, &mut terms).await, "dy");
+    nodes[holder].signal(libc::SIGCONT);
+
+    // Back, it no longer runs the elections, yet its device takes part in them again.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let view = health(&http, &nodes[holder]).await;
+        if view["lease_holder"].is_string() && view["lease_holder"] != json!(format!("n{}", holder + 1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the paused node still claims the lease: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    let held = loop {
+        let response = http
+            .post(nodes[holder].url("/master-election"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"reason": "manual", "preferred_master": "h"}))
+            .send()
+            .await
+            .expect("POST /master-election");
+        let body: Value = response.json().await.expect("json");
+        if body["new_master_id"] == "h" {
+            break body;
+        }
+        // Until its node has answered for it again, h is not an active device.
+        assert!(Instant::now() < deadline, "h did not come back: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let term = held["term"].as_u64().expect("term");
+    assert_eq!(h.master_of(term, &mut terms).await, "h");
+    assert_eq!(dy.master_of(term, &mut terms).await, "h");
+    assert_eq!(m.master_of(term, &mut terms).await, "h");
+    assert_each_term_recorded_once(&http, &nodes[x]).await;
+}
+
+/// A TCP proxy to the test Postgres that can stop forwarding (and drop what it carries).
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    /// Starts the proxy on a thread of its own (a test blocks its own runtime while it waits for
+    /// a node to start).
+    fn start() -> Self {
+        let server = postgres_server().expect("a Postgres server");
+        let target = server
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("host:port in the Postgres URL")
+            .to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("address").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut_, connections_) = (Arc::clone(&cut), Arc::clone(&connections));
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut_.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let target = target.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections_.lock().expect("connections").push(task);
+                }
+            });
+        });
+        Self { port, cut, connections }
+    }
+
+    /// `url` with the proxy in place of the Postgres server.
+    fn url_through(&self, url: &str) -> String {
+        let (scheme_user, rest) = url.split_once('@').expect("a Postgres URL");
+        let path = rest.split_once('/').map(|(_, path)| path).expect("a database");
+        format!("{scheme_user}@127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for task in self.connections.lock().expect("connections").drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[actix_web::test]
+async fn a_node_cut_off_from_postgres_catches_up_in_order_and_its_devices_come_back() {
+    let url = site_database();
+    let proxy = Proxy::start();
+    let near = start_node(1, &url);
+    let far = start_node(2, &proxy.url_through(&url));
+    let nodes = [near, far];
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    wait_for_cluster(&http, &nodes).await;
+    let mut terms = Terms::default();
+    let (_master, _) = Device::online(&nodes[0], "m", 90, &mut terms).await;
+    let (mut z, _) = Device::online(&nodes[1], "z", 10, &mut terms).await;
+    let mut listener = Listener::open(&nodes[1], "far-listener", None).await;
+    wait_for_active(&http, &nodes[0], 2).await;
+
+    // Cut off for longer than its lease: the other node counts its device as dropped and goes on
+    // taking writes.
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_active(&http, &nodes[0], 1).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let written = device_writer(nodes[0].ws_url(), "near-writer".into(), "sales", 50, 16, acked).await;
+    assert_eq!(written.len(), 50);
+
+    // Back: its sessions get every change in order, its device is active again, its writes land.
+    proxy.restore();
+    let head = written.iter().map(|(_, seq)| *seq).max().expect("writes");
+    listener.read_up_to(head).await;
+    assert_eq!(listener.seqs, (1..=head).collect::<Vec<_>>());
+    wait_for_active(&http, &nodes[0], 2).await;
+    // Its writer finds its connection broken by the cut at its first write, refuses that write
+    // without storing it, and takes the next.
+    let deadline = Instant::now() + WAIT;
+    let reply = loop {
+        let reply = z
+            .device
+            .request(
+                json!({"type": "data_update", "device_id": "z", "table_name": "sales", "record_id": "far-1",
+                "operation": "insert", "new_data": {"at": "far"}}),
+            )
+            .await;
+        if reply["type"] == "data_update_ack" {
+            break reply;
+        }
+        assert_eq!(reply["code"], "DATABASE_UNAVAILABLE", "{reply}");
+        assert!(Instant::now() < deadline, "the far node never took a write again: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seq(&reply), head + 1, "a refused write stored nothing");
+    let log = whole_log(&nodes[0].url("")).await;
+    assert_eq!(log.len() as u64, head + 1);
+    assert_eq!(log.last().map(|c| c["record_id"].clone()), Some(json!("far-1")));
+}
+
+/// Waits until `node` counts `count` active devices.
+async fn wait_for_active(http: &reqwest::Client, node: &Server, count: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let view = health(http, node).await;
+        if view["active_devices"] == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not {count} active devices: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn devices_arriving_at_once_on_every_node_get_one_master() {
+    let nodes = start_nodes(3);
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    wait_for_cluster(&http, &nodes).await;
+    let arrivals: Vec<_> = (0..9)
+        .map(|d| {
+            let url = nodes[d % 3].ws_url();
+            actix_web::rt::spawn(async move {
+                let id = format!("till-{d}");
+                let mut device = TestDevice::from_ws(WsClient::open(&url).await, &id);
+                device.send(json!({"type": "device_online", "device_id": id, "priority": 10})).await;
+                let (ack, _) = device.recv_until("device_online_ack").await;
+                (device, ack)
+            })
+        })
+        .collect();
+    let mut acks = Vec::new();
+    let mut devices = Vec::new();
+    for arrival in arrivals {
+        let (device, ack) = arrival.await.expect("arrival");
+        acks.push(ack);
+        devices.push(device);
+    }
+    let masters: Vec<&Value> = acks.iter().filter(|a| a["role"] == "master").collect();
+    assert_eq!(masters.len(), 1, "exactly one master: {acks:?}");
+    let master = masters[0]["device_id"].clone();
+    for ack in acks.iter().filter(|a| a["role"] != "master") {
+        assert_eq!(ack["current_master"], master, "{ack}");
+        assert_eq!(ack["term"], 1, "{ack}");
+    }
+    assert_each_term_recorded_once(&http, &nodes[0]).await;
 }

@@ -32,7 +32,7 @@ pub struct Now {
 pub type ReplyTo = u64;
 
 /// How a device left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Departure {
     /// `device_offline`: no longer a candidate; its session stays open.
     Offline,
@@ -43,7 +43,7 @@ pub enum Departure {
 }
 
 /// Who asks for a manual election.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Requester {
     /// An admin over REST.
     Admin,
@@ -53,7 +53,7 @@ pub enum Requester {
 }
 
 /// What a registering device is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Online {
     pub role: Role,
     pub current_master: Option<String>,
@@ -61,19 +61,19 @@ pub struct Online {
 }
 
 /// The answer to a departure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Gone {
     pub election_triggered: bool,
 }
 
 /// The outcome of an election.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Elected {
     pub announcement: MasterElected,
 }
 
 /// The answer to a REST registration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     pub role: Role,
     pub master: Option<String>,
@@ -81,7 +81,7 @@ pub struct Registration {
 }
 
 /// An answer to a caller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Answer {
     Online(Result<Online, WireError>),
     Gone(Gone),
@@ -130,6 +130,11 @@ pub enum Input {
     Timer(Timer),
     /// The heartbeat check, every `every`.
     Tick { every: Duration },
+    /// After taking over from another node (`Elector::take_over`): a device's session is open
+    /// on some node, as it was before. Nothing is written or announced.
+    Present { session: Uuid, info: inbound::DeviceOnline },
+    /// After taking over: the roll call is over; a master no session answered for has dropped.
+    Settle,
 }
 
 /// What a write that must land first is for: how the elector goes on once it has.
@@ -174,7 +179,7 @@ pub enum Effect {
 }
 
 /// A device as REST shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeviceView {
     pub device_id: String,
     pub name: Option<String>,
@@ -188,7 +193,7 @@ pub struct DeviceView {
 }
 
 /// The fleet as the elector sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FleetView {
     pub master: Option<String>,
     pub term: u64,
@@ -287,6 +292,27 @@ impl Elector {
         }
     }
 
+    /// An elector taking over the site's elections from another node (several nodes over one
+    /// database): the term, the devices and the master as the database has them, and no session
+    /// until the nodes answer the roll call (`Input::Present`, then `Input::Settle`).
+    pub fn take_over(
+        settings: ElectionSettings,
+        heartbeat: HeartbeatSettings,
+        term: u64,
+        devices: Vec<DeviceRecord>,
+        now: Instant,
+        new_id: Box<dyn FnMut() -> String>,
+    ) -> Self {
+        let master = devices.iter().find(|d| d.role == Role::Master).map(|d| d.device_id.clone());
+        let mut elector = Self::new(settings, heartbeat, term, devices, now, new_id);
+        elector.master = master;
+        elector
+    }
+
+    pub fn settings(&self) -> &ElectionSettings {
+        &self.settings
+    }
+
     /// The master's device id.
     pub fn master(&self) -> Option<&str> {
         self.master.as_deref()
@@ -349,8 +375,32 @@ impl Elector {
             Input::Persisted { after, result } => self.persisted(*after, result, now, &mut fx),
             Input::Timer(timer) => self.timer(timer, &mut fx),
             Input::Tick { every } => self.tick(every, now, &mut fx),
+            Input::Present { session, info } => self.present(session, info, now),
+            Input::Settle => self.settle(now, &mut fx),
         }
         fx
+    }
+
+    fn present(&mut self, session: Uuid, info: inbound::DeviceOnline, now: Now) {
+        let Some(device) = self.devices.get_mut(&info.device_id) else {
+            tracing::warn!(device = %info.device_id, "a device in the roll call has no record");
+            return;
+        };
+        device.session = Some(session);
+        device.seen_at = now.instant;
+        device.record.is_active = true;
+        if self.grace.as_ref().is_some_and(|(d, _)| *d == info.device_id) {
+            tracing::info!(device = %info.device_id, "master back within its grace period");
+            self.grace = None;
+        }
+    }
+
+    fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        let Some(master) = self.master.clone() else { return };
+        if self.session_of(&master).is_none() && self.grace.is_none() {
+            tracing::info!(device = %master, "the master is on no node after the roll call");
+            self.departed(master, Departure::Dropped, now.wall, fx);
+        }
     }
 
     fn role_of(&self, device_id: &str) -> Role {

@@ -10,6 +10,7 @@
 //! the master interleave: there is never more than one master.
 
 mod elector;
+mod site;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,10 +21,15 @@ use chrono::Utc;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use self::elector::{Answer, Effect, Elector, Input, Now, ReplyTo};
-pub use self::elector::{Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Requester};
+pub use self::elector::{
+    Answer, Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Requester,
+};
+use self::elector::{Effect, Elector, Input, Now, ReplyTo};
+use self::site::Site;
+pub use self::site::SiteLink;
 use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
 use super::persistence::{Origin, Persistence, persist};
+use crate::cluster::bus::{Forwarded, Posted};
 use crate::domain::fleet::DeviceRecord;
 use crate::metrics::Metrics;
 use crate::protocol::inbound;
@@ -111,6 +117,13 @@ pub struct WatchFleet;
 #[rtype(result = "Option<String>")]
 pub struct MasterId;
 
+/// Messages read from the nodes' bus, in order, with their numbers (several nodes).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BusRows {
+    pub messages: Vec<(u64, Posted)>,
+}
+
 // ---- the actor --------------------------------------------------------------------------
 
 /// The election actor.
@@ -127,6 +140,11 @@ pub struct Election {
     metrics: Arc<Metrics>,
     /// Moved on whenever the elector records or announces something (`WatchFleet`).
     changes: watch::Sender<u64>,
+    /// Several nodes over one database: this node's part in the site's elections.
+    site: Option<Site>,
+    /// Bus messages read and not yet taken (one may wait for a write to land).
+    bus_queue: std::collections::VecDeque<(u64, Posted)>,
+    drain_bus_queued: bool,
 }
 
 fn now() -> Now {
@@ -155,6 +173,26 @@ impl Election {
             next_reply: 0,
             metrics,
             changes: watch::Sender::new(0),
+            site: None,
+            bus_queue: std::collections::VecDeque::new(),
+            drain_bus_queued: false,
+        }
+    }
+
+    /// Takes part in the elections of a site of several nodes (`site.rs`) instead of deciding
+    /// alone.
+    pub fn on_site(mut self, link: Option<SiteLink>) -> Self {
+        let (settings, heartbeat) = (self.elector.settings().clone(), self.heartbeat.clone());
+        self.site = link.map(|link| Site::new(link, settings, heartbeat));
+        self
+    }
+
+    /// The fleet as this node knows it: its elector's, or, when another node runs the site's
+    /// elections, the one that node posted last.
+    fn fleet(&self) -> FleetView {
+        match &self.site {
+            Some(site) if !site.leading() => site.view().cloned().unwrap_or_else(|| self.elector.view()),
+            _ => self.elector.view(),
         }
     }
 
@@ -219,6 +257,11 @@ impl Election {
     }
 }
 
+/// Checks the lease every `every`.
+fn act_on_lease(ctx: &mut Context<Election>, every: Duration) {
+    ctx.run_interval(every, |act, ctx| act.check_lease(ctx));
+}
+
 /// The answer a caller waits for, of the kind it asked for.
 async fn answer<T>(
     rx: oneshot::Receiver<Answer>,
@@ -233,7 +276,15 @@ impl Actor for Election {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = (self.heartbeat.timeout() / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
-        ctx.run_interval(every, move |act, ctx| act.input(ctx, Input::Tick { every }));
+        let Some(site) = &self.site else {
+            ctx.run_interval(every, move |act, ctx| act.input(ctx, Input::Tick { every }));
+            return;
+        };
+        ctx.run_interval(every, move |act, ctx| act.tick_for_site(ctx, every));
+        let ttl = site.lease_ttl();
+        act_on_lease(ctx, (ttl / 10).clamp(Duration::from_millis(20), Duration::from_millis(500)));
+        ctx.run_interval(ttl / 3, |act, ctx| act.check_nodes(ctx));
+        self.check_lease(ctx);
     }
 }
 
@@ -243,7 +294,10 @@ impl Handler<DeviceOnline> for Election {
     fn handle(&mut self, msg: DeviceOnline, ctx: &mut Context<Self>) -> Self::Result {
         self.sessions.insert(msg.session, msg.recipient);
         let (reply, rx) = self.waiting();
-        self.input(ctx, Input::Online { session: msg.session, info: msg.info, reply });
+        match &mut self.site {
+            Some(site) => site.online(msg.session, msg.info, reply),
+            None => self.input(ctx, Input::Online { session: msg.session, info: msg.info, reply }),
+        }
         Box::pin(answer(rx, |a| if let Answer::Online(r) = a { Some(r) } else { None }))
     }
 }
@@ -256,14 +310,29 @@ impl Handler<DeviceGone> for Election {
             self.sessions.remove(&msg.session);
         }
         let (reply, rx) = self.waiting();
-        let input = Input::Gone {
-            device_id: msg.device_id,
-            session: msg.session,
-            how: msg.how,
-            note: msg.note,
-            reply: Some(reply),
-        };
-        self.input(ctx, input);
+        match &mut self.site {
+            Some(site) => {
+                let session = msg.session;
+                let input = Forwarded::Gone {
+                    device_id: msg.device_id,
+                    session,
+                    how: msg.how,
+                    note: msg.note,
+                    reply: Some(reply),
+                };
+                site.gone(input, session, reply);
+            }
+            None => {
+                let input = Input::Gone {
+                    device_id: msg.device_id,
+                    session: msg.session,
+                    how: msg.how,
+                    note: msg.note,
+                    reply: Some(reply),
+                };
+                self.input(ctx, input);
+            }
+        }
         Box::pin(async move {
             match rx.await {
                 Ok(Answer::Gone(gone)) => gone,
@@ -277,7 +346,12 @@ impl Handler<Seen> for Election {
     type Result = ();
 
     fn handle(&mut self, msg: Seen, ctx: &mut Context<Self>) {
-        self.input(ctx, Input::Seen { device_id: msg.device_id, session: msg.session, at: msg.at });
+        match &mut self.site {
+            Some(site) => site.seen(msg.device_id, msg.session),
+            None => {
+                self.input(ctx, Input::Seen { device_id: msg.device_id, session: msg.session, at: msg.at })
+            }
+        }
     }
 }
 
@@ -285,13 +359,11 @@ impl Handler<RoleChangeAck> for Election {
     type Result = ();
 
     fn handle(&mut self, msg: RoleChangeAck, ctx: &mut Context<Self>) {
-        let input = Input::RoleChangeAck {
-            device_id: msg.device_id,
-            session: msg.session,
-            accepted: msg.accepted,
-            election_id: msg.election_id,
-        };
-        self.input(ctx, input);
+        let RoleChangeAck { device_id, session, accepted, election_id } = msg;
+        match &mut self.site {
+            Some(site) => site.tell(Forwarded::RoleChangeAck { device_id, session, accepted, election_id }),
+            None => self.input(ctx, Input::RoleChangeAck { device_id, session, accepted, election_id }),
+        }
     }
 }
 
@@ -300,15 +372,31 @@ impl Handler<RequestElection> for Election {
 
     fn handle(&mut self, msg: RequestElection, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, rx) = self.waiting();
-        let input = Input::Request {
-            requester: msg.requester,
-            initiated_by: msg.initiated_by,
-            preferred: msg.preferred,
-            require_preferred: msg.require_preferred,
-            exclude_master: msg.exclude_master,
-            reply,
-        };
-        self.input(ctx, input);
+        let RequestElection { requester, initiated_by, preferred, require_preferred, exclude_master } = msg;
+        match &mut self.site {
+            Some(site) => {
+                let input = Forwarded::Request {
+                    requester,
+                    initiated_by,
+                    preferred,
+                    require_preferred,
+                    exclude_master,
+                    reply,
+                };
+                site.ask(input, reply);
+            }
+            None => {
+                let input = Input::Request {
+                    requester,
+                    initiated_by,
+                    preferred,
+                    require_preferred,
+                    exclude_master,
+                    reply,
+                };
+                self.input(ctx, input);
+            }
+        }
         Box::pin(answer(rx, |a| if let Answer::Elected(r) = a { Some(r) } else { None }))
     }
 }
@@ -318,13 +406,11 @@ impl Handler<RegisterDevice> for Election {
 
     fn handle(&mut self, msg: RegisterDevice, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, rx) = self.waiting();
-        let input = Input::Register {
-            device_id: msg.device_id,
-            priority: msg.priority,
-            capabilities: msg.capabilities,
-            reply,
-        };
-        self.input(ctx, input);
+        let RegisterDevice { device_id, priority, capabilities } = msg;
+        match &mut self.site {
+            Some(site) => site.ask(Forwarded::Register { device_id, priority, capabilities, reply }, reply),
+            None => self.input(ctx, Input::Register { device_id, priority, capabilities, reply }),
+        }
         Box::pin(answer(rx, |a| if let Answer::Registered(r) = a { Some(r) } else { None }))
     }
 }
@@ -333,7 +419,10 @@ impl Handler<MasterId> for Election {
     type Result = Option<String>;
 
     fn handle(&mut self, _: MasterId, _: &mut Context<Self>) -> Option<String> {
-        self.elector.master().map(str::to_owned)
+        match &self.site {
+            Some(site) if !site.leading() => site.view().and_then(|v| v.master.clone()),
+            _ => self.elector.master().map(str::to_owned),
+        }
     }
 }
 
@@ -349,6 +438,48 @@ impl Handler<Fleet> for Election {
     type Result = MessageResult<Fleet>;
 
     fn handle(&mut self, _: Fleet, _: &mut Context<Self>) -> MessageResult<Fleet> {
-        MessageResult(self.elector.view())
+        MessageResult(self.fleet())
+    }
+}
+
+impl Handler<BusRows> for Election {
+    type Result = ();
+
+    fn handle(&mut self, msg: BusRows, ctx: &mut Context<Self>) {
+        if self.site.is_none() {
+            return;
+        }
+        self.bus_queue.extend(msg.messages);
+        self.drain_bus(ctx);
+    }
+}
+
+/// Go on with the bus messages queued (sent to itself when a write held them up).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct DrainBus;
+
+impl Handler<DrainBus> for Election {
+    type Result = ();
+
+    fn handle(&mut self, _: DrainBus, ctx: &mut Context<Self>) {
+        self.drain_bus_queued = false;
+        self.drain_bus(ctx);
+    }
+}
+
+impl Election {
+    /// Takes the queued bus messages one at a time: one whose decision must be on disk first
+    /// (`ctx.wait`) holds the rest back until it is, exactly like a message in the mailbox.
+    fn drain_bus(&mut self, ctx: &mut Context<Self>) {
+        while !ctx.waiting() {
+            let Some((seq, message)) = self.bus_queue.pop_front() else { return };
+            self.on_bus(ctx, seq, message);
+        }
+        if !self.bus_queue.is_empty() && !self.drain_bus_queued {
+            // Handled once the wait is over (the mailbox is held until then).
+            self.drain_bus_queued = true;
+            ctx.notify(DrainBus);
+        }
     }
 }

@@ -15,6 +15,8 @@ pub(super) async fn apply(
 ) -> Result<(), DbErr> {
     for write in writes {
         match write {
+            // Checked before the batch's writes are applied (`Write for Vec<FleetWrite>`).
+            FleetWrite::Fenced { .. } => {}
             FleetWrite::Device(d) => store::devices::upsert(txn, now, d).await?,
             FleetWrite::Activity { device_id, active, last_seen } => {
                 store::devices::set_activity(txn, now, &device_id, active, last_seen).await?;

@@ -173,9 +173,10 @@ pub struct Bootstrap {
 }
 
 /// Run once at start, before the actors: makes the log's epoch on a new database (a random id,
-/// kept for the database's life), marks every device inactive and a client (no master until a
-/// device comes online), and reads what the actors start from.
-pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
+/// kept for the database's life), with `reset_devices` marks every device inactive and a client
+/// (no master until a device comes online; not for a node joining others that are running), and
+/// reads what the actors start from.
+pub async fn bootstrap(db: &DatabaseConnection, reset_devices: bool) -> Result<Bootstrap, DbErr> {
     let txn = begin_write(db).await?;
     sync_meta::Entity::insert(sync_meta::ActiveModel {
         key: Set(store::meta::EPOCH.to_owned()),
@@ -188,15 +189,17 @@ pub async fn bootstrap(db: &DatabaseConnection) -> Result<Bootstrap, DbErr> {
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the log's epoch".into()))?;
     let now = Utc::now();
-    device_role::Entity::update_many()
-        .set(device_role::ActiveModel {
-            is_active: Set(false),
-            role: Set(crate::domain::fleet::Role::Client),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec(&txn)
-        .await?;
+    if reset_devices {
+        device_role::Entity::update_many()
+            .set(device_role::ActiveModel {
+                is_active: Set(false),
+                role: Set(crate::domain::fleet::Role::Client),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .exec(&txn)
+            .await?;
+    }
     let (floor, mut head) = store::changes::bounds(&txn).await?;
     if sea_orm::ConnectionTrait::get_database_backend(&txn) == sea_orm::DbBackend::Postgres {
         // The shared head also counts changes that retention may have pruned since.

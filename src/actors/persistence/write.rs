@@ -21,7 +21,7 @@ use crate::domain::commands::{Command, RecordWrite};
 use crate::domain::fleet::FleetWrite;
 use crate::domain::records::{Conflict, ConflictPolicy};
 use crate::domain::station::{Station, StationCommand};
-use crate::protocol::WireError;
+use crate::protocol::{ErrorCode, WireError};
 use crate::store;
 
 /// What applying a write comes to: the change it logs, if any, and its output.
@@ -86,6 +86,13 @@ impl Write for Vec<FleetWrite> {
 
     fn apply<'a>(self, step: &'a mut Step<'_>, _: Option<&'a str>) -> Applying<'a, ()> {
         Box::pin(async move {
+            if let Some(FleetWrite::Fenced { run, fence }) = self.first()
+                && !store::cluster::holds_lease(step.txn, run, *fence).await?
+            {
+                // Checked before anything is written: the batch's other writes go on.
+                let message = "This node no longer holds the election lease";
+                return Err(ApplyError::Rejected(WireError::new(ErrorCode::ServerError, message)));
+            }
             fleet::apply(step.txn, step.now, self).await?;
             Ok((None, ()))
         })

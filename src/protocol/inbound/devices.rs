@@ -10,7 +10,7 @@ use super::fields::*;
 use crate::domain::election::Role;
 
 /// `device_online` (or `register_device`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 pub struct DeviceOnline {
     pub device_id: String,
     pub name: Option<String>,

@@ -116,7 +116,7 @@ pub struct RoleChange<'a> {
     pub term: u64,
 }
 
-/// `master_elected`.
+/// `master_elected`. Read back too, as nodes pass an election's outcome to each other.
 #[derive(Serialize, Clone, Debug, utoipa::ToSchema)]
 pub struct MasterElected {
     pub new_master_id: String,
@@ -129,6 +129,43 @@ pub struct MasterElected {
     pub election_method: &'static str,
     pub devices_participating: usize,
     pub term: u64,
+}
+
+impl<'de> serde::Deserialize<'de> for MasterElected {
+    /// Reads it back, with the reason and the method as the names this server gives them.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Text {
+            new_master_id: String,
+            new_master_name: Option<String>,
+            previous_master: Option<String>,
+            previous_master_id: Option<String>,
+            election_id: String,
+            election_reason: String,
+            election_timestamp: String,
+            election_method: String,
+            devices_participating: usize,
+            term: u64,
+        }
+        let t = Text::deserialize(d)?;
+        let name = |text: &str| {
+            crate::domain::election::Reason::known_name(text).ok_or_else(|| {
+                serde::de::Error::custom(format!("unknown election reason or method {text:?}"))
+            })
+        };
+        Ok(Self {
+            election_reason: name(&t.election_reason)?,
+            election_method: name(&t.election_method)?,
+            new_master_id: t.new_master_id,
+            new_master_name: t.new_master_name,
+            previous_master: t.previous_master,
+            previous_master_id: t.previous_master_id,
+            election_id: t.election_id,
+            election_timestamp: t.election_timestamp,
+            devices_participating: t.devices_participating,
+            term: t.term,
+        })
+    }
 }
 
 message! {

@@ -1,0 +1,510 @@
+//! The Election actor when several nodes share one Postgres database (PROTOCOL.md section 11):
+//! one elector decides for the whole site, on the node holding the election lease.
+//!
+//! Every node, the lease holder too, posts what its sessions and REST callers tell the election
+//! on the nodes' bus (`cluster::bus`), and keeps what it posted until it is answered. The lease
+//! holder ("leading") feeds the inputs posted after its roll call to its elector and posts what
+//! the elector asks for: frames for the sessions of every node, answers, the fleet. Its fleet
+//! writes carry the lease's fencing number and are refused in the same transaction once the
+//! lease has passed on, so a node that was paused or cut off cannot record an election.
+//!
+//! Taking over: a node that finds itself holding the lease under a new fencing number reads the
+//! term, the devices and the master from the database, and posts a roll call. Every node answers
+//! with the device sessions open on it (`Present`) and posts again every input not yet
+//! answered; after `SETTLE` a master that no node answered for counts as dropped (rule 4, with
+//! its reconnect grace). The leader also counts the devices of a node whose liveness ran out as
+//! dropped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use super::elector::{Effect, Elector, FleetView, Input, ReplyTo};
+use super::{Election, now};
+use crate::actors::broadcast::{Notify, Outbound, SendTo};
+use crate::actors::persistence::{Origin, persist};
+use crate::cluster::Node;
+use crate::cluster::bus::{Forwarded, Posted, Poster};
+use crate::cluster::lease::{Held, Lease};
+use crate::domain::fleet::FleetWrite;
+use crate::protocol::outbound::Frame;
+use crate::protocol::{close, inbound};
+use crate::settings::{ElectionSettings, HeartbeatSettings};
+use crate::store;
+
+/// How long a new leader waits for the nodes' answers to its roll call.
+const SETTLE: Duration = Duration::from_secs(1);
+/// How long bus messages are kept.
+const BUS_KEEP: Duration = Duration::from_secs(600);
+
+/// What a node needs to take part in the site's elections.
+pub struct SiteLink {
+    pub node: Node,
+    /// The read pool (the takeover's reads, the roll call, liveness).
+    pub db: DatabaseConnection,
+    pub lease: Lease,
+    pub poster: Poster,
+}
+
+/// This node's part in the site's elections.
+pub(super) struct Site {
+    link: SiteLink,
+    /// This run's address on the bus.
+    address: String,
+    settings: ElectionSettings,
+    heartbeat: HeartbeatSettings,
+    /// Set while this node runs the site's elections.
+    leading: Option<Leading>,
+    /// The fencing number of a takeover under way.
+    taking_over: Option<u64>,
+    /// Inputs posted and not answered yet, by the number their answer comes under.
+    unanswered: BTreeMap<ReplyTo, Forwarded>,
+    /// The device sessions open here, for roll calls.
+    here: HashMap<Uuid, inbound::DeviceOnline>,
+    /// When each session's life was last posted.
+    seen_posted: HashMap<Uuid, Instant>,
+    /// The fleet as the leader last posted it.
+    view: Option<FleetView>,
+}
+
+/// The lease holder's state.
+struct Leading {
+    fence: u64,
+    /// The roll call's bus number: inputs posted after it are this leader's to decide.
+    from: u64,
+    /// The elector's answers owed, by its reply number: to which node run, under which number.
+    owed: HashMap<ReplyTo, (String, ReplyTo)>,
+    next_owed: ReplyTo,
+    /// The device sessions the elector knows: on which node run, of which device.
+    sessions: HashMap<Uuid, (String, String)>,
+}
+
+impl Leading {
+    /// Notes an answer owed to `from` under `reply`; returns the elector's number for it.
+    fn owe(&mut self, from: &str, reply: ReplyTo) -> ReplyTo {
+        self.next_owed += 1;
+        self.owed.insert(self.next_owed, (from.to_owned(), reply));
+        self.next_owed
+    }
+}
+
+impl Site {
+    pub(super) fn new(link: SiteLink, settings: ElectionSettings, heartbeat: HeartbeatSettings) -> Self {
+        Self {
+            address: link.node.address(),
+            link,
+            settings,
+            heartbeat,
+            leading: None,
+            taking_over: None,
+            unanswered: BTreeMap::new(),
+            here: HashMap::new(),
+            seen_posted: HashMap::new(),
+            view: None,
+        }
+    }
+
+    pub(super) fn lease_ttl(&self) -> Duration {
+        self.link.node.lease_ttl
+    }
+
+    /// Whether this node runs the site's elections now.
+    pub(super) fn leading(&self) -> bool {
+        self.leading.is_some()
+    }
+
+    /// The fleet as the leader last posted it (before any post: nobody is known).
+    pub(super) fn view(&self) -> Option<&FleetView> {
+        self.view.as_ref()
+    }
+
+    /// Posts an input for the leader; with `reply`, keeps it until it is answered.
+    fn forward(&mut self, input: Forwarded, reply: Option<ReplyTo>) {
+        if let Some(reply) = reply {
+            self.unanswered.insert(reply, input.clone());
+        }
+        self.link.poster.post(&Posted::Input { from: self.address.clone(), input });
+    }
+
+    /// A device registered here.
+    pub(super) fn online(&mut self, session: Uuid, info: inbound::DeviceOnline, reply: ReplyTo) {
+        self.here.insert(session, info.clone());
+        self.forward(Forwarded::Online { session, info, reply }, Some(reply));
+    }
+
+    /// A device here left, or its session ended.
+    pub(super) fn gone(&mut self, input: Forwarded, session: Uuid, reply: ReplyTo) {
+        self.here.remove(&session);
+        self.seen_posted.remove(&session);
+        self.forward(input, Some(reply));
+    }
+
+    /// Life from a session here: posted at most every quarter of the heartbeat timeout.
+    pub(super) fn seen(&mut self, device_id: String, session: Uuid) {
+        let every = self.heartbeat.timeout() / 4;
+        let due = self.seen_posted.get(&session).is_none_or(|at| at.elapsed() >= every);
+        if due && self.here.contains_key(&session) {
+            self.seen_posted.insert(session, Instant::now());
+            self.forward(Forwarded::Seen { device_id, session }, None);
+        }
+    }
+
+    /// Posts the device sessions open here (but those still waiting for their registration's
+    /// answer) and, again, every input not answered yet.
+    fn answer_roll_call(&mut self) {
+        let registering: HashSet<Uuid> = self
+            .unanswered
+            .values()
+            .filter_map(|input| match input {
+                Forwarded::Online { session, .. } => Some(*session),
+                _ => None,
+            })
+            .collect();
+        let present = self
+            .here
+            .iter()
+            .filter(|(session, _)| !registering.contains(session))
+            .map(|(session, info)| Forwarded::Present { session: *session, info: info.clone() });
+        let again = self.unanswered.values().cloned();
+        for input in present.chain(again).collect::<Vec<_>>() {
+            self.link.poster.post(&Posted::Input { from: self.address.clone(), input });
+        }
+    }
+
+    /// An input with no answer (a role-change ack).
+    pub(super) fn tell(&mut self, input: Forwarded) {
+        self.forward(input, None);
+    }
+
+    /// An input whose answer comes under `reply`.
+    pub(super) fn ask(&mut self, input: Forwarded, reply: ReplyTo) {
+        self.forward(input, Some(reply));
+    }
+}
+
+impl Election {
+    fn site(&mut self) -> &mut Site {
+        self.site.as_mut().expect("only called in site mode")
+    }
+
+    /// Checks the lease: takes over when this node holds it under a new fencing number, stops
+    /// leading when it no longer holds it.
+    pub(super) fn check_lease(&mut self, ctx: &mut Context<Self>) {
+        let Some(site) = &mut self.site else { return };
+        if site.link.lease.rejoined.has_changed().unwrap_or(false) {
+            site.link.lease.rejoined.mark_unchanged();
+            // Its devices may have been counted as dropped while it was away.
+            site.answer_roll_call();
+        }
+        let held = (*site.link.lease.held.borrow()).filter(Held::current);
+        let leading = site.leading.as_ref().map(|l| l.fence);
+        match held {
+            Some(held) if leading == Some(held.fence) => {}
+            Some(held) => {
+                if leading.is_some() {
+                    self.stop_leading("the lease was taken anew");
+                }
+                self.take_over(ctx, held.fence);
+            }
+            None if leading.is_some() => self.stop_leading("the lease ran out"),
+            None => {}
+        }
+    }
+
+    fn stop_leading(&mut self, why: &str) {
+        let site = self.site();
+        if let Some(leading) = site.leading.take() {
+            tracing::warn!(fence = leading.fence, why, "no longer running the site's elections");
+        }
+        site.taking_over = None;
+        let (settings, heartbeat) = (site.settings.clone(), site.heartbeat.clone());
+        self.elector = Elector::new(
+            settings,
+            heartbeat,
+            0,
+            Vec::new(),
+            Instant::now(),
+            Box::new(|| Uuid::new_v4().to_string()),
+        );
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Reads the site's election state and posts the roll call; leads once both are done.
+    fn take_over(&mut self, ctx: &mut Context<Self>, fence: u64) {
+        let site = self.site();
+        if site.taking_over == Some(fence) {
+            return;
+        }
+        site.taking_over = Some(fence);
+        tracing::info!(fence, node = %site.link.node.id, "taking over the site's elections");
+        let db = site.link.db.clone();
+        let read = async move {
+            let term = store::meta::term(&db).await?;
+            let devices = store::devices::all(&db).await?;
+            let call = serde_json::to_string(&Posted::RollCall { fence })
+                .map_err(|err| sea_orm::DbErr::Custom(err.to_string()))?;
+            let from = store::cluster::post(&db, &[call]).await?;
+            Ok::<_, sea_orm::DbErr>((term, devices, from))
+        };
+        ctx.wait(read.into_actor(self).map(move |result, act, ctx| {
+            let site = act.site();
+            if site.taking_over != Some(fence) {
+                return;
+            }
+            site.taking_over = None;
+            let (term, devices, from) = match result {
+                Ok(read) => read,
+                Err(err) => {
+                    // The next lease check tries again.
+                    tracing::warn!(%err, "could not take over the site's elections");
+                    return;
+                }
+            };
+            let still = (*site.link.lease.held.borrow()).filter(Held::current).map(|h| h.fence);
+            if still != Some(fence) {
+                return;
+            }
+            let (settings, heartbeat) = (site.settings.clone(), site.heartbeat.clone());
+            site.leading =
+                Some(Leading { fence, from, owed: HashMap::new(), next_owed: 0, sessions: HashMap::new() });
+            act.elector = Elector::take_over(
+                settings,
+                heartbeat,
+                term,
+                devices,
+                Instant::now(),
+                Box::new(|| Uuid::new_v4().to_string()),
+            );
+            tracing::info!(fence, term, "running the site's elections");
+            ctx.run_later(SETTLE, move |act, ctx| act.lead(ctx, fence, Input::Settle));
+            act.post_fleet();
+        }));
+    }
+
+    /// The heartbeat check, on the leader.
+    pub(super) fn tick_for_site(&mut self, ctx: &mut Context<Self>, every: Duration) {
+        if let Some(fence) = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence) {
+            self.lead(ctx, fence, Input::Tick { every });
+        }
+    }
+
+    /// Hands `input` to the elector if this node still leads under `fence`, and carries out what
+    /// it asks for.
+    pub(super) fn lead(&mut self, ctx: &mut Context<Self>, fence: u64, input: Input) {
+        let held = self.site.as_ref().and_then(|s| (*s.link.lease.held.borrow()).filter(Held::current));
+        let leading = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence);
+        if leading != Some(fence) {
+            return;
+        }
+        if held.map(|h| h.fence) != Some(fence) {
+            self.stop_leading("the lease ran out");
+            return;
+        }
+        let effects = self.elector.on(input, now());
+        let changed = effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Notify { .. }));
+        for effect in effects {
+            self.carry_out_for_site(ctx, fence, effect);
+        }
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+            self.post_fleet();
+        }
+    }
+
+    fn post_fleet(&mut self) {
+        let view = self.elector.view();
+        self.site().link.poster.post(&Posted::Fleet { view });
+    }
+
+    fn carry_out_for_site(&mut self, ctx: &mut Context<Self>, fence: u64, effect: Effect) {
+        let run = self.site().link.node.run.clone();
+        match effect {
+            Effect::Persist { mut writes, after } => {
+                writes.insert(0, FleetWrite::Fenced { run, fence });
+                let write = persist(&self.persistence, writes, Origin::Rest);
+                match after {
+                    None => {
+                        ctx.spawn(write.into_actor(self).map(|result, _, _| {
+                            if let Err(err) = result {
+                                tracing::error!(%err, "fleet record not written");
+                            }
+                        }));
+                    }
+                    Some(after) => {
+                        ctx.wait(write.into_actor(self).map(move |result, act, ctx| {
+                            let result = result.map(|_| ()).map_err(|err| {
+                                tracing::error!(%err, "fleet record not written");
+                                err.to_wire()
+                            });
+                            act.lead(ctx, fence, Input::Persisted { after: Box::new(after), result });
+                        }));
+                    }
+                }
+            }
+            Effect::Notify { frame, except } => {
+                let frame = frame.json().to_string();
+                self.site().link.poster.post(&Posted::Notify { frame, except });
+            }
+            Effect::SendTo { session, frame } => {
+                let frame = frame.json().to_string();
+                self.site().link.poster.post(&Posted::SendTo { session, frame });
+            }
+            Effect::Close { session, code, .. } => {
+                self.site().link.poster.post(&Posted::Close { session, code })
+            }
+            Effect::Start { timer, after } => {
+                ctx.run_later(after, move |act, ctx| act.lead(ctx, fence, Input::Timer(timer)));
+            }
+            Effect::Reply { to, answer } => {
+                let site = self.site();
+                let owed = site.leading.as_mut().and_then(|l| l.owed.remove(&to));
+                if let Some((node, reply)) = owed {
+                    site.link.poster.post(&Posted::Reply { to: node, reply, answer });
+                }
+            }
+            Effect::Concluded { reason, elected } => self.metrics.election_ended(reason, elected),
+        }
+    }
+
+    /// Messages read from the bus, in order.
+    pub(super) fn on_bus(&mut self, ctx: &mut Context<Self>, seq: u64, message: Posted) {
+        match message {
+            Posted::Input { from, input } => {
+                let leading = self.site().leading.as_ref().filter(|l| seq > l.from).map(|l| l.fence);
+                if let Some(fence) = leading {
+                    self.decide(ctx, fence, from, input);
+                }
+            }
+            Posted::Notify { frame, except } => {
+                self.broadcast.do_send(Notify { frame: Frame::stored(frame), except });
+            }
+            Posted::SendTo { session, frame } => {
+                self.broadcast.do_send(SendTo { session, frame: Frame::stored(frame) });
+            }
+            Posted::Close { session, code } => {
+                if let Some(recipient) = self.sessions.get(&session) {
+                    let reason =
+                        if code == close::HEARTBEAT_TIMEOUT { "heartbeat timeout" } else { "closed" };
+                    recipient.do_send(Outbound::Close { code, reason });
+                }
+            }
+            Posted::Reply { to, reply, answer } => {
+                let site = self.site();
+                if to == site.address {
+                    site.unanswered.remove(&reply);
+                    if let Some(tx) = self.replies.remove(&reply) {
+                        let _ = tx.send(answer);
+                    }
+                }
+            }
+            Posted::Fleet { view } => {
+                let site = self.site();
+                if site.leading.is_none() {
+                    site.view = Some(view);
+                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Posted::RollCall { fence } => {
+                let site = self.site();
+                tracing::debug!(
+                    fence,
+                    here = site.here.len(),
+                    unanswered = site.unanswered.len(),
+                    "roll call"
+                );
+                site.answer_roll_call();
+            }
+        }
+    }
+
+    /// The leader takes an input posted by the node run at `from`.
+    fn decide(&mut self, ctx: &mut Context<Self>, fence: u64, from: String, input: Forwarded) {
+        let Some(leading) = self.site().leading.as_mut() else { return };
+        let input = match input {
+            Forwarded::Online { session, info, reply } => {
+                leading.sessions.insert(session, (from.clone(), info.device_id.clone()));
+                Input::Online { session, info, reply: leading.owe(&from, reply) }
+            }
+            Forwarded::Present { session, info } => {
+                leading.sessions.insert(session, (from, info.device_id.clone()));
+                Input::Present { session, info }
+            }
+            Forwarded::Gone { device_id, session, how, note, reply } => {
+                if how == super::Departure::Dropped {
+                    leading.sessions.remove(&session);
+                }
+                let reply = reply.map(|reply| leading.owe(&from, reply));
+                Input::Gone { device_id, session, how, note, reply }
+            }
+            Forwarded::Seen { device_id, session } => Input::Seen { device_id, session, at: Instant::now() },
+            Forwarded::RoleChangeAck { device_id, session, accepted, election_id } => {
+                Input::RoleChangeAck { device_id, session, accepted, election_id }
+            }
+            Forwarded::Request {
+                requester,
+                initiated_by,
+                preferred,
+                require_preferred,
+                exclude_master,
+                reply,
+            } => Input::Request {
+                requester,
+                initiated_by,
+                preferred,
+                require_preferred,
+                exclude_master,
+                reply: leading.owe(&from, reply),
+            },
+            Forwarded::Register { device_id, priority, capabilities, reply } => {
+                Input::Register { device_id, priority, capabilities, reply: leading.owe(&from, reply) }
+            }
+        };
+        self.lead(ctx, fence, input);
+    }
+
+    /// The leader's look at the nodes alive: the device sessions of a node run whose liveness
+    /// ran out have dropped. Also prunes old bus messages.
+    pub(super) fn check_nodes(&mut self, ctx: &mut Context<Self>) {
+        let Some(fence) = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence) else {
+            return;
+        };
+        let db = self.site().link.db.clone();
+        let look = async move {
+            let _ = store::cluster::prune_bus(&db, BUS_KEEP).await;
+            store::cluster::alive_instances(&db).await
+        };
+        ctx.spawn(look.into_actor(self).map(move |alive, act, ctx| {
+            let alive: HashSet<String> = match alive {
+                Ok(alive) => alive.into_iter().map(|i| format!("{}/{}", i.node, i.run)).collect(),
+                Err(err) => {
+                    tracing::warn!(%err, "could not read which nodes are alive");
+                    return;
+                }
+            };
+            let Some(leading) = act.site().leading.as_mut().filter(|l| l.fence == fence) else { return };
+            let gone: Vec<(Uuid, String)> = leading
+                .sessions
+                .iter()
+                .filter(|(_, (node, _))| !alive.contains(node))
+                .map(|(session, (_, device))| (*session, device.clone()))
+                .collect();
+            for (session, _) in &gone {
+                leading.sessions.remove(session);
+            }
+            for (session, device_id) in gone {
+                tracing::warn!(device = %device_id, "its node is no longer alive: the device has dropped");
+                let input = Input::Gone {
+                    device_id,
+                    session,
+                    how: super::Departure::Dropped,
+                    note: Some("its node stopped".into()),
+                    reply: None,
+                };
+                act.lead(ctx, fence, input);
+            }
+        }));
+    }
+}
