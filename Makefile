@@ -4,13 +4,16 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run test test-sqlite test-postgres lint fmt build fuzz soak bench clients conformance deb
+.PHONY: help run cluster test test-sqlite test-postgres lint fmt build fuzz soak bench clients conformance deb
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 run: build ## run the server on the embedded SQLite default (./data, port 8080)
 	$(TARGET_DIR)/release/device-sync serve
+
+cluster: build ## a three-node site on this machine: a throwaway Postgres and nodes n1-n3 on ports 8081-8083
+	tools/cluster.sh $(TARGET_DIR)/release/device-sync
 
 # Tests build with fault injection (inert unless a test injects a fault).
 TEST_FEATURES = --features device-sync/fault-injection

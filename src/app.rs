@@ -136,7 +136,8 @@ impl Application {
                 None => Arc::new(SoleWriter),
                 Some(node) => Arc::new(SharedWriter { run: node.run.clone() }),
             };
-            let store = WriteStore { db: writer, database: settings.database.clone(), log };
+            let notices = site.as_ref().map(|site| site.poster.clone());
+            let store = WriteStore { db: writer, database: settings.database.clone(), log, notices };
             let policy = settings.sync.conflict_policy;
             let retention = Retention::from_settings(&settings.sync);
             let floor = floor.clone();

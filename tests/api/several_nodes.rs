@@ -387,10 +387,13 @@ async fn killing_the_lease_holder_elects_a_master_among_the_devices_left_and_los
         assert!(Instant::now() < deadline, "the writers got going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let killed = Instant::now();
     nodes[holder].kill();
 
     // Its master has dropped: once the lease runs out, the highest device left is elected.
     assert_eq!(dx.master_of(2, &mut terms).await, "dx");
+    // A figure for the note, not a check (lease 1.5 s, roll call 1 s, grace 0.5 s).
+    eprintln!("failover: lease holder killed, new master elected after {:?}", killed.elapsed());
     assert_eq!(dy.master_of(2, &mut terms).await, "dx");
     let mut acknowledged = Vec::new();
     for writer in writers {

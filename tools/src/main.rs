@@ -116,6 +116,10 @@ enum LoadMode {
         /// The protocol the clients speak.
         #[arg(long, value_enum, default_value = "ws")]
         transport: loadgen::wire::Transport,
+        /// Other nodes of the same site (`http://host:port`, repeated): clients and senders are
+        /// spread over the server and these, in turn.
+        #[arg(long = "also")]
+        also: Vec<String>,
     },
     /// N sessions held open: connect times, failures, server memory per session.
     Idle {
@@ -272,6 +276,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
                 peer,
                 server_pid,
                 transport,
+                also,
             } => {
                 let admin_token = admin_token.or_else(|| {
                     std::fs::read_to_string("data/admin-token").ok().map(|t| t.trim().to_owned())
@@ -288,6 +293,7 @@ fn loadgen(server: String, token: Option<String>, json: bool, mode: LoadMode) ->
                     peer,
                     server_pid,
                     transport,
+                    also,
                 };
                 loadgen::fanout::run(options).await
             }

@@ -38,6 +38,7 @@ use uuid::Uuid;
 use self::stations::StationCache;
 use self::write::{Job, Queued, Step};
 use super::broadcast::{Broadcast, Notify, Publish, PublishedChange};
+use crate::cluster::bus::{Posted, Poster};
 use crate::domain::fleet::DeviceRecord;
 use crate::domain::station::StationError;
 use crate::metrics::Metrics;
@@ -219,6 +220,8 @@ pub struct WriteStore {
     pub database: DatabaseSettings,
     /// How batches open, number their changes and announce their commits.
     pub log: Arc<dyn LogWriter>,
+    /// Several nodes: the notices that follow a change go to the sessions of every node.
+    pub notices: Option<Poster>,
 }
 
 /// The writer.
@@ -229,6 +232,8 @@ pub struct Persistence {
     log: Arc<dyn LogWriter>,
     /// To open it again after a failure.
     database: DatabaseSettings,
+    /// Several nodes: where the notices that follow a change are posted.
+    notices: Option<Poster>,
     /// The connection failed: open a new one before writing again.
     reopen: bool,
     policy: ConflictPolicy,
@@ -265,6 +270,7 @@ impl Persistence {
             db: store.db,
             log: store.log,
             database: store.database,
+            notices: store.notices,
             reopen: false,
             policy,
             broadcast,
@@ -425,9 +431,15 @@ impl Persistence {
         if !changes.is_empty() {
             self.broadcast.do_send(Publish { changes, committed_at: Instant::now() });
         }
-        // After the changes they follow (Broadcast takes its mail in order).
+        // After the changes they follow (Broadcast takes its mail in order; with several nodes,
+        // every node's Election actor hands them to its Broadcast as it reads the bus).
         for frame in notices {
-            self.broadcast.do_send(Notify { frame, except: Vec::new() });
+            match &self.notices {
+                None => self.broadcast.do_send(Notify { frame, except: Vec::new() }),
+                Some(bus) => {
+                    bus.post(&Posted::Notify { frame: frame.json().to_string(), except: Vec::new() })
+                }
+            }
         }
         for job in jobs {
             job.answer(None);

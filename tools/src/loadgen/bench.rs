@@ -90,6 +90,7 @@ fn fanout_options(
         peer,
         server_pid: Some(server.pid()),
         transport: super::wire::Transport::Ws,
+        also: Vec::new(),
     }
 }
 

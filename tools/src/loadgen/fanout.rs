@@ -46,6 +46,18 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// The protocol every client speaks.
     pub transport: Transport,
+    /// Other nodes of the same site: clients and senders are spread over `server` and these.
+    pub also: Vec<String>,
+}
+
+impl Options {
+    /// The node the `i`-th client (or sender) connects to.
+    fn node(&self, i: usize) -> &str {
+        match i % (self.also.len() + 1) {
+            0 => &self.server,
+            n => &self.also[n - 1],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,9 +117,9 @@ pub async fn run(o: Options) -> Result<Report, String> {
     // Receivers: read everything, measure each update.
     let mut receiving = Vec::with_capacity(receivers);
     let stop = Arc::new(AtomicBool::new(false));
-    for _ in 0..receivers {
+    for r in 0..receivers {
         let started = Instant::now();
-        let ws = transport.open(&o.server).await?;
+        let ws = transport.open(o.node(r)).await?;
         connect_times.push(started.elapsed());
         let (mut sink, mut stream) = ws.split();
         let stop = Arc::clone(&stop);
@@ -158,8 +170,8 @@ pub async fn run(o: Options) -> Result<Report, String> {
     // so a long Socket.IO run keeps its senders).
     let mut sender_sinks = Vec::with_capacity(o.senders);
     let mut draining = Vec::with_capacity(o.senders);
-    for _ in 0..o.senders {
-        let ws = transport.open(&o.server).await?;
+    for k in 0..o.senders {
+        let ws = transport.open(o.node(k)).await?;
         let (sink, mut stream) = ws.split();
         let sink = Arc::new(Mutex::new(sink));
         let (stop, pongs) = (Arc::clone(&stop), Arc::clone(&sink));
