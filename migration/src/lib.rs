@@ -50,3 +50,12 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Runs `sql` on Postgres only: what several nodes share, which a SQLite database (one node)
+/// has no use for.
+pub(crate) async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm_migration::sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::actors::election::{Answer, Departure, FleetView, Requester};
+use crate::actors::election::{Answer, Departure, FleetView, Request};
 use crate::protocol::inbound;
 use crate::store;
 
@@ -62,11 +62,7 @@ pub enum Forwarded {
         election_id: Option<String>,
     },
     Request {
-        requester: Requester,
-        initiated_by: Option<String>,
-        preferred: Option<String>,
-        require_preferred: bool,
-        exclude_master: bool,
+        request: Request,
         reply: u64,
     },
     Register {

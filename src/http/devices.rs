@@ -11,7 +11,9 @@ use super::error::answers::{Forbidden, Invalid, Unauthorized, Unavailable};
 use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
-use crate::actors::election::{DeviceView, Elected, Fleet, RegisterDevice, RequestElection, Requester};
+use crate::actors::election::{
+    DeviceView, Elected, Fleet, RegisterDevice, Request, RequestElection, Requester,
+};
 use crate::domain::election::{MAX_PRIORITY, Role};
 use crate::http::state::AppState;
 use crate::protocol::inbound;
@@ -181,24 +183,24 @@ async fn set_role(
     let elected = match b.role {
         Role::Master => Some(
             app.election
-                .send(RequestElection {
+                .send(RequestElection(Request {
                     requester: Requester::Admin,
                     initiated_by: Some(format!("admin: {reason}")),
                     preferred: Some(device_id.clone()),
                     require_preferred: true,
                     exclude_master: false,
-                })
+                }))
                 .await??,
         ),
         Role::Client if is_master => Some(
             app.election
-                .send(RequestElection {
+                .send(RequestElection(Request {
                     requester: Requester::Admin,
                     initiated_by: Some(format!("admin: {reason}")),
                     preferred: None,
                     require_preferred: false,
                     exclude_master: true,
-                })
+                }))
                 .await??,
         ),
         // Already a client: nothing to elect.
@@ -246,13 +248,13 @@ async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Re
     let initiated_by = b.initiated_by.or(b.reason);
     let Elected { announcement: a } = app
         .election
-        .send(RequestElection {
+        .send(RequestElection(Request {
             requester: Requester::Admin,
             initiated_by,
             preferred: b.preferred_master,
             require_preferred: false,
             exclude_master: false,
-        })
+        }))
         .await??;
     Ok(HttpResponse::Ok().json(ElectionHeld {
         success: true,

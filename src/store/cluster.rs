@@ -19,15 +19,19 @@ fn seconds(ttl: Duration) -> Value {
     ttl.as_secs_f64().into()
 }
 
+/// The one `seq` that `sql` returns from the one row of `table`.
+async fn one_seq<C: ConnectionTrait>(db: &C, sql: Statement, table: &str) -> Result<u64, DbErr> {
+    let row =
+        db.query_one_raw(sql).await?.ok_or_else(|| DbErr::RecordNotFound(format!("{table} has no row")))?;
+    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+}
+
 /// Inside a write transaction: locks the log's head until the transaction ends and returns it.
 /// Another node's writer waits here until this transaction commits or rolls back, and then
 /// reads the head this one left.
 pub async fn lock_head<C: ConnectionTrait>(txn: &C) -> Result<u64, DbErr> {
-    let row = txn
-        .query_one_raw(statement("SELECT seq FROM cluster_log_head WHERE id = 1 FOR UPDATE", []))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("cluster_log_head has no row".into()))?;
-    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+    let sql = statement("SELECT seq FROM cluster_log_head WHERE id = 1 FOR UPDATE", []);
+    one_seq(txn, sql, "cluster_log_head").await
 }
 
 /// Inside the write transaction that locked the head: moves it to `last` and notifies
@@ -46,11 +50,7 @@ pub async fn reconcile_head<C: ConnectionTrait>(txn: &C) -> Result<u64, DbErr> {
     let sql = "UPDATE cluster_log_head \
                SET seq = GREATEST(seq, (SELECT COALESCE(MAX(seq), 0) FROM change_log)) \
                WHERE id = 1 RETURNING seq";
-    let row = txn
-        .query_one_raw(statement(sql, []))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("cluster_log_head has no row".into()))?;
-    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+    one_seq(txn, statement(sql, []), "cluster_log_head").await
 }
 
 /// One run of a node's process: its name among the nodes and an id of this run, so that a node
@@ -179,11 +179,7 @@ pub async fn post<C: ConnectionTrait>(db: &C, bodies: &[String]) -> Result<u64, 
 
 /// The newest message on the bus.
 pub async fn bus_head<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    let row = db
-        .query_one_raw(statement("SELECT seq FROM cluster_bus_head WHERE id = 1", []))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("cluster_bus_head has no row".into()))?;
-    Ok(super::changes::from_db(row.try_get_by_index::<i64>(0)?))
+    one_seq(db, statement("SELECT seq FROM cluster_bus_head WHERE id = 1", []), "cluster_bus_head").await
 }
 
 /// Up to `limit` messages after `after`, oldest first.

@@ -112,16 +112,7 @@ pub enum Input {
     /// A device confirms (or declines) the role change it was sent.
     RoleChangeAck { device_id: String, session: Uuid, accepted: bool, election_id: Option<String> },
     /// A manual election (joining the one running, if any).
-    Request {
-        requester: Requester,
-        initiated_by: Option<String>,
-        preferred: Option<String>,
-        /// The preferred device must be active (409 `DEVICE_NOT_ACTIVE` otherwise).
-        require_preferred: bool,
-        /// Elect without the current master (a demotion).
-        exclude_master: bool,
-        reply: ReplyTo,
-    },
+    Request { request: Request, reply: ReplyTo },
     /// A device registered over REST: a record, not a session.
     Register { device_id: String, priority: Option<i32>, capabilities: Option<Vec<String>>, reply: ReplyTo },
     /// A write asked for with `After` is done (or failed).
@@ -357,18 +348,7 @@ impl Elector {
             Input::RoleChangeAck { device_id, session, accepted, election_id } => {
                 self.role_change_ack(&device_id, session, accepted, election_id, now, &mut fx)
             }
-            Input::Request {
-                requester,
-                initiated_by,
-                preferred,
-                require_preferred,
-                exclude_master,
-                reply,
-            } => {
-                let request =
-                    Request { requester, initiated_by, preferred, require_preferred, exclude_master };
-                self.request(request, reply, &mut fx)
-            }
+            Input::Request { request, reply } => self.request(request, reply, &mut fx),
             Input::Register { device_id, priority, capabilities, reply } => {
                 self.register(device_id, priority, capabilities, reply, &mut fx)
             }
@@ -1052,12 +1032,16 @@ impl Elector {
 }
 
 /// A manual election request.
-struct Request {
-    requester: Requester,
-    initiated_by: Option<String>,
-    preferred: Option<String>,
-    require_preferred: bool,
-    exclude_master: bool,
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    pub requester: Requester,
+    pub initiated_by: Option<String>,
+    /// Chosen if it is an active device.
+    pub preferred: Option<String>,
+    /// The preferred device must be active (409 `DEVICE_NOT_ACTIVE` otherwise).
+    pub require_preferred: bool,
+    /// Elect without the current master (a demotion).
+    pub exclude_master: bool,
 }
 
 /// What recording an election writes, in one transaction.

@@ -22,7 +22,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 pub use self::elector::{
-    Answer, Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Requester,
+    Answer, Departure, DeviceView, Elected, FleetView, Gone, Online, Registration, Request, Requester,
 };
 use self::elector::{Effect, Elector, Input, Now, ReplyTo};
 use self::site::Site;
@@ -81,16 +81,7 @@ pub struct RoleChangeAck {
 /// Run a manual election (or join the one running) and answer with its outcome.
 #[derive(Message)]
 #[rtype(result = "Result<Elected, WireError>")]
-pub struct RequestElection {
-    pub requester: Requester,
-    pub initiated_by: Option<String>,
-    /// Chosen if it is an active device.
-    pub preferred: Option<String>,
-    /// The preferred device must be active (409 `DEVICE_NOT_ACTIVE` otherwise).
-    pub require_preferred: bool,
-    /// Elect without the current master (a demotion).
-    pub exclude_master: bool,
-}
+pub struct RequestElection(pub Request);
 
 /// Register a device over REST (`POST /device/register`): a record, not a session.
 #[derive(Message)]
@@ -372,30 +363,10 @@ impl Handler<RequestElection> for Election {
 
     fn handle(&mut self, msg: RequestElection, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, rx) = self.waiting();
-        let RequestElection { requester, initiated_by, preferred, require_preferred, exclude_master } = msg;
+        let request = msg.0;
         match &mut self.site {
-            Some(site) => {
-                let input = Forwarded::Request {
-                    requester,
-                    initiated_by,
-                    preferred,
-                    require_preferred,
-                    exclude_master,
-                    reply,
-                };
-                site.ask(input, reply);
-            }
-            None => {
-                let input = Input::Request {
-                    requester,
-                    initiated_by,
-                    preferred,
-                    require_preferred,
-                    exclude_master,
-                    reply,
-                };
-                self.input(ctx, input);
-            }
+            Some(site) => site.ask(Forwarded::Request { request, reply }, reply),
+            None => self.input(ctx, Input::Request { request, reply }),
         }
         Box::pin(answer(rx, |a| if let Answer::Elected(r) = a { Some(r) } else { None }))
     }

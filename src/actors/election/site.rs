@@ -443,21 +443,9 @@ impl Election {
             Forwarded::RoleChangeAck { device_id, session, accepted, election_id } => {
                 Input::RoleChangeAck { device_id, session, accepted, election_id }
             }
-            Forwarded::Request {
-                requester,
-                initiated_by,
-                preferred,
-                require_preferred,
-                exclude_master,
-                reply,
-            } => Input::Request {
-                requester,
-                initiated_by,
-                preferred,
-                require_preferred,
-                exclude_master,
-                reply: leading.owe(&from, reply),
-            },
+            Forwarded::Request { request, reply } => {
+                Input::Request { request, reply: leading.owe(&from, reply) }
+            }
             Forwarded::Register { device_id, priority, capabilities, reply } => {
                 Input::Register { device_id, priority, capabilities, reply: leading.owe(&from, reply) }
             }

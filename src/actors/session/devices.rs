@@ -7,7 +7,9 @@ use actix::prelude::*;
 use actix_web_actors::ws;
 
 use super::{Reply, Session};
-use crate::actors::election::{Departure, DeviceGone, RequestElection, Requester, RoleChangeAck, Seen};
+use crate::actors::election::{
+    Departure, DeviceGone, Request, RequestElection, Requester, RoleChangeAck, Seen,
+};
 use crate::actors::registry::BindDevice;
 use crate::protocol::inbound::{ClientEvent, DeviceOnline, Intent};
 use crate::protocol::outbound::{self, Ack, DeviceGoneAck, HeartbeatAck};
@@ -149,13 +151,13 @@ impl Session {
                 }
             }
             ClientEvent::MasterElection { initiated_by, preferred_master, .. } => {
-                let request = election.send(RequestElection {
+                let request = election.send(RequestElection(Request {
                     requester: Requester::Device { device_id, session: self.id },
                     initiated_by,
                     preferred: preferred_master,
                     require_preferred: false,
                     exclude_master: false,
-                });
+                }));
                 ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
                     let result = result.unwrap_or_else(|_| {
                         Err(WireError::new(ErrorCode::ServerError, "The election service is unavailable"))

@@ -214,14 +214,14 @@ impl World {
         exclude: bool,
     ) -> ReplyTo {
         let reply = self.reply();
-        self.input(Input::Request {
+        let request = Request {
             requester,
             initiated_by: None,
             preferred: preferred.map(str::to_owned),
             require_preferred: require,
             exclude_master: exclude,
-            reply,
-        });
+        };
+        self.input(Input::Request { request, reply });
         reply
     }
 
