@@ -52,7 +52,7 @@ SQLITE_ONLY = --skip reliability::a_full_disk_refuses_writes
 test-postgres: clients ## the integration suite on a throwaway Postgres (needs Debian's postgresql)
 	@dir=$$(mktemp -d) && chmod 755 $$dir && \
 	url=$$(tools/postgres.sh start $$dir/pg $(PG_PORT)) && echo "== Postgres at $$url" && \
-	{ DEVICE_SYNC_TEST_POSTGRES=$$url $(CARGO) test $(TEST_FEATURES) --test api -- $(SQLITE_ONLY); rc=$$?; } ; \
+	{ DEVICE_SYNC_TEST_POSTGRES=$$url $(CARGO) test --workspace $(TEST_FEATURES) --test api -- $(SQLITE_ONLY); rc=$$?; } ; \
 	tools/postgres.sh stop $$dir/pg; rm -rf $$dir; exit $${rc:-1}
 
 lint: ## formatting and clippy, warnings as errors

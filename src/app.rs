@@ -93,17 +93,28 @@ impl Application {
         // the other nodes. The first node up (or the only one) starts the fleet afresh.
         let alone = match node {
             None => true,
-            Some(_) => store::cluster::alive_nodes(&writer).await?.is_empty(),
+            Some(_) => {
+                store::cluster::alive_nodes(&writer).await?.is_empty()
+                    && store::cluster::lease_holder(&writer).await?.is_none()
+            }
         };
         let boot = persistence::bootstrap(&writer, alone).await?;
         let db = open_database(&settings.database, READ_CONNECTIONS).await?;
         let stopping = tokio::sync::watch::Sender::new(false);
-        let site = node.as_ref().map(|node| SiteLink {
-            node: node.clone(),
-            db: db.clone(),
-            lease: cluster::lease::spawn(db.clone(), node.clone(), stopping.subscribe()),
-            poster: Poster::spawn(db.clone()),
-        });
+        let site = match &node {
+            None => None,
+            Some(node) => {
+                // The lease's renewals have a connection of their own: a burst of reads after a
+                // failover must not hold them back past the lease.
+                let renewing = open_database(&settings.database, 1).await?;
+                Some(SiteLink {
+                    node: node.clone(),
+                    db: db.clone(),
+                    lease: cluster::lease::spawn(renewing, node.clone(), stopping.subscribe()),
+                    poster: Poster::spawn(db.clone()),
+                })
+            }
+        };
         let lease = site.as_ref().map(|site| site.lease.clone());
         let bus_from = match node {
             None => 0,

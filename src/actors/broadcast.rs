@@ -71,6 +71,8 @@ pub struct Publish {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct LogRows {
+    /// They are every change kept after this `seq`, oldest first.
+    pub after: u64,
     pub rows: Vec<LoggedFrame>,
 }
 
@@ -262,6 +264,19 @@ impl Handler<LogRows> for Broadcast {
 
     fn handle(&mut self, msg: LogRows, ctx: &mut Context<Self>) {
         let Some(merge) = &mut self.merge else { return };
+        let published = self.published.load(Ordering::Acquire);
+        let first = msg.rows.first().map(|row| row.seq);
+        if msg.after == published
+            && let Some(first) = first
+            && first > published + 1
+            && !merge.own.contains_key(&(published + 1))
+        {
+            // `seq` has no gaps: the changes between were pruned before this node read them
+            // (it was cut off for longer than the log keeps). Delivery goes on after them; each
+            // session's feed finds the gap and has its client resynchronise.
+            tracing::warn!(after = published, next = first, "changes pruned before this node read them");
+            self.published.store(first - 1, Ordering::Release);
+        }
         let published = self.published.load(Ordering::Acquire);
         merge.read.extend(msg.rows.into_iter().filter(|row| row.seq > published).map(|row| (row.seq, row)));
         self.drain(ctx);

@@ -21,18 +21,33 @@ use crate::store;
 pub enum Posted {
     /// For the lease holder's elector, from the node run at `from` (its bus address).
     Input { from: String, input: Forwarded },
-    /// A frame for every session on every node but those in `except`.
-    Notify { frame: String, except: Vec<Uuid> },
-    /// A frame for one session, wherever it is.
-    SendTo { session: Uuid, frame: String },
+    /// A frame for every session on every node but those in `except`: from the leader under
+    /// `fence`, or from any node's writer (a notice after a change) without one.
+    Notify { fence: Option<u64>, frame: String, except: Vec<Uuid> },
+    /// A frame for one session, wherever it is (from the leader under `fence`, as below).
+    SendTo { fence: u64, session: Uuid, frame: String },
     /// Close a session, wherever it is.
-    Close { session: Uuid, code: u16 },
+    Close { fence: u64, session: Uuid, code: u16 },
     /// The answer to the input `reply` of the node run at `to`.
-    Reply { to: String, reply: u64, answer: Answer },
+    Reply { fence: u64, to: String, reply: u64, answer: Answer },
     /// The fleet as the lease holder's elector sees it, for the other nodes' answers.
-    Fleet { view: FleetView },
+    Fleet { fence: u64, view: FleetView },
     /// A new lease holder (under `fence`) asks every node for its devices and unanswered inputs.
     RollCall { fence: u64 },
+}
+
+impl Posted {
+    /// The fencing number of the leader that posted it, for what only a leader posts.
+    pub fn fence(&self) -> Option<u64> {
+        match self {
+            Self::Notify { fence, .. } => *fence,
+            Self::SendTo { fence, .. }
+            | Self::Close { fence, .. }
+            | Self::Reply { fence, .. }
+            | Self::Fleet { fence, .. } => Some(*fence),
+            Self::Input { .. } | Self::RollCall { .. } => None,
+        }
+    }
 }
 
 /// What a node's sessions and callers tell the election.

@@ -173,7 +173,7 @@ async fn read(db: &DatabaseConnection, broadcast: &Addr<Broadcast>, published: &
         };
         let Some(last) = rows.last().map(|row| row.seq) else { return true };
         let full = rows.len() as u64 == PAGE;
-        if broadcast.send(LogRows { rows }).await.is_err() {
+        if broadcast.send(LogRows { after, rows }).await.is_err() {
             return false;
         }
         if !full {

@@ -42,7 +42,8 @@ use crate::settings::{DatabaseSettings, Durability};
 /// costs a few megabytes at most while it is read.
 const ROW_BUFFER: usize = 4096;
 
-/// Connects to the database with at most `max_connections` pooled connections. For SQLite
+/// Connects to the database with at most `max_connections` pooled connections. On Postgres a
+/// transaction left idle for `PAUSED_TRANSACTION_LIMIT` is ended by the server. For SQLite
 /// every connection gets WAL mode, the durability's `synchronous` level, a 5 s busy timeout and
 /// foreign keys, and no automatic checkpoints (`checkpoint` runs them off the commit path); rows
 /// come back from SQLite's worker thread in batches of `ROW_BUFFER`; the file is created if
@@ -69,8 +70,21 @@ pub async fn connect(settings: &DatabaseSettings, max_connections: u32) -> Resul
                 .row_buffer_size(ROW_BUFFER)
         });
     }
+    if !settings.is_sqlite() {
+        // A node paused (or starved) inside a transaction would keep its row locks, the log's
+        // head among them, and stall every node's writes: Postgres ends such a transaction.
+        let limit = format!("{}ms", PAUSED_TRANSACTION_LIMIT.as_millis());
+        options.map_sqlx_postgres_opts(move |o| {
+            o.options([("idle_in_transaction_session_timeout", limit.clone())])
+        });
+    }
     Database::connect(options).await
 }
+
+/// How long Postgres lets a transaction of ours sit idle (its node stopped between two of its
+/// statements) before it ends it and frees its locks. A live node's transactions are never idle
+/// for more than moments.
+const PAUSED_TRANSACTION_LIMIT: Duration = Duration::from_secs(2);
 
 /// Opens a read-only transaction that sees one consistent snapshot, for reads that take more
 /// than one query. (SQLite transactions are snapshots already; Postgres needs REPEATABLE READ.)

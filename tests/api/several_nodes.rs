@@ -434,15 +434,49 @@ async fn a_lease_holder_paused_past_its_lease_decides_nothing_and_rejoins() {
     let (mut m, _) = Device::online(&nodes[x], "m", 50, &mut terms).await;
     let (mut h, _) = Device::online(&nodes[holder], "h", 60, &mut terms).await;
     let (mut dy, _) = Device::online(&nodes[y], "dy", 40, &mut terms).await;
+    let mut paused_listener = Listener::open(&nodes[holder], "on-the-paused-node", None).await;
 
-    // Paused for twice its lease: another node takes the lease, and the site goes on electing.
+    // Paused for twice its lease: another node takes the lease, and the site goes on electing
+    // and taking writes.
     nodes[holder].signal(libc::SIGSTOP);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = [x, y]
+        .into_iter()
+        .map(|n| {
+            let device = format!("writer-{n}");
+            actix_web::rt::spawn(device_writer(
+                nodes[n].ws_url(),
+                device,
+                "sales",
+                100,
+                16,
+                Arc::clone(&acked),
+            ))
+        })
+        .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let held = elect(&http, &nodes[y], "dy").await;
     assert_eq!(held["new_master_id"], "dy", "{held}");
     let term = held["term"].as_u64().expect("term");
     assert_eq!(m.master_of(term, &mut terms).await, "dy");
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        let mine = writer.await.expect("writer");
+        assert_eq!(mine.len(), 100, "writes go on while a node is paused");
+        acknowledged.extend(mine);
+    }
     nodes[holder].signal(libc::SIGCONT);
+
+    // Its sessions get everything they missed while it was paused, in order; every acknowledged
+    // change is in the log once; a session resumes against another node exactly.
+    let log = whole_log(&nodes[x].url("")).await;
+    assert_eq!(check_history(&log, &acknowledged), acknowledged.len());
+    let head = log.len() as u64;
+    paused_listener.read_up_to(head).await;
+    assert_eq!(paused_listener.seqs, (1..=head).collect::<Vec<_>>());
+    let mut returning = Listener::open(&nodes[y], "returning", Some(head / 2)).await;
+    returning.read_up_to(head).await;
+    assert_eq!(returning.seqs, (head / 2 + 1..=head).collect::<Vec<_>>());
 
     // Back, it no longer runs the elections, yet its device takes part in them again.
     let deadline = Instant::now() + WAIT;
@@ -595,6 +629,12 @@ async fn a_node_cut_off_from_postgres_catches_up_in_order_and_its_devices_come_b
     let log = whole_log(&nodes[0].url("")).await;
     assert_eq!(log.len() as u64, head + 1);
     assert_eq!(log.last().map(|c| c["record_id"].clone()), Some(json!("far-1")));
+    assert_eq!(check_history(&log, &written), written.len());
+
+    // A session that was on the far node resumes against the near one exactly.
+    let mut returning = Listener::open(&nodes[0], "returning", Some(head / 2)).await;
+    returning.read_up_to(head + 1).await;
+    assert_eq!(returning.seqs, (head / 2 + 1..=head + 1).collect::<Vec<_>>());
 }
 
 /// Waits until `node` counts `count` active devices.

@@ -366,6 +366,10 @@ impl Elector {
             tracing::warn!(device = %info.device_id, "a device in the roll call has no record");
             return;
         };
+        if device.session.is_some_and(|current| current != session) {
+            // It came online on another session since (on another node, say): that one counts.
+            return;
+        }
         device.session = Some(session);
         device.seen_at = now.instant;
         device.record.is_active = true;

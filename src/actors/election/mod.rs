@@ -286,7 +286,10 @@ impl Handler<DeviceOnline> for Election {
         self.sessions.insert(msg.session, msg.recipient);
         let (reply, rx) = self.waiting();
         match &mut self.site {
-            Some(site) => site.online(msg.session, msg.info, reply),
+            Some(site) => {
+                site.online(msg.session, msg.info, reply);
+                self.expire_unanswered(ctx, reply);
+            }
             None => self.input(ctx, Input::Online { session: msg.session, info: msg.info, reply }),
         }
         Box::pin(answer(rx, |a| if let Answer::Online(r) = a { Some(r) } else { None }))
@@ -312,6 +315,7 @@ impl Handler<DeviceGone> for Election {
                     reply: Some(reply),
                 };
                 site.gone(input, session, reply);
+                self.expire_unanswered(ctx, reply);
             }
             None => {
                 let input = Input::Gone {
@@ -365,7 +369,10 @@ impl Handler<RequestElection> for Election {
         let (reply, rx) = self.waiting();
         let request = msg.0;
         match &mut self.site {
-            Some(site) => site.ask(Forwarded::Request { request, reply }, reply),
+            Some(site) => {
+                site.ask(Forwarded::Request { request, reply }, reply);
+                self.expire_unanswered(ctx, reply);
+            }
             None => self.input(ctx, Input::Request { request, reply }),
         }
         Box::pin(answer(rx, |a| if let Answer::Elected(r) = a { Some(r) } else { None }))
@@ -379,7 +386,10 @@ impl Handler<RegisterDevice> for Election {
         let (reply, rx) = self.waiting();
         let RegisterDevice { device_id, priority, capabilities } = msg;
         match &mut self.site {
-            Some(site) => site.ask(Forwarded::Register { device_id, priority, capabilities, reply }, reply),
+            Some(site) => {
+                site.ask(Forwarded::Register { device_id, priority, capabilities, reply }, reply);
+                self.expire_unanswered(ctx, reply);
+            }
             None => self.input(ctx, Input::Register { device_id, priority, capabilities, reply }),
         }
         Box::pin(answer(rx, |a| if let Answer::Registered(r) = a { Some(r) } else { None }))

@@ -60,6 +60,10 @@ pub(super) struct Site {
     leading: Option<Leading>,
     /// The fencing number of a takeover under way.
     taking_over: Option<u64>,
+    /// Takeovers so far on this node.
+    generations: u64,
+    /// The highest fencing number of a roll call read: messages of older leaders are dropped.
+    newest_fence: u64,
     /// Inputs posted and not answered yet, by the number their answer comes under.
     unanswered: BTreeMap<ReplyTo, Forwarded>,
     /// The device sessions open here, for roll calls.
@@ -72,6 +76,8 @@ pub(super) struct Site {
 
 /// The lease holder's state.
 struct Leading {
+    /// This takeover's number on this node: timers and writes of an earlier one are ignored.
+    generation: u64,
     fence: u64,
     /// The roll call's bus number: inputs posted after it are this leader's to decide.
     from: u64,
@@ -80,14 +86,21 @@ struct Leading {
     next_owed: ReplyTo,
     /// The device sessions the elector knows: on which node run, of which device.
     sessions: HashMap<Uuid, (String, String)>,
+    /// The inputs with an answer decided already, by node run and number: one posted again (at
+    /// a roll call, or when its node rejoined) is not decided twice.
+    decided: HashSet<(String, ReplyTo)>,
 }
 
 impl Leading {
-    /// Notes an answer owed to `from` under `reply`; returns the elector's number for it.
-    fn owe(&mut self, from: &str, reply: ReplyTo) -> ReplyTo {
+    /// Notes an answer owed to `from` under `reply`; returns the elector's number for it, or
+    /// `None` when that input was decided already.
+    fn owe(&mut self, from: &str, reply: ReplyTo) -> Option<ReplyTo> {
+        if !self.decided.insert((from.to_owned(), reply)) {
+            return None;
+        }
         self.next_owed += 1;
         self.owed.insert(self.next_owed, (from.to_owned(), reply));
-        self.next_owed
+        Some(self.next_owed)
     }
 }
 
@@ -100,6 +113,8 @@ impl Site {
             heartbeat,
             leading: None,
             taking_over: None,
+            generations: 0,
+            newest_fence: 0,
             unanswered: BTreeMap::new(),
             here: HashMap::new(),
             seen_posted: HashMap::new(),
@@ -190,6 +205,25 @@ impl Election {
         self.site.as_mut().expect("only called in site mode")
     }
 
+    /// Gives up on an input that no leader has answered in the longest an answer can take (a
+    /// lease running out, the roll call, an election with every retry): its caller is told the
+    /// election was interrupted.
+    pub(super) fn expire_unanswered(&mut self, ctx: &mut Context<Self>, reply: ReplyTo) {
+        let site = self.site();
+        let s = &site.settings;
+        let attempt = Duration::from_secs_f64(s.ack_timeout_s)
+            + Duration::from_millis(s.backoff_ms.iter().copied().max().unwrap_or(0));
+        let longest = 3 * site.lease_ttl() + SETTLE + attempt * (s.max_retries + 1);
+        ctx.run_later(longest, move |act, _| {
+            if let Some(site) = &mut act.site
+                && site.unanswered.remove(&reply).is_some()
+            {
+                tracing::warn!(reply, "no node running the site's elections answered in time");
+                act.replies.remove(&reply);
+            }
+        });
+    }
+
     /// Checks the lease: takes over when this node holds it under a new fencing number, stops
     /// leading when it no longer holds it.
     pub(super) fn check_lease(&mut self, ctx: &mut Context<Self>) {
@@ -268,8 +302,17 @@ impl Election {
                 return;
             }
             let (settings, heartbeat) = (site.settings.clone(), site.heartbeat.clone());
-            site.leading =
-                Some(Leading { fence, from, owed: HashMap::new(), next_owed: 0, sessions: HashMap::new() });
+            site.generations += 1;
+            let generation = site.generations;
+            site.leading = Some(Leading {
+                generation,
+                fence,
+                from,
+                owed: HashMap::new(),
+                next_owed: 0,
+                sessions: HashMap::new(),
+                decided: HashSet::new(),
+            });
             act.elector = Elector::take_over(
                 settings,
                 heartbeat,
@@ -279,47 +322,51 @@ impl Election {
                 Box::new(|| Uuid::new_v4().to_string()),
             );
             tracing::info!(fence, term, "running the site's elections");
-            ctx.run_later(SETTLE, move |act, ctx| act.lead(ctx, fence, Input::Settle));
-            act.post_fleet();
+            act.post_fleet(fence);
+            ctx.run_later(SETTLE, move |act, ctx| act.lead(ctx, generation, Input::Settle));
         }));
     }
 
     /// The heartbeat check, on the leader.
     pub(super) fn tick_for_site(&mut self, ctx: &mut Context<Self>, every: Duration) {
-        if let Some(fence) = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence) {
-            self.lead(ctx, fence, Input::Tick { every });
+        if let Some(generation) = self.leading_generation() {
+            self.lead(ctx, generation, Input::Tick { every });
         }
     }
 
-    /// Hands `input` to the elector if this node still leads under `fence`, and carries out what
-    /// it asks for.
-    pub(super) fn lead(&mut self, ctx: &mut Context<Self>, fence: u64, input: Input) {
-        let held = self.site.as_ref().and_then(|s| (*s.link.lease.held.borrow()).filter(Held::current));
-        let leading = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence);
-        if leading != Some(fence) {
-            return;
-        }
-        if held.map(|h| h.fence) != Some(fence) {
+    /// The takeover this node leads under, if it leads.
+    fn leading_generation(&self) -> Option<u64> {
+        self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.generation)
+    }
+
+    /// Hands `input` to the elector if this node still leads in the takeover `generation` and
+    /// still holds the lease under its fencing number, and carries out what it asks for.
+    pub(super) fn lead(&mut self, ctx: &mut Context<Self>, generation: u64, input: Input) {
+        let Some(site) = &self.site else { return };
+        let Some(leading) = site.leading.as_ref().filter(|l| l.generation == generation) else { return };
+        let fence = leading.fence;
+        let held = (*site.link.lease.held.borrow()).filter(Held::current).map(|h| h.fence);
+        if held != Some(fence) {
             self.stop_leading("the lease ran out");
             return;
         }
         let effects = self.elector.on(input, now());
         let changed = effects.iter().any(|e| matches!(e, Effect::Persist { .. } | Effect::Notify { .. }));
         for effect in effects {
-            self.carry_out_for_site(ctx, fence, effect);
+            self.carry_out_for_site(ctx, generation, fence, effect);
         }
         if changed {
             self.changes.send_modify(|n| *n = n.wrapping_add(1));
-            self.post_fleet();
+            self.post_fleet(fence);
         }
     }
 
-    fn post_fleet(&mut self) {
+    fn post_fleet(&mut self, fence: u64) {
         let view = self.elector.view();
-        self.site().link.poster.post(&Posted::Fleet { view });
+        self.site().link.poster.post(&Posted::Fleet { fence, view });
     }
 
-    fn carry_out_for_site(&mut self, ctx: &mut Context<Self>, fence: u64, effect: Effect) {
+    fn carry_out_for_site(&mut self, ctx: &mut Context<Self>, generation: u64, fence: u64, effect: Effect) {
         let run = self.site().link.node.run.clone();
         match effect {
             Effect::Persist { mut writes, after } => {
@@ -339,59 +386,65 @@ impl Election {
                                 tracing::error!(%err, "fleet record not written");
                                 err.to_wire()
                             });
-                            act.lead(ctx, fence, Input::Persisted { after: Box::new(after), result });
+                            act.lead(ctx, generation, Input::Persisted { after: Box::new(after), result });
                         }));
                     }
                 }
             }
             Effect::Notify { frame, except } => {
                 let frame = frame.json().to_string();
-                self.site().link.poster.post(&Posted::Notify { frame, except });
+                self.site().link.poster.post(&Posted::Notify { fence: Some(fence), frame, except });
             }
             Effect::SendTo { session, frame } => {
                 let frame = frame.json().to_string();
-                self.site().link.poster.post(&Posted::SendTo { session, frame });
+                self.site().link.poster.post(&Posted::SendTo { fence, session, frame });
             }
             Effect::Close { session, code, .. } => {
-                self.site().link.poster.post(&Posted::Close { session, code })
+                self.site().link.poster.post(&Posted::Close { fence, session, code });
             }
             Effect::Start { timer, after } => {
-                ctx.run_later(after, move |act, ctx| act.lead(ctx, fence, Input::Timer(timer)));
+                ctx.run_later(after, move |act, ctx| act.lead(ctx, generation, Input::Timer(timer)));
             }
             Effect::Reply { to, answer } => {
                 let site = self.site();
                 let owed = site.leading.as_mut().and_then(|l| l.owed.remove(&to));
                 if let Some((node, reply)) = owed {
-                    site.link.poster.post(&Posted::Reply { to: node, reply, answer });
+                    site.link.poster.post(&Posted::Reply { fence, to: node, reply, answer });
                 }
             }
             Effect::Concluded { reason, elected } => self.metrics.election_ended(reason, elected),
         }
     }
 
-    /// Messages read from the bus, in order.
+    /// Messages read from the bus, in order. What a leader posted under an older fencing number
+    /// than the newest roll call's is dropped: that leader has been replaced.
     pub(super) fn on_bus(&mut self, ctx: &mut Context<Self>, seq: u64, message: Posted) {
+        let newest = self.site().newest_fence;
+        if message.fence().is_some_and(|fence| fence < newest) {
+            tracing::debug!(seq, "a message from a replaced leader was dropped");
+            return;
+        }
         match message {
             Posted::Input { from, input } => {
-                let leading = self.site().leading.as_ref().filter(|l| seq > l.from).map(|l| l.fence);
-                if let Some(fence) = leading {
-                    self.decide(ctx, fence, from, input);
+                let leading = self.site().leading.as_ref().filter(|l| seq > l.from).map(|l| l.generation);
+                if let Some(generation) = leading {
+                    self.decide(ctx, generation, from, input);
                 }
             }
-            Posted::Notify { frame, except } => {
+            Posted::Notify { frame, except, .. } => {
                 self.broadcast.do_send(Notify { frame: Frame::stored(frame), except });
             }
-            Posted::SendTo { session, frame } => {
+            Posted::SendTo { session, frame, .. } => {
                 self.broadcast.do_send(SendTo { session, frame: Frame::stored(frame) });
             }
-            Posted::Close { session, code } => {
+            Posted::Close { session, code, .. } => {
                 if let Some(recipient) = self.sessions.get(&session) {
                     let reason =
                         if code == close::HEARTBEAT_TIMEOUT { "heartbeat timeout" } else { "closed" };
                     recipient.do_send(Outbound::Close { code, reason });
                 }
             }
-            Posted::Reply { to, reply, answer } => {
+            Posted::Reply { to, reply, answer, .. } => {
                 let site = self.site();
                 if to == site.address {
                     site.unanswered.remove(&reply);
@@ -400,7 +453,7 @@ impl Election {
                     }
                 }
             }
-            Posted::Fleet { view } => {
+            Posted::Fleet { view, .. } => {
                 let site = self.site();
                 if site.leading.is_none() {
                     site.view = Some(view);
@@ -409,6 +462,7 @@ impl Election {
             }
             Posted::RollCall { fence } => {
                 let site = self.site();
+                site.newest_fence = site.newest_fence.max(fence);
                 tracing::debug!(
                     fence,
                     here = site.here.len(),
@@ -421,22 +475,30 @@ impl Election {
     }
 
     /// The leader takes an input posted by the node run at `from`.
-    fn decide(&mut self, ctx: &mut Context<Self>, fence: u64, from: String, input: Forwarded) {
+    fn decide(&mut self, ctx: &mut Context<Self>, generation: u64, from: String, input: Forwarded) {
         let Some(leading) = self.site().leading.as_mut() else { return };
         let input = match input {
             Forwarded::Online { session, info, reply } => {
+                let Some(reply) = leading.owe(&from, reply) else { return };
                 leading.sessions.insert(session, (from.clone(), info.device_id.clone()));
-                Input::Online { session, info, reply: leading.owe(&from, reply) }
+                Input::Online { session, info, reply }
             }
             Forwarded::Present { session, info } => {
                 leading.sessions.insert(session, (from, info.device_id.clone()));
                 Input::Present { session, info }
             }
             Forwarded::Gone { device_id, session, how, note, reply } => {
+                let reply = match reply {
+                    None => None,
+                    // Decided already: posted again.
+                    Some(reply) => match leading.owe(&from, reply) {
+                        Some(owed) => Some(owed),
+                        None => return,
+                    },
+                };
                 if how == super::Departure::Dropped {
                     leading.sessions.remove(&session);
                 }
-                let reply = reply.map(|reply| leading.owe(&from, reply));
                 Input::Gone { device_id, session, how, note, reply }
             }
             Forwarded::Seen { device_id, session } => Input::Seen { device_id, session, at: Instant::now() },
@@ -444,21 +506,25 @@ impl Election {
                 Input::RoleChangeAck { device_id, session, accepted, election_id }
             }
             Forwarded::Request { request, reply } => {
-                Input::Request { request, reply: leading.owe(&from, reply) }
+                let Some(reply) = leading.owe(&from, reply) else { return };
+                Input::Request { request, reply }
             }
             Forwarded::Register { device_id, priority, capabilities, reply } => {
-                Input::Register { device_id, priority, capabilities, reply: leading.owe(&from, reply) }
+                let Some(reply) = leading.owe(&from, reply) else { return };
+                Input::Register { device_id, priority, capabilities, reply }
             }
         };
-        self.lead(ctx, fence, input);
+        self.lead(ctx, generation, input);
     }
 
     /// The leader's look at the nodes alive: the device sessions of a node run whose liveness
     /// ran out have dropped. Also prunes old bus messages.
     pub(super) fn check_nodes(&mut self, ctx: &mut Context<Self>) {
-        let Some(fence) = self.site.as_ref().and_then(|s| s.leading.as_ref()).map(|l| l.fence) else {
-            return;
-        };
+        let Some(generation) = self.leading_generation() else { return };
+        // Only the sessions known before the look can be judged by it: a node that renews and
+        // answers for its devices meanwhile keeps them.
+        let known: HashSet<Uuid> =
+            self.site().leading.as_ref().map(|l| l.sessions.keys().copied().collect()).unwrap_or_default();
         let db = self.site().link.db.clone();
         let look = async move {
             let _ = store::cluster::prune_bus(&db, BUS_KEEP).await;
@@ -472,11 +538,13 @@ impl Election {
                     return;
                 }
             };
-            let Some(leading) = act.site().leading.as_mut().filter(|l| l.fence == fence) else { return };
+            let Some(leading) = act.site().leading.as_mut().filter(|l| l.generation == generation) else {
+                return;
+            };
             let gone: Vec<(Uuid, String)> = leading
                 .sessions
                 .iter()
-                .filter(|(_, (node, _))| !alive.contains(node))
+                .filter(|(session, (node, _))| known.contains(session) && !alive.contains(node))
                 .map(|(session, (_, device))| (*session, device.clone()))
                 .collect();
             for (session, _) in &gone {
@@ -491,7 +559,7 @@ impl Election {
                     note: Some("its node stopped".into()),
                     reply: None,
                 };
-                act.lead(ctx, fence, input);
+                act.lead(ctx, generation, input);
             }
         }));
     }

@@ -437,7 +437,8 @@ impl Persistence {
             match &self.notices {
                 None => self.broadcast.do_send(Notify { frame, except: Vec::new() }),
                 Some(bus) => {
-                    bus.post(&Posted::Notify { frame: frame.json().to_string(), except: Vec::new() })
+                    let frame = frame.json().to_string();
+                    bus.post(&Posted::Notify { fence: None, frame, except: Vec::new() });
                 }
             }
         }

@@ -666,3 +666,85 @@ fn random_runs_keep_one_master_per_term_growing_terms_and_acks_before_announceme
         }
     }
 }
+
+// ---- taking over from another node (several nodes over one database) -----------------------
+
+fn record(device_id: &str, priority: i32, role: Role) -> DeviceRecord {
+    DeviceRecord {
+        device_id: device_id.to_owned(),
+        name: None,
+        device_type: None,
+        priority,
+        capabilities: Vec::new(),
+        role,
+        is_active: true,
+        last_seen: None,
+    }
+}
+
+/// A world whose elector takes over at term 4 with `office` recorded as master.
+fn taken_over() -> World {
+    let mut w = World::new();
+    let (election, heartbeat) = settings();
+    let devices = vec![record("office", 100, Role::Master), record("till-1", 20, Role::Client)];
+    let new_id = Box::new(|| "e-taken".to_owned());
+    w.elector = Elector::take_over(election, heartbeat, 4, devices, w.start, new_id);
+    w
+}
+
+fn present(w: &mut World, device_id: &str, session: Uuid) {
+    let info = inbound::DeviceOnline { device_id: device_id.to_owned(), ..Default::default() };
+    w.input(Input::Present { session, info });
+    w.sessions.insert(device_id.to_owned(), session);
+}
+
+#[test]
+fn a_new_leader_keeps_the_recorded_master_when_its_node_answers_the_roll_call() {
+    let mut w = taken_over();
+    assert_eq!(w.elector.master(), Some("office"));
+    present(&mut w, "office", Uuid::new_v4());
+    present(&mut w, "till-1", Uuid::new_v4());
+    w.input(Input::Settle);
+    w.advance(10_000);
+    assert!(w.notices.is_empty(), "nothing to announce: {:?}", w.notices);
+    assert!(w.writes.is_empty(), "a roll call writes nothing");
+    let view = w.elector.view();
+    assert_eq!((view.master.as_deref(), view.term), (Some("office"), 4));
+    assert!(view.devices.iter().all(|d| d.is_active && d.connected));
+}
+
+#[test]
+fn a_master_no_node_answers_for_is_replaced_after_its_grace_with_the_next_term() {
+    let mut w = taken_over();
+    present(&mut w, "till-1", Uuid::new_v4());
+    w.input(Input::Settle);
+    w.advance(4_900);
+    assert!(w.notices.iter().all(|n| n["type"] != "master_election"), "still within the grace");
+    w.advance(200);
+    w.ack("till-1", true);
+    let elected = w.last_elected();
+    assert_eq!((elected["new_master_id"].as_str(), elected["term"].as_u64()), (Some("till-1"), Some(5)));
+    assert_eq!(elected["election_reason"], "failure");
+}
+
+#[test]
+fn a_roll_call_answer_for_an_older_session_leaves_the_newer_one_in_place() {
+    let mut w = taken_over();
+    present(&mut w, "office", Uuid::new_v4());
+    // till-1 came online again on another node; its old node answers late for the old session.
+    let newer = Uuid::new_v4();
+    present(&mut w, "till-1", newer);
+    let info = inbound::DeviceOnline { device_id: "till-1".into(), ..Default::default() };
+    w.input(Input::Present { session: Uuid::new_v4(), info });
+    // The newer session is still the device's: its departure counts.
+    let reply = w.reply();
+    w.input(Input::Gone {
+        device_id: "till-1".into(),
+        session: newer,
+        how: Departure::Offline,
+        note: None,
+        reply: Some(reply),
+    });
+    let inactive = w.elector.view().devices.iter().any(|d| d.device_id == "till-1" && !d.is_active);
+    assert!(inactive, "the newer session's departure was taken");
+}
