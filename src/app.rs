@@ -115,7 +115,7 @@ impl Application {
                 })
             }
         };
-        let lease = site.as_ref().map(|site| site.lease.clone());
+        let left = site.as_ref().map(|site| site.lease.left.clone());
         let bus_from = match node {
             None => 0,
             Some(_) => store::cluster::bus_head(&db).await?,
@@ -187,7 +187,7 @@ impl Application {
             floor,
             metrics,
         });
-        let cluster = node.zip(lease).map(|(node, lease)| {
+        let cluster = node.zip(left).map(|(node, left)| {
             let readers = Readers {
                 run: node.run.clone(),
                 broadcast: sessions.broadcast.clone(),
@@ -199,7 +199,7 @@ impl Application {
             let url = settings.database.url.clone();
             cluster::reader::spawn(url, sessions.db.clone(), readers, stopping.subscribe());
             tracing::info!(node = %node.id, "sharing the Postgres database with any other nodes");
-            ClusterState { node, lease: lease.held, left: lease.left }
+            ClusterState { node, left }
         });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),

@@ -3,8 +3,9 @@
 //!
 //! Persistence sends it `Publish` after each commit; the Registry keeps its subscriber list
 //! current. When several nodes share one Postgres database (`fed_from_log`), other nodes'
-//! changes come from the log (`LogRows`, read by `cluster::log_reader`), and the actor merges
-//! them with its own node's in `seq` order: nothing is sent out of order, twice, or past a gap. A frame is rendered once (a `Frame`) and the same bytes go to every session.
+//! changes come from the log (`LogRows`, read by `cluster::reader`), and the actor merges them
+//! with its own node's in `seq` order: nothing is sent out of order, twice, or past a gap. A
+//! frame is rendered once (a `Frame`) and the same bytes go to every session.
 //! It never waits on a session: each session's own bounded queue decides when a slow reader
 //! is cut off.
 

@@ -47,7 +47,7 @@ impl Node {
 
     /// Where the bus addresses this run (its answers).
     pub fn address(&self) -> String {
-        format!("{}/{}", self.id, self.run)
+        self.instance().address()
     }
 }
 

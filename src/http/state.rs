@@ -38,8 +38,6 @@ pub struct Shared {
 /// This node among the nodes sharing a Postgres database.
 pub struct ClusterState {
     pub node: crate::cluster::Node,
-    /// Whether this node holds the election lease, and under which fencing number.
-    pub lease: tokio::sync::watch::Receiver<Option<crate::cluster::lease::Held>>,
     /// Turns true once this node, stopping, has left the site.
     pub left: tokio::sync::watch::Receiver<bool>,
 }

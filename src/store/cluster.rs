@@ -1,12 +1,12 @@
-//! The tables several nodes over one Postgres database share (migration `000017`): the log's
-//! head, the nodes alive and the election lease. Every time here is the database's clock
+//! The tables several nodes over one Postgres database share (migrations `000017` and
+//! `000018`): the log's head, the nodes alive, the election lease and the nodes' bus. Every time here is the database's clock
 //! (`now()`), so the nodes' own clocks never decide who is alive or who holds the lease.
 
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
-/// The channel a commit that logged changes notifies, with its newest `seq` as the payload.
+/// The channel a commit that logged changes notifies, with its writer's run as the payload.
 pub const LOG_CHANNEL: &str = "device_sync_log";
 /// The channel a message posted on the nodes' bus notifies.
 pub const BUS_CHANNEL: &str = "device_sync_bus";
@@ -59,6 +59,13 @@ pub async fn reconcile_head<C: ConnectionTrait>(txn: &C) -> Result<u64, DbErr> {
 pub struct Instance {
     pub node: String,
     pub run: String,
+}
+
+impl Instance {
+    /// Where the nodes' bus addresses this run (its answers, its sessions).
+    pub fn address(&self) -> String {
+        format!("{}/{}", self.node, self.run)
+    }
 }
 
 /// Says that `me` is alive for `ttl` more, from now on the database's clock.

@@ -34,6 +34,7 @@ use crate::protocol::outbound::Frame;
 use crate::protocol::{close, inbound};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
 use crate::store;
+use crate::store::cluster::Instance;
 
 /// How long a new leader waits for the nodes' answers to its roll call.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -532,7 +533,7 @@ impl Election {
         };
         ctx.spawn(look.into_actor(self).map(move |alive, act, ctx| {
             let alive: HashSet<String> = match alive {
-                Ok(alive) => alive.into_iter().map(|i| format!("{}/{}", i.node, i.run)).collect(),
+                Ok(alive) => alive.iter().map(Instance::address).collect(),
                 Err(err) => {
                     tracing::warn!(%err, "could not read which nodes are alive");
                     return;
