@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run cluster test test-sqlite test-postgres lint fmt build fuzz soak bench clients conformance deb
+.PHONY: help run cluster test test-sqlite test-postgres prerequisites lint fmt build fuzz soak bench clients conformance deb
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,11 +36,16 @@ $(CLIENTS_DIR)/venv/.installed: tests/clients/requirements.txt
 	$(CLIENTS_DIR)/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 	touch $@
 
-test: test-sqlite test-postgres ## run every test: all of them on SQLite, the integration suite again on Postgres
+test: prerequisites test-sqlite test-postgres ## run every test: all of them on SQLite, the integration suite again on Postgres
+
+# Debian's postgresql and chromium: installed when missing and run as root; otherwise the one
+# command to run is named.
+prerequisites: ## install what the tests need from Debian's packages (postgresql, chromium)
+	tools/prerequisites.sh
 
 # The tests of several nodes over one database (tests/api/several_nodes.rs) need Postgres: they
 # run in test-postgres.
-test-sqlite: clients ## every test (unit and integration) on the embedded SQLite
+test-sqlite: prerequisites clients ## every test (unit and integration) on the embedded SQLite
 	$(CARGO) test --workspace $(TEST_FEATURES) -- --skip several_nodes::
 
 # The integration suite on Postgres: tools/postgres.sh starts a throwaway server from Debian's
@@ -49,7 +54,7 @@ test-sqlite: clients ## every test (unit and integration) on the embedded SQLite
 # test that fills the disk under an SQLite file (it limits the size of the server's files).
 PG_PORT ?= 55433
 SQLITE_ONLY = --skip reliability::a_full_disk_refuses_writes
-test-postgres: clients ## the integration suite on a throwaway Postgres (needs Debian's postgresql)
+test-postgres: prerequisites clients ## the integration suite on a throwaway Postgres (needs Debian's postgresql)
 	@dir=$$(mktemp -d) && chmod 755 $$dir && \
 	url=$$(tools/postgres.sh start $$dir/pg $(PG_PORT)) && echo "== Postgres at $$url" && \
 	{ DEVICE_SYNC_TEST_POSTGRES=$$url $(CARGO) test --workspace $(TEST_FEATURES) --test api -- $(SQLITE_ONLY); rc=$$?; } ; \

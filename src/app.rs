@@ -59,6 +59,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    workers: WorkerThreads,
     shutdown: Arc<Notify>,
     /// Watched from before the `listening on` line, so a signal sent right after it still stops
     /// the server cleanly.
@@ -219,19 +220,26 @@ impl Application {
         let local = listener.local_addr().map_err(io("reading the bound address"))?;
         let user_timeout = state.settings.heartbeat.timeout();
         let app_state = state.clone();
+        let workers = WorkerThreads::default();
+        let starting = workers.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(web::Data::new(app_state.clone())).configure(http::routes)
+            // Called once on each worker's thread, as it starts.
+            starting.note_current();
+            App::new()
+                .app_data(web::Data::new(app_state.clone()))
+                .configure(|cfg| http::routes(cfg, &app_state.settings))
         })
-        .on_connect(move |conn, _| tune_socket(conn, user_timeout))
+        .on_connect(move |conn, data| tune_socket(conn, data, user_timeout))
         .disable_signals()
         .shutdown_timeout(DRAIN_TIMEOUT_S)
+        .client_disconnect_timeout(state.settings.server.linger())
         .listen(listener)
         .map_err(io("listening"))?
         .run();
 
         let signals = StopSignals::watch();
         tracing::info!("listening on http://{}:{}", state.settings.server.host, local.port());
-        Ok(Self { port: local.port(), server, state, shutdown: Arc::new(Notify::new()), signals })
+        Ok(Self { port: local.port(), server, state, workers, shutdown: Arc::new(Notify::new()), signals })
     }
 
     /// The port the server listens on (the real one when the settings said 0).
@@ -242,6 +250,11 @@ impl Application {
     /// The state its handlers share (the actors' addresses), for tests that drive the actors.
     pub fn state(&self) -> AppState {
         self.state.clone()
+    }
+
+    /// The threads its HTTP workers run on (every session lives on one of them).
+    pub fn worker_threads(&self) -> WorkerThreads {
+        self.workers.clone()
     }
 
     /// A handle that shuts the server down like SIGTERM does.
@@ -292,6 +305,28 @@ async fn stop(state: &AppState, handle: &ServerHandle) {
     tracing::info!("stopped");
 }
 
+/// The operating system's ids of the threads the HTTP workers run on, as each worker starts: a
+/// look at their CPU time (`/proc/self/task/ID/stat`) tells whether a worker is busy with
+/// nothing to do (the test harness checks it after every test). Empty where Linux's `/proc`
+/// is not.
+#[derive(Clone, Default)]
+pub struct WorkerThreads(Arc<std::sync::Mutex<Vec<u32>>>);
+
+impl WorkerThreads {
+    fn note_current(&self) {
+        // `/proc/thread-self` links to `PID/task/TID`.
+        let Ok(link) = std::fs::read_link("/proc/thread-self") else { return };
+        if let Some(id) = link.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+        }
+    }
+
+    /// The ids noted so far.
+    pub fn ids(&self) -> Vec<u32> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
 /// SIGTERM and Ctrl-C (SIGINT), watched from the moment this is made.
 struct StopSignals {
     #[cfg(unix)]
@@ -333,8 +368,10 @@ impl StopSignals {
 }
 
 /// Per connection: no Nagle delay (small frames go out at once), and a peer that stops
-/// acknowledging data for the heartbeat timeout is dropped by the kernel (Linux).
-fn tune_socket(conn: &dyn std::any::Any, user_timeout: Duration) {
+/// acknowledging data for the heartbeat timeout is dropped by the kernel (Linux). The socket is
+/// noted in the connection's data, so a WebSocket session can end its reading side
+/// (`Outbox::end_reading`).
+fn tune_socket(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions, user_timeout: Duration) {
     let Some(tcp) = conn.downcast_ref::<TcpStream>() else {
         return;
     };
@@ -347,6 +384,10 @@ fn tune_socket(conn: &dyn std::any::Any, user_timeout: Duration) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = user_timeout;
+    #[cfg(unix)]
+    data.insert(crate::actors::outbox::Connection(std::os::fd::AsRawFd::as_raw_fd(tcp)));
+    #[cfg(not(unix))]
+    let _ = data;
 }
 
 /// Opens the database with `max_connections` connections, creating an SQLite file's directory.

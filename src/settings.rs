@@ -34,6 +34,15 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// How long a connection whose answer went out before its request body was read to the end
+    /// (an early 401 or 413) goes on reading that body before it is closed, so the client sees
+    /// the answer rather than a reset.
+    #[serde(default = "linger_s")]
+    pub linger_s: f64,
+}
+
+fn linger_s() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -154,6 +163,9 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SocketIoSettings {
+    /// `/socket.io/` is served; `false`: it answers 404 and only `/ws` is open.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
     pub ping_interval_s: f64,
     pub ping_timeout_s: f64,
     /// Origins allowed to long-poll (`"*"` for any); empty: same origin only.
@@ -230,6 +242,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         let durations = [
+            ("server.linger_s", self.server.linger_s),
             ("heartbeat.interval_s", self.heartbeat.interval_s),
             ("heartbeat.timeout_s", self.heartbeat.timeout_s),
             ("election.ack_timeout_s", self.election.ack_timeout_s),
@@ -368,6 +381,10 @@ impl LimitSettings {
     }
 }
 
+fn enabled() -> bool {
+    true
+}
+
 impl SocketIoSettings {
     pub fn ping_interval(&self) -> Duration {
         seconds(self.ping_interval_s)
@@ -382,6 +399,10 @@ impl ServerSettings {
     /// The address to bind, `host:port`.
     pub fn bind_address(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn linger(&self) -> Duration {
+        seconds(self.linger_s)
     }
 }
 
@@ -463,6 +484,16 @@ mod tests {
         assert_eq!(s.heartbeat.interval(), Duration::from_millis(200));
         assert_eq!(s.heartbeat.timeout(), Duration::from_secs(90));
         assert_eq!(s.server.port, 8080);
+    }
+
+    #[test]
+    fn every_key_of_section_9_is_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("socketio.toml");
+        std::fs::write(&path, "[socketio]\nenabled = false\n").expect("write");
+        let s = Settings::load(Some(&path)).expect("load");
+        assert!(!s.socketio.enabled);
+        assert!(Settings::defaults().expect("defaults parse").socketio.enabled);
     }
 
     #[test]

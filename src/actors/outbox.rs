@@ -44,6 +44,11 @@ pub fn encoded_len(payload: usize) -> usize {
     header + payload
 }
 
+/// The socket under a WebSocket session's connection (its file descriptor), noted when the
+/// connection is accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection(#[cfg(unix)] pub std::os::fd::RawFd);
+
 /// The queue shared by a session, its pump and its response body.
 #[derive(Clone, Default)]
 pub struct Outbox {
@@ -65,6 +70,8 @@ struct Inner {
     finished: bool,
     /// The response body was dropped (the connection is gone).
     body_gone: bool,
+    /// The connection's socket, when the session has one (a long-polling session has not).
+    connection: Option<Connection>,
     /// The queue was cut off (a slow consumer): its close frame is queued, and nothing the
     /// session produced before or after it goes out.
     cut: bool,
@@ -95,6 +102,36 @@ impl Inner {
 impl Outbox {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The queue of a session on `connection`.
+    pub fn on(connection: Option<Connection>) -> Self {
+        let outbox = Self::default();
+        outbox.inner.borrow_mut().connection = connection;
+        outbox
+    }
+
+    /// The close handshake is done: the session reads no more. Ends the reading side of its
+    /// socket, so that the connection closes as soon as the close frame is out. Otherwise the
+    /// HTTP dispatcher, finding the request (the WebSocket's input) unread at the response's
+    /// end, goes on reading for up to a second, waiting for the client to hang up first, while
+    /// the client waits for the server to, as RFC 6455 §7.1.1 has it.
+    pub fn end_reading(&self) {
+        let inner = self.inner.borrow();
+        // Once the body is gone, so is the connection, and its descriptor may be another's.
+        if inner.body_gone {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(Connection(fd)) = inner.connection {
+            // SAFETY: `shutdown` on a descriptor we do not close. While the response body is
+            // alive, the dispatcher that polls it holds the socket open: `fd` is this
+            // connection's. Both run on this thread, so the body cannot go meanwhile.
+            let ended = unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+            if ended != 0 {
+                tracing::debug!(err = %std::io::Error::last_os_error(), "ending a session's reading side");
+            }
+        }
     }
 
     /// The session wrote one more frame of `payload` bytes; `live` for live traffic (counted
@@ -231,10 +268,15 @@ pub struct OutboxBody {
 }
 
 impl OutboxBody {
-    /// The session has ended and everything it wrote has been taken (or dropped).
-    pub fn is_done(&self) -> bool {
-        let inner = self.outbox.inner.borrow();
-        inner.finished && inner.chunks.is_empty()
+    /// Ready once the session's stream has ended (what it wrote may still be queued). For a
+    /// reader that takes frames only when asked: it is woken as `poll_next` would be.
+    pub fn poll_finished(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.outbox.inner.borrow_mut();
+        if inner.finished {
+            return Poll::Ready(());
+        }
+        inner.body_waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 

@@ -48,6 +48,8 @@ impl Transport {
 #[rtype(result = "()")]
 pub struct Unregister {
     pub session: Uuid,
+    /// It was closed because its client fell silent (for the election, a timeout).
+    pub silent: bool,
 }
 
 /// A session told its client id (`connect`).
@@ -181,7 +183,7 @@ impl Handler<Unregister> for Registry {
             self.election.do_send(DeviceGone {
                 device_id,
                 session: msg.session,
-                how: Departure::Dropped,
+                how: if msg.silent { Departure::Silent } else { Departure::Dropped },
                 note: None,
             });
         }

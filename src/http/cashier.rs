@@ -340,7 +340,7 @@ async fn put_catalogue(
     path = "/cashier/categories",
     tag = "stations",
     summary = "The categories document, as last stored (`null` before any)",
-    responses((status = 200, description = "The document, byte for byte as stored", body = Object), Unauthorized, Unavailable),
+    responses((status = 200, description = "The document, byte for byte as stored", body = serde_json::Value), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -352,8 +352,8 @@ async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<H
     path = "/cashier/categories",
     tag = "stations",
     summary = "Replace the categories document",
-    request_body = Object,
-    responses((status = 200, description = "The document as stored", body = Object), Invalid, Unauthorized, Forbidden, Unavailable),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The document as stored", body = serde_json::Value), Invalid, Unauthorized, Forbidden, Unavailable),
     security(("admin_token" = []))
 )]
 async fn put_categories(
@@ -369,7 +369,7 @@ async fn put_categories(
     path = "/cashier/prices",
     tag = "stations",
     summary = "The prices document, as last stored (`null` before any)",
-    responses((status = 200, description = "The document, byte for byte as stored", body = Object), Unauthorized, Unavailable),
+    responses((status = 200, description = "The document, byte for byte as stored", body = serde_json::Value), Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
 async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -381,8 +381,8 @@ async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpR
     path = "/cashier/prices",
     tag = "stations",
     summary = "Replace the prices document",
-    request_body = Object,
-    responses((status = 200, description = "The document as stored", body = Object), Invalid, Unauthorized, Forbidden, Unavailable),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "The document as stored", body = serde_json::Value), Invalid, Unauthorized, Forbidden, Unavailable),
     security(("admin_token" = []))
 )]
 async fn put_prices(

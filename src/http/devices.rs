@@ -69,9 +69,11 @@ impl<'a> RoleView<'a> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterBody {
+    #[schema(min_length = 1, max_length = 128)]
     device_id: String,
     #[allow(dead_code)]
     role: Option<Role>,
+    #[schema(minimum = 0, maximum = 100)]
     priority: Option<i32>,
     capabilities: Option<Vec<String>>,
 }
@@ -224,6 +226,7 @@ async fn set_role(
 struct ElectBody {
     reason: Option<String>,
     initiated_by: Option<String>,
+    #[schema(min_length = 1, max_length = 128)]
     preferred_master: Option<String>,
 }
 
@@ -313,7 +316,7 @@ async fn audit_logs(
     let query = Query::of(&req)?;
     let (limit, offset) = query.page(50)?;
     let filter = AuditFilter {
-        device_id: query.text("device_id"),
+        device_id: query.id("device_id")?,
         event_type: query.text("event_type"),
         start: query.time("start_date")?,
         end: query.time("end_date")?,

@@ -36,8 +36,11 @@ use crate::protocol::{ErrorCode, WireError};
 use error::ApiError;
 use routes::Routes;
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Registers every route; `/socket.io/` only when `socketio.enabled`.
+pub fn routes(cfg: &mut web::ServiceConfig, settings: &crate::settings::Settings) {
+    if settings.socketio.enabled {
+        cfg.configure(socketio::routes);
+    }
     cfg.app_data(web::PathConfig::default().error_handler(|err, _| {
         ApiError::from(WireError::invalid(None, None, format!("bad path: {err}"))).into()
     }))
@@ -45,7 +48,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))).into()
     }))
     .route("/ws", web::get().to(ws::upgrade))
-    .configure(socketio::routes)
     .configure(openapi::routes)
     .configure(admin::page);
     rest(&mut Routes::into(cfg));

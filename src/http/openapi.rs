@@ -15,6 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::error::RestError;
 use super::{admin, cashier, devices, metrics, sync, system};
+use crate::protocol::inbound::{MAX_ID_CHARS, MAX_LIMIT, MAX_NUMBER};
 
 /// Where the description is served.
 pub const DESCRIPTION_PATH: &str = "/openapi.json";
@@ -62,7 +63,90 @@ fn build() -> utoipa::openapi::OpenApi {
         "device_token",
         bearer("The device token (`auth.device_token`); the admin token opens device endpoints too. Without a device token set, device endpoints are open."),
     );
+    describe_every_answer(&mut doc);
+    bound_every_parameter(&mut doc);
     doc
+}
+
+/// Every operation of the description, mutably.
+fn operations(
+    doc: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// The bounds the server holds every path and query parameter to, by name (the parameters of
+/// the same name mean the same thing on every path; `Query` and the path checks enforce them),
+/// and the 400 an operation that takes input may answer when one is out of bounds.
+fn bound_every_parameter(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::IntoResponses;
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+    let id =
+        || ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_ID_CHARS));
+    let count = |min: i64, max: u64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    };
+    let invalid = super::error::answers::Invalid::responses();
+    for operation in operations(doc) {
+        let parameters = operation.parameters.iter_mut().flatten();
+        let mut takes_input = operation.request_body.is_some();
+        for parameter in parameters {
+            takes_input = true;
+            let utoipa::openapi::RefOr::T(parameter) = parameter else { continue };
+            let schema = match (&parameter.parameter_in, parameter.name.as_str()) {
+                (ParameterIn::Path | ParameterIn::Query, "id" | "device_id") => id(),
+                (ParameterIn::Path, "index") => count(0, MAX_NUMBER),
+                (ParameterIn::Query, "limit") => count(1, MAX_LIMIT),
+                (ParameterIn::Query, "offset" | "since_seq") => count(0, MAX_NUMBER),
+                _ => continue,
+            };
+            parameter.schema = Some(schema.into());
+        }
+        if takes_input {
+            for (status, answer) in &invalid {
+                operation.responses.responses.entry(status.clone()).or_insert_with(|| answer.clone());
+            }
+        }
+    }
+}
+
+/// OpenAPI requires a description on every answer: one a handler gave none gets its status's
+/// reason phrase ("OK", "Created").
+fn describe_every_answer(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    for operation in operations(doc) {
+        for (status, answer) in operation.responses.responses.iter_mut() {
+            if let RefOr::T(answer) = answer
+                && answer.description.is_empty()
+            {
+                let reason = status
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                    .and_then(|code| code.canonical_reason());
+                answer.description = reason.unwrap_or("The answer").to_owned();
+            }
+        }
+    }
 }
 
 fn bearer(description: &str) -> SecurityScheme {

@@ -7,30 +7,53 @@ use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 
 use super::error::ApiError;
-use crate::protocol::{WireError, time};
+use crate::protocol::{WireError, inbound, time};
 
 /// The most a `limit` may ask for.
 pub const MAX_LIMIT: u64 = 10_000;
+
+/// The largest number a query may give: the largest the database stores (a signed 64-bit
+/// integer), as for every number in a body (`inbound::MAX_NUMBER`).
+pub const MAX_NUMBER: u64 = crate::protocol::inbound::MAX_NUMBER;
 
 /// A request's query parameters.
 pub struct Query(HashMap<String, String>);
 
 impl Query {
+    /// The parameters; one given twice is refused (which one would count is a guess).
     pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
         let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string()).map_err(
             |err| ApiError::from(WireError::invalid(None, None, format!("bad query string: {err}"))),
         )?;
-        Ok(Self(pairs.into_inner().into_iter().collect()))
+        let mut map = HashMap::new();
+        for (name, value) in pairs.into_inner() {
+            if map.contains_key(&name) {
+                return Err(invalid(&name, "is given more than once"));
+            }
+            map.insert(name, value);
+        }
+        Ok(Self(map))
     }
 
+    /// A parameter as given (empty if given empty).
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str)
     }
 
-    /// A non-negative integer parameter.
+    /// An id parameter: 1 to 128 characters.
+    pub fn id(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        self.text(name).map(|id| inbound::check_id(name, id).map(|()| id).map_err(ApiError::from)).transpose()
+    }
+
+    /// A non-negative integer parameter, at most `MAX_NUMBER` (what the database can hold).
     pub fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.text(name)
-            .map(|v| v.parse::<u64>().map_err(|_| invalid(name, "must be an integer >= 0")))
+            .map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= MAX_NUMBER)
+                    .ok_or_else(|| invalid(name, "must be an integer within 0..=9223372036854775807"))
+            })
             .transpose()
     }
 

@@ -35,10 +35,11 @@ impl<'a> Routes<'a> {
     /// The path `path` with the methods `build` gives it (any other method is answered
     /// `METHOD_NOT_ALLOWED`).
     pub fn at(&mut self, path: &'static str, build: impl FnOnce(Resource) -> Resource) -> &mut Self {
-        let built = build(Resource { path, resource: resource(path), methods: Vec::new() });
+        let built = build(Resource { path, resource: web::resource(path), methods: Vec::new() });
+        let resource = built.resource.default_service(not_allowed(&built.methods));
         self.listed.extend(built.methods.into_iter().map(|method| (method, built.path)));
         if let Some(cfg) = self.cfg.as_deref_mut() {
-            cfg.service(built.resource);
+            cfg.service(resource);
         }
         self
     }
@@ -107,10 +108,22 @@ impl Resource {
     }
 }
 
-/// A resource that answers an unknown method with the JSON 405.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        ApiError::from(WireError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this endpoint"))
-            .error_response()
-    }))
+/// The answer to a method the path does not have: the JSON 405, with the `Allow` header that
+/// RFC 9110 §15.5.6 requires, naming the methods it has.
+fn not_allowed(methods: &[Method]) -> actix_web::Route {
+    let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    web::to(move || {
+        let allow = allow.clone();
+        async move {
+            let mut response = ApiError::from(WireError::new(
+                ErrorCode::MethodNotAllowed,
+                "Method not allowed on this endpoint",
+            ))
+            .error_response();
+            if let Ok(allow) = actix_web::http::header::HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(actix_web::http::header::ALLOW, allow);
+            }
+            response
+        }
+    })
 }

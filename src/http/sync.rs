@@ -44,7 +44,10 @@ pub fn routes(r: &mut Routes<'_>) {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct PushBody {
+    #[schema(min_length = 1, max_length = 128)]
     device_id: String,
+    /// The queued events, in order; each answered on its own.
+    #[schema(max_items = 1000)]
     events: Vec<Value>,
 }
 
@@ -262,7 +265,7 @@ async fn pull(
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
-    let device_id = query.text("device_id").map(str::to_owned);
+    let device_id = query.id("device_id")?.map(str::to_owned);
     let limit = query.number("limit")?.unwrap_or(DEFAULT_SYNC_LIMIT);
     if !(1..=inbound::MAX_LIMIT).contains(&limit) {
         return Err(WireError::invalid(Some("limit"), None, "must be within 1..=10000").into());
@@ -322,7 +325,7 @@ async fn status(
     let query = Query::of(&req)?;
     let fleet = app.election.send(Fleet).await?;
     let head = app.published.get();
-    let state = match query.text("device_id") {
+    let state = match query.id("device_id")? {
         Some(device) => Some(sync::device_state(&app.db, device).await?),
         None => None,
     };
@@ -368,7 +371,9 @@ async fn get_state(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct StateBody {
+    #[schema(value_type = Option<SyncStatus>)]
     sync_status: Option<String>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pending_changes_count: Option<u32>,
     last_error_message: Option<String>,
     last_error_type: Option<String>,

@@ -46,17 +46,21 @@ pub(super) struct Health {
     pub(super) uptime_seconds: i64,
     /// On Postgres, this node among those sharing the database.
     #[serde(flatten)]
+    #[schema(value_type = ClusterHealth)]
     pub(super) cluster: Option<ClusterHealth>,
 }
 
-/// The nodes sharing a Postgres database, as one of them sees them.
+/// The nodes sharing a Postgres database, as one of them sees them (on SQLite, none of these).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ClusterHealth {
     /// This node.
+    #[schema(required = false)]
     pub(super) node_id: String,
     /// The node holding the election lease, if its time has not run out.
+    #[schema(required = false)]
     pub(super) lease_holder: Option<String>,
     /// The nodes alive.
+    #[schema(required = false)]
     pub(super) nodes: Vec<String>,
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::auth::Access;
 use super::error::ApiError;
-use crate::actors::outbox::{self, Outbox, OutboxBody};
+use crate::actors::outbox::{self, Connection, Outbox, OutboxBody};
 use crate::actors::session::{ConnectionSlot, Session, Wire};
 use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
@@ -37,7 +37,8 @@ pub fn start(
     let mut response = ws::handshake(req).map_err(|err| {
         ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
     })?;
-    Ok(response.streaming(spawn(app, wire, slot, payload)))
+    let connection = req.conn_data::<Connection>().copied();
+    Ok(response.streaming(spawn(app, wire, slot, payload, connection)))
 }
 
 /// A slot for one more session, or 503 at the connection limit.
@@ -53,11 +54,17 @@ pub fn admit(app: &AppState) -> Result<ConnectionSlot, ApiError> {
 }
 
 /// Starts a Session actor reading WebSocket frames from `input`; returns what it writes.
-pub fn spawn<S>(app: &AppState, wire: Wire, slot: ConnectionSlot, input: S) -> OutboxBody
+pub fn spawn<S>(
+    app: &AppState,
+    wire: Wire,
+    slot: ConnectionSlot,
+    input: S,
+    connection: Option<Connection>,
+) -> OutboxBody
 where
     S: futures_util::Stream<Item = Result<Bytes, PayloadError>> + 'static,
 {
-    let outbox = Outbox::new();
+    let outbox = Outbox::on(connection);
     let session = Session::new(Arc::clone(&app.sessions), wire, outbox.clone(), slot);
     let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
     let stream = ws::WebsocketContext::with_codec(session, input, codec);

@@ -77,8 +77,9 @@ pub enum SioPacket {
     Event { namespace: String, ack: Option<u64>, name: String, argument: Option<Value> },
     /// An acknowledgement of a server event (the server asks for none; it is ignored).
     Ack { namespace: String, ack: u64 },
-    /// A binary event or acknowledgement: refused.
-    Binary { namespace: String, ack: Option<u64> },
+    /// A binary event or acknowledgement: refused, and its `attachments` (the binary frames
+    /// that follow it) with it.
+    Binary { namespace: String, ack: Option<u64>, attachments: usize },
 }
 
 /// A Socket.IO packet taken apart, its payload not yet judged.
@@ -130,7 +131,7 @@ pub fn parse_raw(text: &str) -> Result<RawPacket<'_>, PacketError> {
 
 /// Reads one Socket.IO packet (the data of an Engine.IO message).
 pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
-    let RawPacket { kind, namespace, ack, payload, .. } = parse_raw(text)?;
+    let RawPacket { kind, attachments, namespace, ack, payload } = parse_raw(text)?;
     match kind {
         '0' => {
             let auth = match payload.trim() {
@@ -153,7 +154,7 @@ pub fn parse_sio(text: &str) -> Result<SioPacket, PacketError> {
             Ok(SioPacket::Event { namespace, ack, name, argument })
         }
         '3' => ack.map(|ack| SioPacket::Ack { namespace, ack }).ok_or(PacketError::BadEvent),
-        '5' | '6' => Ok(SioPacket::Binary { namespace, ack }),
+        '5' | '6' => Ok(SioPacket::Binary { namespace, ack, attachments: attachments.unwrap_or(0) }),
         // CONNECT_ERROR is the server's to send.
         other => Err(PacketError::UnknownType(other)),
     }
@@ -280,9 +281,12 @@ mod tests {
     fn binary_packets_are_recognised_to_be_refused() {
         assert_eq!(
             parse_sio("51-[\"x\",{\"_placeholder\":true,\"num\":0}]"),
-            Ok(SioPacket::Binary { namespace: "/".into(), ack: None })
+            Ok(SioPacket::Binary { namespace: "/".into(), ack: None, attachments: 1 })
         );
-        assert_eq!(parse_sio("61-/x,7[]"), Ok(SioPacket::Binary { namespace: "/x".into(), ack: Some(7) }));
+        assert_eq!(
+            parse_sio("61-/x,7[]"),
+            Ok(SioPacket::Binary { namespace: "/x".into(), ack: Some(7), attachments: 1 })
+        );
     }
 
     #[test]

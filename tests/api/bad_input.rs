@@ -270,3 +270,44 @@ async fn malformed_rest_bodies_get_a_4xx_with_the_error_body() {
     assert_eq!(body["code"], "MESSAGE_TOO_LARGE");
     assert_eq!(app.health().await["head_seq"].as_u64(), Some(1), "nothing was applied");
 }
+
+/// Every number a client gives is bounded: past the largest the database holds (a signed
+/// 64-bit integer) it is refused `INVALID_PAYLOAD` (400 over REST), before it can reach the
+/// database, whatever field, parameter or transport carries it.
+#[actix_web::test]
+async fn numbers_past_the_databases_range_are_refused_everywhere() {
+    let app = spawn_app().await;
+    let too_big = "9223372036854775808";
+    for path in [
+        format!("/sync/audit-logs?offset={too_big}"),
+        format!("/sync/master-election-logs?offset={too_big}"),
+        format!("/sync/pull?since_seq={too_big}"),
+        "/sync/audit-logs?offset=18446744073709551615".to_owned(),
+    ] {
+        let response = app.admin(reqwest::Method::GET, &path).send().await.expect("GET");
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.expect("a JSON error");
+        assert_eq!(body["code"], "INVALID_PAYLOAD", "{path}: {body}");
+    }
+    // The largest that fits is a number like any other.
+    let fits = app.admin(reqwest::Method::GET, "/sync/audit-logs?offset=9223372036854775807").send().await;
+    assert_eq!(fits.expect("GET").status(), 200);
+
+    // In a body, and in a message.
+    let body = format!(
+        r#"{{"device_id":"tab","events":[{{"type":"acknowledge","device_id":"tab","seq":{too_big},"id":"a"}}]}}"#
+    );
+    let response = app
+        .admin(reqwest::Method::POST, "/sync/push")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 400);
+    let mut ws = app.connect("till").await;
+    let error =
+        error_for(&mut ws, &format!(r#"{{"type":"connect","clientId":"till","last_seq":{too_big}}}"#)).await;
+    assert_eq!(error["code"], "INVALID_PAYLOAD", "{error}");
+    ws.roundtrip("still-usable").await;
+}

@@ -22,9 +22,13 @@ struct Raw {
 
 impl Raw {
     async fn open(app: &TestApp) -> Self {
+        Self::open_at(app, "/ws").await
+    }
+
+    async fn open_at(app: &TestApp, path: &str) -> Self {
         let mut tcp = TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
         let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
             app.port
         );
@@ -208,4 +212,31 @@ async fn bad_continuations_fail_the_connection() {
         raw.frame(FIN | TEXT, br#"{"type":"ping"}"#, true).await;
     })
     .await;
+}
+
+/// A client's close is answered, and the server then ends the connection itself (RFC 6455
+/// §5.5.1, §7.1.1), for a bare connection, a cashier, a registered device and a Socket.IO
+/// session. The server's HTTP layer would otherwise wait `server.linger_s` for the client to
+/// hang up first, while the client waits for the server: set here beyond the test's wait.
+#[actix_web::test]
+async fn a_clients_close_is_answered_and_the_server_ends_the_connection() {
+    let app = crate::helpers::spawn_app_with(|s| s.server.linger_s = 600.0).await;
+    let greetings: [(&str, &str, &[u8]); 4] = [
+        ("a bare connection", "/ws", b""),
+        ("a cashier", "/ws", br#"{"type":"connect","clientId":"till-1"}"#),
+        ("a device", "/ws", br#"{"type":"device_online","device_id":"tab-1","priority":10}"#),
+        ("a Socket.IO session", "/socket.io/?EIO=4&transport=websocket", b"40"),
+    ];
+    for (who, path, greeting) in greetings {
+        let mut raw = Raw::open_at(&app, path).await;
+        if !greeting.is_empty() {
+            raw.frame(FIN | TEXT, greeting, true).await;
+            // Its answer arrives before anything else is done.
+            while !matches!(raw.next_frame().await, Some((TEXT, _))) {}
+        }
+        raw.frame(FIN | CLOSE, &1000u16.to_be_bytes(), true).await;
+        assert_eq!(raw.close_code().await, 1000, "{who}: the close is answered with the client's code");
+        assert!(raw.next_frame().await.is_none(), "{who}: the server ends the connection after the close");
+    }
+    app.wait_for_sessions(0).await;
 }

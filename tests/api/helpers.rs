@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_sync::app::{Application, ShutdownHandle};
+use device_sync::app::{Application, ShutdownHandle, WorkerThreads};
 use device_sync::settings::{LogFormat, LogSettings, Settings};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ pub struct TestApp {
     pub dir: Arc<TempDir>,
     pub http: reqwest::Client,
     shutdown: ShutdownHandle,
-    handle: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    /// `None` once stopped.
+    handle: Option<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+    workers: WorkerThreads,
 }
 
 /// Settings for a test server in `dir`: port 0, its own database, short timings.
@@ -135,9 +137,19 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut Setting
     let port = app.port();
     let state = app.state();
     let shutdown = app.shutdown_handle();
-    let handle = actix_web::rt::spawn(app.run_until_stopped());
+    let workers = app.worker_threads();
+    let handle = Some(actix_web::rt::spawn(app.run_until_stopped()));
     let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
-    TestApp { port, state, dir, http, shutdown, handle }
+    TestApp { port, state, dir, http, shutdown, handle, workers }
+}
+
+/// Every test server, when its test is done with it, must be idle and answer (`idle`).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.handle.is_some() && !std::thread::panicking() {
+            crate::idle::assert_idle(self.port, &crate::idle::Cpu::Threads(self.workers.ids()));
+        }
+    }
 }
 
 impl TestApp {
@@ -151,11 +163,16 @@ impl TestApp {
 
     /// Shuts the server down as SIGTERM would and waits for it; returns its directory so a
     /// test can start it again on the same database.
-    pub async fn stop(self) -> Arc<TempDir> {
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        let (port, cpu) = (self.port, crate::idle::Cpu::Threads(self.workers.ids()));
+        actix_web::rt::task::spawn_blocking(move || crate::idle::assert_idle(port, &cpu))
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         self.shutdown.shutdown();
-        let result = tokio::time::timeout(WAIT, self.handle).await.expect("the server stops in time");
+        let handle = self.handle.take().expect("a running server");
+        let result = tokio::time::timeout(WAIT, handle).await.expect("the server stops in time");
         result.expect("the server task").expect("the server stops cleanly");
-        self.dir
+        Arc::clone(&self.dir)
     }
 
     /// Opens a WebSocket without saying anything.
@@ -629,4 +646,16 @@ pub fn lines_of(stdout: std::process::ChildStdout) -> tokio::sync::mpsc::Unbound
         }
     });
     lines
+}
+
+/// A program of the tests' Python tools (`make clients`: python-socketio's client, schemathesis,
+/// openapi-spec-validator), from the virtualenv beside `DEVICE_SYNC_PYTHON`.
+pub fn python_tool(name: &str) -> PathBuf {
+    let python = std::env::var_os("DEVICE_SYNC_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/device-sync/clients/venv/bin/python")
+    });
+    let path = python.with_file_name(name);
+    assert!(path.exists(), "{} is not installed: run `make clients`", path.display());
+    path
 }

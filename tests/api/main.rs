@@ -3,6 +3,7 @@
 //! One module per scenario; `several_nodes` runs on Postgres only.
 
 mod helpers;
+mod idle;
 mod metrics;
 mod process;
 

@@ -168,6 +168,12 @@ impl Server {
         }
     }
 
+    /// Whether it is stopped by a signal (state `T` in `/proc`).
+    fn paused(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    }
+
     /// Raises its file-size limit (the disk has room again).
     pub fn lift_file_size_limit(&self) {
         let rl = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
@@ -180,6 +186,11 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
+            // Every server its test leaves running must be idle and answer (`idle`); one the
+            // test paused (SIGSTOP) is not judged.
+            if !std::thread::panicking() && !self.paused() {
+                crate::idle::assert_idle(self.port, &crate::idle::Cpu::Process(self.pid()));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -683,3 +683,32 @@ async fn devices_arriving_at_once_on_every_node_get_one_master() {
     }
     assert_each_term_recorded_once(&http, &nodes[0]).await;
 }
+
+/// One device has one session in the whole site: a device registered on one node that
+/// registers again on another is told `SESSION_REPLACED` on the older session, which is closed
+/// (4009), wherever the lease is; the newer session speaks for the device.
+#[actix_web::test]
+async fn a_device_registering_on_another_node_replaces_its_older_session() {
+    let nodes = start_nodes(3);
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    wait_for_cluster(&http, &nodes).await;
+    let mut terms = Terms::default();
+    let (mut first, ack) = Device::online(&nodes[0], "tablet", 50, &mut terms).await;
+    assert_eq!(ack["role"], "master", "{ack}");
+    let (mut again, ack) = Device::online(&nodes[2], "tablet", 50, &mut terms).await;
+    assert_eq!(ack["role"], "master", "the newer session speaks for the master: {ack}");
+
+    let (close, frames) = first.device.recv_close().await;
+    let code = close.map(|c| u16::from(c.code));
+    assert_eq!(code, Some(4009), "the older session is closed as replaced: {frames:?}");
+    assert!(
+        frames.iter().any(|f| f["type"] == "error" && f["code"] == "SESSION_REPLACED"),
+        "the older session is told why: {frames:?}"
+    );
+    // The newer session is the device's: its heartbeats are answered.
+    again.device.send(json!({"type": "heartbeat", "device_id": "tablet"})).await;
+    again.device.recv_until("heartbeat_ack").await;
+    for node in &nodes {
+        wait_for_master(&http, node, "tablet").await;
+    }
+}

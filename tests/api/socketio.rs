@@ -215,9 +215,17 @@ async fn bad_events_get_invalid_payload_and_the_session_stays() {
     sio.event_named("connection_status").await;
     sio.send("423[\"ping\",[1,2]]").await;
     assert_eq!(sio.ack(3).await["code"], "INVALID_PAYLOAD");
+    // A binary event and its attachment: one refusal, for the event (its attachment is part of it).
     sio.send("451-[\"ping\",{\"_placeholder\":true,\"num\":0}]").await;
+    tokio::time::timeout(WAIT, sio.stream.send(Message::binary(vec![1u8, 2, 3])))
+        .await
+        .expect("in time")
+        .expect("send the attachment");
     let (name, body) = sio.event().await;
     assert_eq!((name.as_str(), body["code"].as_str()), ("error", Some("INVALID_PAYLOAD")));
+    sio.send("429[\"ping\"]").await;
+    let next = sio.packet().await;
+    assert!(next.starts_with("439["), "the attachment is not refused again: {next}");
     sio.send("42[\"no_such_event\",{}]").await;
     assert_eq!(sio.event_named("error").await["code"], "UNKNOWN_EVENT");
     sio.send("424[\"ping\"]").await;
@@ -331,6 +339,27 @@ impl Polling {
         }
         panic!("no packet starting with {prefix}");
     }
+}
+
+#[actix_web::test]
+async fn a_binary_event_over_long_polling_is_refused_once_with_its_attachment() {
+    let app = spawn_app().await;
+    let (poll, _) = Polling::handshake(&app).await;
+    poll.post(&["40"]).await;
+    poll.until("40").await;
+    poll.until("42[\"connection_status\"").await;
+    // The attachment travels base64-encoded, as a `b` packet of its own.
+    poll.post(&["451-[\"ping\",{\"_placeholder\":true,\"num\":0}]", "bAQID", "429[\"ping\"]"]).await;
+    let mut heard = Vec::new();
+    while !heard.iter().any(|p: &String| p.starts_with("439[")) {
+        assert!(heard.len() < 100, "no answer to the ping: {heard:?}");
+        let unread: Vec<String> = poll.unread.lock().expect("unread").drain(..).collect();
+        heard.extend(unread);
+        heard.extend(poll.get().await);
+    }
+    let errors: Vec<&String> = heard.iter().filter(|p| p.starts_with("42[\"error\"")).collect();
+    assert_eq!(errors.len(), 1, "one refusal for the event and its attachment: {heard:?}");
+    assert!(errors[0].contains("INVALID_PAYLOAD"), "{heard:?}");
 }
 
 #[actix_web::test]
@@ -471,4 +500,42 @@ async fn other_methods_are_refused_and_a_client_that_never_joins_is_closed() {
     })
     .await;
     assert!(ended.is_ok(), "a client that never joins is closed");
+}
+
+/// A Socket.IO master that stops answering Engine.IO's pings fell silent: it is replaced with
+/// reason `timeout` (rule 4), as a `/ws` master whose heartbeats stop, and with no grace.
+#[actix_web::test]
+async fn a_silent_socket_io_master_is_replaced_for_timeout() {
+    let app = spawn_app_with(|s| {
+        quick_pings(s);
+        // The heartbeat timeout comes later than Engine.IO's silence limit (0.5 s here).
+        s.heartbeat.timeout_s = 30.0;
+    })
+    .await;
+    let (mut sio, _) = Sio::join(&app, json!({"clientId": "flutter-master"})).await;
+    sio.send("421[\"device_online\",{\"device_id\":\"flutter-master\",\"priority\":90}]").await;
+    assert_eq!(sio.ack(1).await["role"], "master");
+    let (mut till, online) = app.device("till", 10).await;
+    assert_eq!(online["role"], "client");
+    // Silence: the Socket.IO client stops answering pings (and stops reading).
+    let elected = till.elected().await;
+    assert_eq!(
+        (elected["new_master_id"].as_str(), elected["election_reason"].as_str()),
+        (Some("till"), Some("timeout")),
+        "{elected}"
+    );
+    drop(sio);
+}
+
+/// `socketio.enabled = false`: `/socket.io/` answers 404 on either transport; `/ws` is served.
+#[actix_web::test]
+async fn socket_io_can_be_turned_off() {
+    let app = spawn_app_with(|s| s.socketio.enabled = false).await;
+    for query in ["?EIO=4&transport=polling", "?EIO=4&transport=websocket"] {
+        let response = app.get(&format!("/socket.io/{query}")).await;
+        assert_eq!(response.status(), 404, "{query}");
+    }
+    let upgrade = connect_async(format!("ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket", app.port));
+    assert!(tokio::time::timeout(WAIT, upgrade).await.expect("an answer in time").is_err(), "no upgrade");
+    app.connect("till").await;
 }

@@ -13,23 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, seq, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, TestApp, python_tool, seq, spawn_app};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// The Python interpreter with python-socketio installed (`make clients`).
-fn python() -> PathBuf {
-    let path = std::env::var_os("DEVICE_SYNC_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/device-sync/clients/venv/bin/python")
-    });
-    assert!(
-        path.exists(),
-        "python-socketio's client is not installed at {}: run `make clients`",
-        path.display()
-    );
-    path
-}
 
 /// The client process, its reports as they come, and its stdin.
 struct Client {
@@ -51,7 +37,7 @@ impl Client {
     fn start(kind: Kind, app: &TestApp, transport: &str, device: &str) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
         let (program, script) = match kind {
-            Kind::Python => (python(), format!("{dir}/fleet_client.py")),
+            Kind::Python => (python_tool("python"), format!("{dir}/fleet_client.py")),
             Kind::Node => {
                 let installed = PathBuf::from(dir).join("node_modules/socket.io-client");
                 assert!(installed.exists(), "socket.io-client is not installed in {dir}: run `make clients`");
@@ -332,4 +318,28 @@ walk_throughs! {
     offline_device_with_python_on_polling: offline_device, Kind::Python, "polling";
     offline_device_with_node_on_websocket: offline_device, Kind::Node, "websocket";
     offline_device_with_node_on_polling: offline_device, Kind::Node, "polling";
+}
+
+/// Sessions that end one after another on long-polling (with and without the upgrade), as a
+/// browser's or Flutter-web's client does when it closes: each registers a device and leaves.
+/// The server is left idle and answering on every worker (the harness checks it when the test
+/// ends); a session ended while its GET waited used to leave a task spinning on its worker.
+async fn polling_sessions_end(kind: Kind, transport: &str) {
+    let app = spawn_app().await;
+    let mut client = Client::start(kind, &app, transport, "tablet");
+    for n in 0..4 {
+        client.ask(json!({"do": "connect", "auth": {"clientId": "tablet"}})).await;
+        let ack = client.call("device_online", json!({"device_id": "tablet", "priority": 20})).await;
+        assert_eq!(ack["type"], "device_online_ack", "session {n}: {ack}");
+        client.disconnect().await;
+    }
+    client.finish();
+    app.wait_for_sessions(0).await;
+}
+
+walk_throughs! {
+    polling_sessions_that_end_leave_python_idle: polling_sessions_end, Kind::Python, "polling-only";
+    upgraded_sessions_that_end_leave_python_idle: polling_sessions_end, Kind::Python, "polling";
+    polling_sessions_that_end_leave_node_idle: polling_sessions_end, Kind::Node, "polling-only";
+    upgraded_sessions_that_end_leave_node_idle: polling_sessions_end, Kind::Node, "polling";
 }

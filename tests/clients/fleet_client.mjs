@@ -14,7 +14,12 @@ const WAIT = 10_000;
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (i % 2 === 0 ? [...pairs, [arg.replace(/^--/, ""), all[i + 1]]] : pairs), []),
 );
-const transports = args.transport === "websocket" ? ["websocket"] : ["polling", "websocket"];
+// `polling` starts on long-polling and upgrades; `polling-only` never upgrades.
+const transports = {
+  websocket: ["websocket"],
+  polling: ["polling", "websocket"],
+  "polling-only": ["polling"],
+}[args.transport];
 const device = args.device;
 
 const say = (fields) => console.log(JSON.stringify(fields));

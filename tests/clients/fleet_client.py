@@ -117,10 +117,12 @@ class Device:
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--transport", choices=["websocket", "polling"], required=True)
+    # `polling` starts on long-polling and upgrades; `polling-only` never upgrades.
+    parser.add_argument("--transport", choices=["websocket", "polling", "polling-only"], required=True)
     parser.add_argument("--device", required=True)
     args = parser.parse_args()
-    transports = ["websocket"] if args.transport == "websocket" else ["polling", "websocket"]
+    transports = {"websocket": ["websocket"], "polling": ["polling", "websocket"],
+                  "polling-only": ["polling"]}[args.transport]
     device = Device(args.url, transports, args.device)
     loop = asyncio.get_running_loop()
     lines = asyncio.Queue()

@@ -40,6 +40,16 @@ pub enum Departure {
     Shutdown,
     /// Its session ended without either.
     Dropped,
+    /// Its session was closed because its client fell silent (Engine.IO's ping timeout, or the
+    /// idle timeout): as a heartbeat timeout, rule 4's `timeout`, with no grace.
+    Silent,
+}
+
+impl Departure {
+    /// Whether the device's session has ended.
+    pub fn ends_session(self) -> bool {
+        matches!(self, Self::Dropped | Self::Silent)
+    }
 }
 
 /// Who asks for a manual election.
@@ -523,6 +533,15 @@ impl Elector {
             Departure::Offline => "device_offline",
             Departure::Shutdown => "device_shutdown",
             Departure::Dropped => "device_disconnected",
+            Departure::Silent => {
+                let was_master = self.master.as_deref() == Some(device_id.as_str());
+                self.timed_out(&device_id, now, fx);
+                if let Some(to) = reply {
+                    let gone = Gone { election_triggered: was_master };
+                    fx.push(Effect::Reply { to, answer: Answer::Gone(gone) });
+                }
+                return;
+            }
         };
         let details = match &note {
             Some(note) => format!("inactive ({note})"),
@@ -556,6 +575,10 @@ impl Elector {
             Departure::Dropped => {
                 device.session = None;
                 Reason::Failure
+            }
+            Departure::Silent => {
+                device.session = None;
+                Reason::Timeout
             }
         };
         if self.master.as_deref() != Some(device_id.as_str()) {

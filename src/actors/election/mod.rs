@@ -300,7 +300,7 @@ impl Handler<DeviceGone> for Election {
     type Result = ResponseFuture<Gone>;
 
     fn handle(&mut self, msg: DeviceGone, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.how == Departure::Dropped {
+        if msg.how.ends_session() {
             self.sessions.remove(&msg.session);
         }
         let (reply, rx) = self.waiting();

@@ -30,8 +30,8 @@ use crate::cluster::Node;
 use crate::cluster::bus::{Forwarded, Posted, Poster};
 use crate::cluster::lease::{Held, Lease};
 use crate::domain::fleet::FleetWrite;
-use crate::protocol::outbound::Frame;
-use crate::protocol::{close, inbound};
+use crate::protocol::outbound::{self, Frame};
+use crate::protocol::{ErrorCode, WireError, close, inbound};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
 use crate::store;
 use crate::store::cluster::Instance;
@@ -440,8 +440,20 @@ impl Election {
             }
             Posted::Close { session, code, .. } => {
                 if let Some(recipient) = self.sessions.get(&session) {
-                    let reason =
-                        if code == close::HEARTBEAT_TIMEOUT { "heartbeat timeout" } else { "closed" };
+                    let reason = match code {
+                        close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
+                        close::SESSION_REPLACED => {
+                            // Told why first, as the Registry tells a session replaced on its node.
+                            let error = WireError::new(
+                                ErrorCode::SessionReplaced,
+                                "This device connected again from a newer session on another node",
+                            );
+                            let frame = outbound::error(&error, None);
+                            recipient.do_send(Outbound::Frame { seq: None, frame });
+                            "session replaced"
+                        }
+                        _ => "closed",
+                    };
                     recipient.do_send(Outbound::Close { code, reason });
                 }
             }
@@ -475,12 +487,35 @@ impl Election {
         }
     }
 
+    /// Tells session `old` of `device_id`, on another node, that a newer session replaced it,
+    /// and closes it (4009), as its own node's Registry does when both are on one node.
+    fn replace_elsewhere(&mut self, fence: u64, old: Uuid, device_id: &str) {
+        tracing::info!(device = %device_id, %old, "session replaced by one on another node");
+        self.site().link.poster.post(&Posted::Close { fence, session: old, code: close::SESSION_REPLACED });
+    }
+
     /// The leader takes an input posted by the node run at `from`.
     fn decide(&mut self, ctx: &mut Context<Self>, generation: u64, from: String, input: Forwarded) {
         let Some(leading) = self.site().leading.as_mut() else { return };
+        let fence = leading.fence;
+        let mut replaced = Vec::new();
         let input = match input {
             Forwarded::Online { session, info, reply } => {
                 let Some(reply) = leading.owe(&from, reply) else { return };
+                // One device has one session in the whole site: a newer one replaces the older,
+                // on whatever node it is (the node of both replaces it itself, as alone).
+                let older: Vec<(Uuid, String)> = leading
+                    .sessions
+                    .iter()
+                    .filter(|(s, (_, device))| **s != session && *device == info.device_id)
+                    .map(|(s, (node, _))| (*s, node.clone()))
+                    .collect();
+                for (old, node) in older {
+                    leading.sessions.remove(&old);
+                    if node != from {
+                        replaced.push((old, info.device_id.clone()));
+                    }
+                }
                 leading.sessions.insert(session, (from.clone(), info.device_id.clone()));
                 Input::Online { session, info, reply }
             }
@@ -497,7 +532,7 @@ impl Election {
                         None => return,
                     },
                 };
-                if how == super::Departure::Dropped {
+                if how.ends_session() {
                     leading.sessions.remove(&session);
                 }
                 Input::Gone { device_id, session, how, note, reply }
@@ -515,6 +550,9 @@ impl Election {
                 Input::Register { device_id, priority, capabilities, reply }
             }
         };
+        for (old, device_id) in replaced {
+            self.replace_elsewhere(fence, old, &device_id);
+        }
         self.lead(ctx, generation, input);
     }
 

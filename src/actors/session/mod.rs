@@ -144,6 +144,8 @@ pub struct Session {
     closing: bool,
     /// The connection failed; the session stops once it has read what arrived before.
     lost: bool,
+    /// It was closed because its client fell silent (idle, or Engine.IO's ping timeout).
+    silent: bool,
 }
 
 impl Session {
@@ -177,6 +179,7 @@ impl Session {
             fragments: None,
             closing: false,
             lost: false,
+            silent: false,
         }
     }
 
@@ -595,6 +598,9 @@ impl Session {
         if !text && self.in_conformance() {
             return self.on_conformance_binary(ctx, data);
         }
+        if !text && self.attachment_due() {
+            return;
+        }
         if !text {
             let error = WireError::invalid(None, None, "binary frames are not accepted; send JSON text");
             return self.send_error(ctx, &error, None);
@@ -645,6 +651,7 @@ impl Session {
             .unwrap_or_else(|| now.duration_since(self.last_seen) >= self.cx.limits.idle_timeout());
         if idle {
             tracing::info!(session = %self.id, client = self.client_label(), "idle timeout: closing");
+            self.silent = true;
             return self.close(ctx, close::IDLE_TIMEOUT, "idle timeout");
         }
         if now.duration_since(self.last_ping) >= self.ping_every() {
@@ -687,7 +694,7 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        self.cx.registry.do_send(Unregister { session: self.id });
+        self.cx.registry.do_send(Unregister { session: self.id, silent: self.silent });
         Running::Stop
     }
 }
@@ -718,6 +725,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
             // Waiting for the client's answer to our close; nothing else is read. A decoding
             // error repeats at every poll (the decoder keeps the bad bytes): stop at once.
             if matches!(msg, Ok(ws::Message::Close(_)) | Err(_)) {
+                self.outbox.end_reading();
                 ctx.stop();
             }
             return;
@@ -741,6 +749,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for Session {
                     reason.as_ref().map_or(0, |r| 2 + r.description.as_ref().map_or(0, String::len));
                 ctx.close(reason);
                 self.outbox.note_written(payload, false);
+                self.outbox.end_reading();
                 ctx.stop();
             }
             Ok(ws::Message::Nop) => {}

@@ -51,6 +51,9 @@ pub struct SocketIoWire {
     opened: Instant,
     /// How long it may take to join the namespace.
     connect_timeout: Duration,
+    /// Binary attachments still to come of a binary packet already refused: they are part of
+    /// it, and dropped without a word.
+    attachments_due: usize,
 }
 
 impl SocketIoWire {
@@ -75,6 +78,7 @@ impl SocketIoWire {
             opened: Instant::now(),
             connect_timeout: ping_interval + ping_timeout,
             conformance: None,
+            attachments_due: 0,
         }
     }
 
@@ -159,6 +163,8 @@ impl Session {
             Err(_) if self.in_conformance() => {
                 self.close(ctx, crate::protocol::close::PROTOCOL_ERROR, "invalid packet");
             }
+            // A binary attachment sent over long-polling (base64), of a packet refused already.
+            Err(PacketError::Binary) if self.attachment_due() => {}
             Err(err) => self.refuse_packet(ctx, &err, None),
         }
     }
@@ -194,7 +200,10 @@ impl Session {
                 }
                 self.on_inbound(ctx, decoded);
             }
-            SioPacket::Binary { ack, .. } => {
+            SioPacket::Binary { ack, attachments, .. } => {
+                if let Wire::SocketIo(sio) = &mut self.wire {
+                    sio.attachments_due = attachments;
+                }
                 let error = WireError::invalid(None, None, "binary events are not accepted; send JSON");
                 self.refuse(ctx, &error, ack);
             }
@@ -236,6 +245,18 @@ impl Session {
                     Ok(inbound::Inbound { id: None, event: ClientEvent::Connect(Default::default()) }),
                 );
             }
+        }
+    }
+
+    /// Whether a binary frame is an attachment of a binary packet refused already (and counts
+    /// it as taken).
+    pub(super) fn attachment_due(&mut self) -> bool {
+        match &mut self.wire {
+            Wire::SocketIo(sio) if sio.attachments_due > 0 => {
+                sio.attachments_due -= 1;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -61,13 +61,24 @@ fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// One server-sent event of the admin feed.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AdminEvent {
+    /// `fleet` or `stats`.
+    #[schema(pattern = "^(fleet|stats)$")]
+    event: String,
+    /// The event's JSON object.
+    data: String,
+}
+
 #[utoipa::path(
     get,
     path = "/admin/events",
     tag = "admin",
     summary = "The admin page's live view, as server-sent events",
     description = "`event: fleet` with the devices (role, priority, active, last seen, sync lag, transport), the master and term, health, and the latest elections and audit entries, sent at once and whenever it changes; `event: stats` with the sessions by transport and the messages received and sent per second, every second.",
-    responses((status = 200, description = "The event stream, until the client or the server closes it", content_type = "text/event-stream", body = String), Unauthorized, Forbidden),
+    responses((status = 200, description = "The event stream, until the client or the server closes it", content_type = "text/event-stream", body = AdminEvent), Unauthorized, Forbidden),
     security(("admin_token" = []))
 )]
 async fn events(_auth: AdminAuth, app: web::Data<AppState>) -> HttpResponse {

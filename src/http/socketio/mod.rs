@@ -116,7 +116,7 @@ async fn get(
                     format!("not a WebSocket upgrade: {err}"),
                 ))
             })?;
-            let outbox = Outbox::new();
+            let outbox = Outbox::on(req.conn_data::<outbox::Connection>().copied());
             let socket = if bridge.claim_upgrade() {
                 upgrade::Upgrade::new(bridge, outbox.clone(), app.settings.limits.session_queue)
             } else {
@@ -144,7 +144,7 @@ async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Ap
     let slot = ws::admit(app)?;
     let sid = new_sid();
     let (input, frames) = tokio::sync::mpsc::unbounded_channel();
-    let body = ws::spawn(app, wire(req, app, sid.clone(), true), slot, receiver_stream(frames));
+    let body = ws::spawn(app, wire(req, app, sid.clone(), true), slot, receiver_stream(frames), None);
     let socketio = &app.settings.socketio;
     let bridge = Bridge::start(
         input,

@@ -79,7 +79,7 @@ impl Bridge {
     ) -> Arc<Self> {
         let (asks, asked) = mpsc::unbounded_channel();
         actix_web::rt::spawn(async move {
-            poller(outbox, asked, max_size).await;
+            poller(outbox, asked, max_size, silence_limit).await;
             // The session has ended (or upgraded and then ended): forget it.
             sessions.remove(&sid);
         });
@@ -118,33 +118,25 @@ impl Bridge {
             let done = tokio::time::timeout(PROBED_POLL_WAIT, upgraded.wait_for(|done| *done)).await;
             return Some(match done {
                 Ok(Ok(_)) => Taken::Upgraded,
-                _ => Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]),
+                _ => noop(),
             });
         }
         if heard.elapsed() >= self.silence_limit {
             // Silent past Engine.IO's limit: the session is closing.
             return Some(Taken::Gone);
         }
-        {
-            let mut polling = self.polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *polling {
-                return None;
-            }
-            *polling = true;
-        }
+        // Held until this poll is answered or its request goes away (its future dropped).
+        let _waiting = PollSlot::take(&self.polling)?;
         let (reply, taken) = oneshot::channel();
-        let answer = if self.asks.send(Ask::Poll(reply)).is_err() {
-            Taken::Gone
-        } else {
-            match tokio::time::timeout(wait, taken).await {
-                Ok(Ok(taken)) => taken,
-                Ok(Err(_)) => Taken::Closed,
-                // Nothing within the wait: an empty answer is a noop.
-                Err(_) => Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]),
-            }
-        };
-        *self.polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        Some(answer)
+        if self.asks.send(Ask::Poll(reply)).is_err() {
+            return Some(Taken::Gone);
+        }
+        Some(match tokio::time::timeout(wait, taken).await {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(_)) => Taken::Closed,
+            // Nothing within the wait: an empty answer is a noop.
+            Err(_) => noop(),
+        })
     }
 
     /// The upgrade's probe succeeded: the waiting poll ends with a noop.
@@ -167,6 +159,27 @@ impl Bridge {
     pub fn upgrade(&self, socket: Upgraded) {
         self.upgraded.send_replace(true);
         let _ = self.asks.send(Ask::Upgrade(socket));
+    }
+}
+
+/// A session's one waiting GET: taken by a poll, given back when the poll ends however it ends.
+struct PollSlot<'a>(&'a Mutex<bool>);
+
+impl<'a> PollSlot<'a> {
+    /// The slot, or `None` when another GET holds it.
+    fn take(polling: &'a Mutex<bool>) -> Option<Self> {
+        let mut taken = polling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *taken {
+            return None;
+        }
+        *taken = true;
+        Some(Self(polling))
+    }
+}
+
+impl Drop for PollSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
     }
 }
 
@@ -193,50 +206,54 @@ impl PollingSessions {
 }
 
 /// Takes the session's frames out of its outbox when asked, as Engine.IO packets.
-async fn poller(mut outbox: OutboxBody, mut asks: mpsc::UnboundedReceiver<Ask>, max_size: usize) {
+///
+/// Every turn awaits something (a request, the session's end, a packet, a deadline): the task
+/// never runs without a reason to. It ends when the session has ended and its last packets are
+/// taken, or when nobody comes for them within `linger`; its bridge is then forgotten.
+async fn poller(
+    mut outbox: OutboxBody,
+    mut asks: mpsc::UnboundedReceiver<Ask>,
+    max_size: usize,
+    linger: Duration,
+) {
     let mut frames = Frames { buf: BytesMut::new(), max_size, ended: false };
     // Packets taken for a GET that had gone by the time they came.
     let mut carry: Vec<String> = Vec::new();
-    let mut pending: Option<oneshot::Sender<Taken>> = None;
-    loop {
-        let ask = if pending.is_some() || frames.ended {
-            match asks.try_recv() {
-                Ok(ask) => Some(ask),
-                Err(mpsc::error::TryRecvError::Empty) => None,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+    'turn: loop {
+        // Between polls: wait for the next request, or for the session to end.
+        let ask = if frames.ended {
+            if carry.is_empty() {
+                return;
+            }
+            // The session's last packets wait for one more GET, but not for ever.
+            match tokio::time::timeout(linger, asks.recv()).await {
+                Ok(Some(ask)) => ask,
+                Ok(None) | Err(_) => return,
             }
         } else {
             tokio::select! {
                 ask = asks.recv() => match ask {
-                    Some(ask) => Some(ask),
+                    Some(ask) => ask,
                     None => return,
                 },
-                () = done(&outbox) => return,
+                () = finished(&outbox) => {
+                    // Nothing more will be written: what is left is the session's last word.
+                    while let Some(packet) = frames.ready(&mut outbox) {
+                        carry.push(packet);
+                    }
+                    frames.ended = true;
+                    continue;
+                }
             }
         };
-        match ask {
-            Some(Ask::Poll(reply)) => pending = Some(reply),
-            Some(Ask::Noop) => {
-                if let Some(reply) = pending.take() {
-                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
-                }
-                continue;
-            }
-            Some(Ask::Upgrade(socket)) => {
-                if let Some(reply) = pending.take() {
-                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
-                }
-                return upgraded(outbox, frames, carry, socket).await;
-            }
-            None => {}
-        }
-        let Some(reply) = pending.take() else { continue };
-        if frames.ended && carry.is_empty() {
-            let _ = reply.send(Taken::Closed);
-            continue;
-        }
-        if carry.is_empty() {
-            // Wait for the first packet, unless the GET goes away or the upgrade asks.
+        let mut reply = match ask {
+            Ask::Poll(reply) => reply,
+            // No poll is waiting for it.
+            Ask::Noop => continue,
+            Ask::Upgrade(socket) => return upgraded(outbox, frames, carry, socket).await,
+        };
+        // Wait for the first packet, unless the GET goes away or the upgrade asks.
+        while carry.is_empty() && !frames.ended {
             enum Woke {
                 Packet(Option<String>),
                 Gone,
@@ -244,27 +261,24 @@ async fn poller(mut outbox: OutboxBody, mut asks: mpsc::UnboundedReceiver<Ask>, 
             }
             let woke = tokio::select! {
                 packet = frames.next(&mut outbox) => Woke::Packet(packet),
-                () = reply_closed(&reply) => Woke::Gone,
+                () = reply.closed() => Woke::Gone,
                 ask = asks.recv() => Woke::Asked(ask),
             };
             match woke {
+                // `None`: the session ended (`frames.ended`), answered below.
                 Woke::Packet(packet) => carry.extend(packet),
-                Woke::Gone => continue,
+                Woke::Gone => continue 'turn,
                 Woke::Asked(None) => return,
                 Woke::Asked(Some(Ask::Noop)) => {
-                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
-                    continue;
+                    let _ = reply.send(noop());
+                    continue 'turn;
                 }
                 Woke::Asked(Some(Ask::Upgrade(socket))) => {
-                    let _ = reply.send(Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()]));
+                    let _ = reply.send(noop());
                     return upgraded(outbox, frames, carry, socket).await;
                 }
-                Woke::Asked(Some(Ask::Poll(other))) => {
-                    // The bridge lets one GET wait at a time; keep the newer one.
-                    drop(reply);
-                    pending = Some(other);
-                    continue;
-                }
+                // The GET before it went away unnoticed: the newer one waits instead.
+                Woke::Asked(Some(Ask::Poll(newer))) => reply = newer,
             }
         }
         // And everything else already there.
@@ -285,18 +299,14 @@ async fn poller(mut outbox: OutboxBody, mut asks: mpsc::UnboundedReceiver<Ask>, 
     }
 }
 
-/// Resolves once the session has ended with nothing left to take.
-async fn done(outbox: &OutboxBody) {
-    while !outbox.is_done() {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// An empty answer.
+fn noop() -> Taken {
+    Taken::Packets(vec![crate::protocol::socketio::NOOP.to_owned()])
 }
 
-async fn reply_closed(reply: &oneshot::Sender<Taken>) {
-    // `oneshot::Sender::closed` needs `&mut`; poll its state instead.
-    while !reply.is_closed() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Resolves once the session's stream has ended (whatever is still queued for the socket).
+async fn finished(outbox: &OutboxBody) {
+    std::future::poll_fn(|cx| outbox.poll_finished(cx)).await;
 }
 
 /// After the upgrade: every packet goes to the websocket as soon as it can take it.

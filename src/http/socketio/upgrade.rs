@@ -89,6 +89,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Upgrade {
             Ok(ws::Message::Ping(data)) => ctx.pong(&data),
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
+                self.outbox.end_reading();
                 ctx.stop();
             }
             // Before the upgrade, or not text: nothing the session takes.

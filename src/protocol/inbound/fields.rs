@@ -27,6 +27,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Largest `limit`.
 pub const MAX_LIMIT: u64 = 10_000;
 
+/// The largest integer anywhere in a message or body: the largest the database stores (a
+/// signed 64-bit integer). A larger one is refused before any field is read, so no count, seq
+/// or index can overflow on its way to the database.
+pub const MAX_NUMBER: u64 = i64::MAX as u64;
+
 pub(super) fn limit_of(limit: Option<u64>, default: u64) -> Result<u64, WireError> {
     match limit {
         None => Ok(default),
@@ -76,7 +81,16 @@ pub(super) fn check_value(value: &Value, level: usize) -> Result<(), String> {
                 check_value(v, level + 1)
             })
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        Value::Number(n) => check_number(n),
+        Value::Null | Value::Bool(_) => Ok(()),
+    }
+}
+
+/// Integers within the signed 64-bit range; fractions as they are.
+pub(super) fn check_number(n: &serde_json::Number) -> Result<(), String> {
+    match n.as_u64() {
+        Some(big) if big > MAX_NUMBER => Err(format!("a number is larger than {MAX_NUMBER}")),
+        _ => Ok(()),
     }
 }
 

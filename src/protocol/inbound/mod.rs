@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 pub use self::devices::DeviceOnline;
 use self::fields::*;
 pub use self::fields::{
-    MAX_DEPTH, MAX_ID_CHARS, MAX_ITEMS, MAX_LIMIT, MAX_TEXT_CHARS, check_body_bounds, check_id, is_id,
-    parse_body,
+    MAX_DEPTH, MAX_ID_CHARS, MAX_ITEMS, MAX_LIMIT, MAX_NUMBER, MAX_TEXT_CHARS, check_body_bounds, check_id,
+    is_id, parse_body,
 };
 pub use self::stations::{
     CreateStationMsg, OrderMsg, OrderPatchMsg, OrdersMsg, StationPatchMsg, TransferTargetMsg,

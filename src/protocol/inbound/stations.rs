@@ -82,7 +82,7 @@ pub(super) struct StationIdMsg {
 #[serde(rename_all = "camelCase")]
 pub struct CreateStationMsg {
     /// The station's id.
-    #[schema(value_type = String, max_length = 128)]
+    #[schema(value_type = String, min_length = 1, max_length = 128)]
     device_id: WireId,
     name: Option<String>,
 }
@@ -132,6 +132,7 @@ pub(super) struct OrderPlacedMsg {
 #[serde(rename_all = "camelCase")]
 pub struct OrdersMsg {
     /// At least one.
+    #[schema(min_items = 1, max_items = 1000)]
     orders: Vec<OrderMsg>,
 }
 
@@ -222,7 +223,7 @@ pub(super) struct TransferMsg {
 #[serde(rename_all = "camelCase")]
 pub struct TransferTargetMsg {
     /// The station the orders move to; it must be idle.
-    #[schema(value_type = String, max_length = 128)]
+    #[schema(value_type = String, min_length = 1, max_length = 128)]
     to_device_id: WireId,
 }
 

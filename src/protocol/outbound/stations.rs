@@ -146,7 +146,7 @@ pub struct StationRef<'a> {
 pub struct CatalogueUpdated<'a> {
     #[serde(skip)]
     pub catalogue: CatalogueKind,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: &'a RawValue,
     pub seq: u64,
 }

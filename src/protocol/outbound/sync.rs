@@ -16,7 +16,7 @@ pub struct Change {
     pub record_id: serde_json::Value,
     pub operation: String,
     /// The record's state after the change (`null` after a delete), as stored.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = serde_json::Value)]
     pub data: Option<Box<RawValue>>,
     pub version: Option<i64>,
     pub timestamp: String,
@@ -74,7 +74,7 @@ pub struct ConflictView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordView {
     pub record_id: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = serde_json::Value)]
     pub data: Option<Box<RawValue>>,
     pub version: i64,
     pub updated_at: String,
@@ -306,7 +306,7 @@ pub enum Found {
     /// One record by id (`data` and `version` are `null` when it is not there).
     Single {
         record_id: Value,
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = serde_json::Value)]
         data: Option<Box<RawValue>>,
         version: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
