@@ -36,16 +36,18 @@ $(CLIENTS_DIR)/venv/.installed: tests/clients/requirements.txt
 	$(CLIENTS_DIR)/venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 	touch $@
 
-test: prerequisites test-sqlite test-postgres ## run every test: all of them on SQLite, the integration suite again on Postgres
+test: test-sqlite test-postgres ## run every test: all of them on SQLite, the integration suite again on Postgres
 
-# Debian's postgresql and chromium: installed when missing and run as root; otherwise the one
+# What a pass needs from Debian's packages (chromium for the admin page's browser test,
+# postgresql for the Postgres pass): installed when missing and run as root; otherwise the one
 # command to run is named.
-prerequisites: ## install what the tests need from Debian's packages (postgresql, chromium)
-	tools/prerequisites.sh
+prerequisites: ## install what the tests need from Debian's packages (chromium, postgresql)
+	tools/prerequisites.sh chromium postgresql
 
 # The tests of several nodes over one database (tests/api/several_nodes.rs) need Postgres: they
 # run in test-postgres.
-test-sqlite: prerequisites clients ## every test (unit and integration) on the embedded SQLite
+test-sqlite: clients ## every test (unit and integration) on the embedded SQLite
+	tools/prerequisites.sh chromium
 	$(CARGO) test --workspace $(TEST_FEATURES) -- --skip several_nodes::
 
 # The integration suite on Postgres: tools/postgres.sh starts a throwaway server from Debian's
@@ -54,7 +56,8 @@ test-sqlite: prerequisites clients ## every test (unit and integration) on the e
 # test that fills the disk under an SQLite file (it limits the size of the server's files).
 PG_PORT ?= 55433
 SQLITE_ONLY = --skip reliability::a_full_disk_refuses_writes
-test-postgres: prerequisites clients ## the integration suite on a throwaway Postgres (needs Debian's postgresql)
+test-postgres: clients ## the integration suite on a throwaway Postgres (needs Debian's postgresql)
+	tools/prerequisites.sh postgresql
 	@dir=$$(mktemp -d) && chmod 755 $$dir && \
 	url=$$(tools/postgres.sh start $$dir/pg $(PG_PORT)) && echo "== Postgres at $$url" && \
 	{ DEVICE_SYNC_TEST_POSTGRES=$$url $(CARGO) test --workspace $(TEST_FEATURES) --test api -- $(SQLITE_ONLY); rc=$$?; } ; \

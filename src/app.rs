@@ -187,6 +187,8 @@ impl Application {
             published,
             floor,
             metrics,
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::default(),
         });
         let cluster = node.zip(left).map(|(node, left)| {
             let readers = Readers {

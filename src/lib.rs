@@ -20,6 +20,7 @@
 //!   node's liveness and the election lease.
 //! - `metrics`: the Prometheus figures, counted where things happen, one registry per server.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
+//! - `faults`: faults tests inject into a running server (`fault-injection` builds only).
 //!
 //! The terminal client, the load generator and the benchmark are the workspace member `tools/`
 //! (`device-sync-tools`): they import nothing of the server.
@@ -28,6 +29,8 @@ pub mod actors;
 pub mod app;
 pub mod cluster;
 pub mod domain;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

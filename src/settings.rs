@@ -143,6 +143,21 @@ pub struct SyncSettings {
     /// Only the newest this many changes are kept (0: no count limit).
     pub log_keep_changes: u64,
     pub prune_interval_s: f64,
+    /// A write's receipt is kept this many days longer than the change it names stays in the
+    /// log, so that a device's write in doubt sent again meanwhile is still applied once.
+    #[serde(default = "receipt_margin_days")]
+    pub receipt_margin_days: f64,
+    /// Audit and election log entries older than this many days are pruned (0: kept).
+    #[serde(default = "history_keep_days")]
+    pub history_keep_days: f64,
+}
+
+fn receipt_margin_days() -> f64 {
+    7.0
+}
+
+fn history_keep_days() -> f64 {
+    90.0
 }
 
 pub use crate::domain::records::ConflictPolicy;
@@ -262,12 +277,18 @@ impl Settings {
                 });
             }
         }
-        let keep_days = self.sync.log_keep_days;
-        if !(keep_days.is_finite() && (0.0..1e7).contains(&keep_days)) {
-            return Err(SettingsError::Invalid {
-                key: "sync.log_keep_days",
-                problem: format!("must be a number of days, 0 or more, not {keep_days}"),
-            });
+        let days = [
+            ("sync.log_keep_days", self.sync.log_keep_days),
+            ("sync.receipt_margin_days", self.sync.receipt_margin_days),
+            ("sync.history_keep_days", self.sync.history_keep_days),
+        ];
+        for (key, days) in days {
+            if !(days.is_finite() && (0.0..1e7).contains(&days)) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    problem: format!("must be a number of days, 0 or more, not {days}"),
+                });
+            }
         }
         let positive = [
             ("limits.max_message_bytes", self.limits.max_message_bytes),
@@ -372,6 +393,16 @@ impl SyncSettings {
     /// How many changes are kept, if there is a count limit.
     pub fn keep_changes(&self) -> Option<u64> {
         (self.log_keep_changes > 0).then_some(self.log_keep_changes)
+    }
+
+    /// How much longer a write's receipt is kept than the change it names.
+    pub fn receipt_margin(&self) -> Duration {
+        seconds(self.receipt_margin_days * 86_400.0)
+    }
+
+    /// How long audit and election log entries are kept, if there is a limit.
+    pub fn history_keep_for(&self) -> Option<Duration> {
+        (self.history_keep_days > 0.0).then(|| seconds(self.history_keep_days * 86_400.0))
     }
 }
 

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond the Rust toolchain, Python 3 and Node.js, from Debian's
-# packages: PostgreSQL (the integration suite's second pass and the several-nodes tests) and
-# Chromium (the admin page's browser test). Installed with apt-get when missing and run as root
-# (as CI runs); otherwise this stops at once and names the one command that installs them.
-# (The Python and Node clients come from PyPI and npm: `make clients`.)
+# packages, by name: `chromium` (the admin page's browser test) and `postgresql` (the
+# integration suite's second pass and the several-nodes tests). Installed with apt-get when
+# missing and run as root (as CI runs); otherwise this stops at once and names the one command
+# that installs them. (The Python and Node clients come from PyPI and npm: `make clients`.)
+#
+#   tools/prerequisites.sh chromium postgresql
 set -euo pipefail
 
 missing=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+for package in "$@"; do
+  case "$package" in
+    postgresql) ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql) ;;
+    chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+    *) echo "prerequisites.sh: unknown package $package" >&2; exit 2 ;;
+  esac
+done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -9,7 +9,7 @@
 //! - `sync_state`: each device's position against the change log.
 //! - `master_election_log`: every successful election, with its term.
 //! - `record`: generic records (table, id, JSON, version, tombstone).
-//! - `push_receipt`: events applied by `POST /sync/push`, once each.
+//! - `write_receipt`: writes sent with an id, with their first answer: applied once each.
 //! - `sync_conflict`: conflicts a device lost, listed in its next `sync_response`.
 //! - `enums`: the enumerated columns (a device's role, its sync status).
 
@@ -20,10 +20,10 @@ pub mod enums;
 pub mod master_election_log;
 pub mod order;
 pub mod prelude;
-pub mod push_receipt;
 pub mod record;
 pub mod station;
 pub mod sync_audit_log;
 pub mod sync_conflict;
 pub mod sync_meta;
 pub mod sync_state;
+pub mod write_receipt;

@@ -21,6 +21,7 @@ mod m20261201_000015_create_sync_conflicts;
 mod m20261202_000016_change_log_sync_change;
 mod m20261202_000017_create_cluster;
 mod m20261202_000018_create_cluster_bus;
+mod m20261207_000019_create_write_receipts;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_change_log_sync_change::Migration),
             Box::new(m20261202_000017_create_cluster::Migration),
             Box::new(m20261202_000018_create_cluster_bus::Migration),
+            Box::new(m20261207_000019_create_write_receipts::Migration),
         ]
     }
 }

@@ -23,12 +23,31 @@ pub enum Command {
     Record(RecordWrite),
     /// A legacy critical event.
     Critical { device_id: String, event_type: String, payload: Value },
-    /// An event of a device's offline queue (`POST /sync/push`): applied at most once per
-    /// device and event id.
-    Pushed { device_id: String, event_id: String, command: Box<Command> },
+    /// A write its writer sent with an `id`: applied at most once per writer and id, on any
+    /// transport; sent again, it is answered as it was the first time (`store::receipts`).
+    Receipted { writer: Writer, id: String, command: Box<Command> },
     /// A fault for tests to inject (`fault-injection` builds only).
     #[cfg(feature = "fault-injection")]
     Fault(Fault),
+}
+
+/// Who sent a write, for its receipt: the same writer on every transport.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Writer {
+    /// A registered device (a `/ws` or Socket.IO session, or its `POST /sync/push`).
+    Device(String),
+    /// A cashier that said `connect` with its `clientId` and registered no device.
+    Client(String),
+}
+
+impl Writer {
+    /// How it is stored: its kind and its id.
+    pub fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Self::Device(id) => ("device", id),
+            Self::Client(id) => ("client", id),
+        }
+    }
 }
 
 /// Faults tests can inject into a batch.

@@ -25,7 +25,7 @@ impl ConflictPolicy {
 
 /// A write that met a stored copy newer than its base: the facts every conflict message is
 /// made of, whichever copy the policy keeps.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Conflict {
     /// The device that wrote.
     pub device: String,

@@ -229,9 +229,18 @@ async fn place_orders(
 fn order_path(path: &web::Path<(String, String)>) -> Result<(String, usize), ApiError> {
     let (id, index) = path.as_ref();
     inbound::station_id_param(id)?;
-    let index = index.parse::<usize>().map_err(|_| {
-        ApiError::from(WireError::invalid(Some("orderIndex"), None, "must be an integer >= 0"))
-    })?;
+    let index = index
+        .parse::<u64>()
+        .ok()
+        .filter(|i| *i <= inbound::MAX_NUMBER)
+        .and_then(|i| usize::try_from(i).ok())
+        .ok_or_else(|| {
+            ApiError::from(WireError::invalid(
+                Some("orderIndex"),
+                None,
+                "must be an integer within 0..=9223372036854775807",
+            ))
+        })?;
     Ok((id.clone(), index))
 }
 

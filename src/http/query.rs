@@ -35,19 +35,27 @@ impl Query {
         Ok(Self(map))
     }
 
-    /// A parameter as given (empty if given empty).
+    /// A text parameter; one given empty is as absent.
     pub fn text(&self, name: &str) -> Option<&str> {
+        self.given(name).filter(|v| !v.is_empty())
+    }
+
+    /// A parameter as given (empty if given empty): a number, a time or an id given empty is
+    /// wrong, not absent.
+    fn given(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
     /// An id parameter: 1 to 128 characters.
     pub fn id(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        self.text(name).map(|id| inbound::check_id(name, id).map(|()| id).map_err(ApiError::from)).transpose()
+        self.given(name)
+            .map(|id| inbound::check_id(name, id).map(|()| id).map_err(ApiError::from))
+            .transpose()
     }
 
     /// A non-negative integer parameter, at most `MAX_NUMBER` (what the database can hold).
     pub fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        self.text(name)
+        self.given(name)
             .map(|v| {
                 v.parse::<u64>()
                     .ok()
@@ -68,7 +76,7 @@ impl Query {
 
     /// An RFC 3339 time parameter.
     pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        self.text(name)
+        self.given(name)
             .map(|v| time::parse(v).ok_or_else(|| invalid(name, "must be an RFC 3339 time with an offset")))
             .transpose()
     }

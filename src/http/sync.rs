@@ -14,9 +14,13 @@ use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
 use crate::actors::election::Fleet;
-use crate::actors::persistence::{self, Origin, Outcome};
-use crate::domain::commands::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::actors::persistence::{self, Applied, InOrder, Origin, Outcome};
+use crate::domain::commands::{Command, Writer};
 use crate::domain::fleet::{FleetWrite, SyncStateWrite, SyncStatus};
+use crate::domain::records::Conflict;
 use crate::http::state::AppState;
 use crate::protocol::error::ErrorBody;
 use crate::protocol::inbound::{
@@ -25,6 +29,7 @@ use crate::protocol::inbound::{
 use crate::protocol::outbound::{Change, SyncConflictResolved};
 use crate::protocol::{ErrorCode, WireError, time};
 use crate::store::changes::Since;
+use crate::store::receipts::Receipt;
 use crate::sync::DeviceSyncState;
 use crate::{store, sync};
 use sea_orm::Iterable;
@@ -89,79 +94,109 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
     if b.events.len() > MAX_ITEMS {
         return Err(WireError::invalid(Some("events"), None, format!("at most {MAX_ITEMS} events")).into());
     }
-    // Every event is handed over at once, in order: they are applied in that order (and
-    // committed together where they can be); each is answered on its own.
+    // Every event is handed over at once, in order, and applied in that order (committed
+    // together where they can be), each at most once per device and id; from the first that
+    // fails on, none is applied. Each is answered on its own.
+    let stop = Arc::new(AtomicBool::new(false));
     let mut pending = Vec::with_capacity(b.events.len());
+    let mut failed = false;
     for event in &b.events {
         let id = event.get("id").and_then(Value::as_str).map(str::to_owned);
+        if failed {
+            pending.push((id, None));
+            continue;
+        }
         let command = match &id {
             None => Err(WireError::invalid(Some("events"), None, "every event needs an id (a string)")),
             Some(id) => check_id("id", id).and_then(|()| pushed_command(&b.device_id, event)),
         };
         let outcome = command.map(|command| {
-            let command = Command::Pushed {
-                device_id: b.device_id.clone(),
-                event_id: id.clone().unwrap_or_default(),
+            let command = Command::Receipted {
+                writer: Writer::Device(b.device_id.clone()),
+                id: id.clone().unwrap_or_default(),
                 command: Box::new(command),
             };
-            persistence::persist(&app.persistence, command, Origin::Rest)
+            persistence::persist(&app.persistence, InOrder { stop: Arc::clone(&stop), command }, Origin::Rest)
         });
-        pending.push((id, outcome));
+        failed = outcome.is_err();
+        pending.push((id, Some(outcome)));
     }
     let (ids, outcomes): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
     let outcomes = join_all(outcomes.into_iter().map(|o| async move {
         match o {
-            Ok(write) => write.await.map_err(|e| e.to_wire()),
-            Err(e) => Err(e),
+            None => Ok(None),
+            Some(Ok(write)) => write.await.map_err(|e| e.to_wire()),
+            Some(Err(e)) => Err(e),
         }
     }))
     .await;
-    let (mut accepted, mut duplicates, mut last_seq) = (0, 0, None::<u64>);
+    let (mut accepted, mut duplicates, mut not_applied, mut last_seq) = (0, 0, 0, None::<u64>);
     let mut results = Vec::with_capacity(ids.len());
     for (id, outcome) in ids.into_iter().zip(outcomes) {
         let result = match outcome {
-            Ok(applied) => match applied.outcome {
-                Outcome::Duplicate { seq } => {
-                    duplicates += 1;
-                    last_seq = last_seq.max(seq);
-                    Pushed::Duplicate { seq }
+            Ok(None) => {
+                not_applied += 1;
+                Pushed::NotApplied
+            }
+            Ok(Some(Applied { seq, outcome: Outcome::Repeat(first) })) => {
+                duplicates += 1;
+                last_seq = last_seq.max(seq);
+                match first {
+                    Receipt::Applied { seq, .. } => Pushed::Duplicate { seq },
+                    Receipt::Refused { error } => Pushed::Error(error),
+                    Receipt::Kept { conflict } => Pushed::Error(conflict_error(&conflict)),
                 }
-                Outcome::Conflict(conflict) => {
-                    let resolved = serde_json::to_value(SyncConflictResolved::kept(&conflict)).ok();
-                    let error = WireError::new(
-                        ErrorCode::SyncConflict,
-                        "The record changed since base_version; the server's copy was kept",
-                    );
-                    Pushed::Error(resolved.map_or(error.clone(), |r| error.with_details(r)))
-                }
-                _ => {
-                    accepted += 1;
-                    last_seq = last_seq.max(applied.seq);
-                    Pushed::Applied { seq: applied.seq }
-                }
-            },
+            }
+            Ok(Some(Applied { outcome: Outcome::Conflict(conflict), .. })) => {
+                Pushed::Error(conflict_error(&conflict))
+            }
+            Ok(Some(applied)) => {
+                accepted += 1;
+                last_seq = last_seq.max(applied.seq);
+                Pushed::Applied { seq: applied.seq }
+            }
             Err(error) => Pushed::Error(error),
         };
         results.push(PushResult { id, result });
     }
-    let errors = results.len() - accepted - duplicates;
+    let errors = results.len() - accepted - duplicates - not_applied;
     Ok(HttpResponse::Ok().json(PushReply {
-        success: errors == 0,
+        success: errors == 0 && not_applied == 0,
         device_id: &b.device_id,
         accepted,
         duplicates,
         errors,
+        not_applied,
         results: results.iter().map(PushResult::view).collect(),
         last_seq: last_seq.unwrap_or_else(|| app.published.get()),
         epoch: &app.epoch,
     }))
 }
 
+/// A conflict the stored copy won, as a pushed event's error.
+fn conflict_error(conflict: &Conflict) -> WireError {
+    let error = WireError::new(
+        ErrorCode::SyncConflict,
+        "The record changed since base_version; the server's copy was kept",
+    );
+    match serde_json::to_value(SyncConflictResolved::kept(conflict)) {
+        Ok(resolved) => error.with_details(resolved),
+        Err(_) => error,
+    }
+}
+
 /// How one pushed event fared.
 enum Pushed {
-    Applied { seq: Option<u64> },
-    Duplicate { seq: Option<u64> },
+    Applied {
+        seq: Option<u64>,
+    },
+    /// Sent before: not applied again (its first answer was that it was applied).
+    Duplicate {
+        seq: Option<u64>,
+    },
     Error(WireError),
+    /// Not applied, because an earlier event of the push failed: send it again after that one.
+    NotApplied,
 }
 
 struct PushResult {
@@ -175,6 +210,7 @@ impl PushResult {
             Pushed::Applied { seq } => ("applied", Some(*seq), None),
             Pushed::Duplicate { seq } => ("duplicate", Some(*seq), None),
             Pushed::Error(error) => ("error", None, Some(error.body(None))),
+            Pushed::NotApplied => ("not_applied", None, None),
         };
         PushResultView { id: self.id.as_deref(), status, seq, error }
     }
@@ -184,7 +220,8 @@ impl PushResult {
 #[derive(Serialize, utoipa::ToSchema)]
 struct PushResultView<'a> {
     id: Option<&'a str>,
-    /// `applied`, `duplicate` or `error`.
+    /// `applied`, `duplicate`, `error`, or `not_applied` (an earlier event of the push failed:
+    /// none after it is applied; send them again).
     status: &'static str,
     /// The change's `seq` for an applied or duplicate event (`null` for one that logs no
     /// change, such as `acknowledge`); absent for an error.
@@ -202,6 +239,8 @@ struct PushReply<'a> {
     accepted: usize,
     duplicates: usize,
     errors: usize,
+    /// Events after the first that failed: not applied.
+    not_applied: usize,
     results: Vec<PushResultView<'a>>,
     last_seq: u64,
     epoch: &'a str,

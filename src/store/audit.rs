@@ -59,3 +59,12 @@ pub async fn append<C: ConnectionTrait>(txn: &C, now: DateTime<Utc>, entry: Audi
     .await?;
     Ok(())
 }
+
+/// Deletes the entries written before `before` (retention).
+pub async fn prune<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let done = sync_audit_log::Entity::delete_many()
+        .filter(sync_audit_log::Column::Timestamp.lt(before))
+        .exec(txn)
+        .await?;
+    Ok(done.rows_affected)
+}

@@ -173,3 +173,12 @@ pub async fn log_election<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// Deletes the election log's entries written before `before` (retention).
+pub async fn prune_election_log<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let done = master_election_log::Entity::delete_many()
+        .filter(master_election_log::Column::CreatedAt.lt(before))
+        .exec(txn)
+        .await?;
+    Ok(done.rows_affected)
+}

@@ -11,6 +11,7 @@
 //! - `devices`: devices and the election log.
 //! - `log`: the write path's seam: how a batch opens, numbers its changes, announces them.
 //! - `meta`: server facts kept across restarts.
+//! - `receipts`: receipts of writes sent with an id, with their first answer.
 //! - `records`: generic records.
 //! - `sync_states`: each device's position against the log.
 
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod devices;
 pub mod log;
 pub mod meta;
+pub mod receipts;
 pub mod records;
 pub mod stations;
 pub mod sync_states;

@@ -1,15 +1,15 @@
-//! Generic records, the conflicts a device lost and the receipts of pushed events: read here,
+//! Generic records and the conflicts a device lost: read here,
 //! and written here by the Persistence actor inside its transactions.
 
 use chrono::{DateTime, Utc};
-use entity::{push_receipt, record, sync_conflict};
+use entity::{record, sync_conflict};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::changes::{from_db, to_db};
+use super::changes::to_db;
 use crate::domain::records::Conflict;
 
 /// One record (live or tombstone).
@@ -118,35 +118,6 @@ pub async fn keep_conflict<C: ConnectionTrait>(txn: &C, conflict: &Conflict) -> 
         server_version: Set(conflict.server_version),
         resolution_method: Set(conflict.policy.as_str().to_owned()),
         created_at: Set(conflict.at),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
-/// The change a device's pushed event made before, if it was applied already.
-pub async fn receipt<C: ConnectionTrait>(
-    txn: &C,
-    device_id: &str,
-    event_id: &str,
-) -> Result<Option<Option<u64>>, DbErr> {
-    let row = push_receipt::Entity::find_by_id((device_id.to_owned(), event_id.to_owned())).one(txn).await?;
-    Ok(row.map(|r| r.seq.map(from_db)))
-}
-
-/// Records that a device's pushed event was applied (as change `seq`).
-pub async fn keep_receipt<C: ConnectionTrait>(
-    txn: &C,
-    now: DateTime<Utc>,
-    device_id: &str,
-    event_id: &str,
-    seq: Option<u64>,
-) -> Result<(), DbErr> {
-    push_receipt::Entity::insert(push_receipt::ActiveModel {
-        device_id: Set(device_id.to_owned()),
-        event_id: Set(event_id.to_owned()),
-        seq: Set(seq.map(to_db)),
-        created_at: Set(now),
     })
     .exec_without_returning(txn)
     .await?;

@@ -293,7 +293,7 @@ async fn numbers_past_the_databases_range_are_refused_everywhere() {
     let fits = app.admin(reqwest::Method::GET, "/sync/audit-logs?offset=9223372036854775807").send().await;
     assert_eq!(fits.expect("GET").status(), 200);
 
-    // In a body, and in a message.
+    // In a pushed event, and in a message.
     let body = format!(
         r#"{{"device_id":"tab","events":[{{"type":"acknowledge","device_id":"tab","seq":{too_big},"id":"a"}}]}}"#
     );
@@ -304,10 +304,22 @@ async fn numbers_past_the_databases_range_are_refused_everywhere() {
         .send()
         .await
         .expect("POST");
-    assert_eq!(response.status(), 400);
+    let pushed: Value = response.json().await.expect("JSON");
+    assert_eq!(pushed["results"][0]["error"]["code"], "INVALID_PAYLOAD", "{pushed}");
     let mut ws = app.connect("till").await;
     let error =
         error_for(&mut ws, &format!(r#"{{"type":"connect","clientId":"till","last_seq":{too_big}}}"#)).await;
     assert_eq!(error["code"], "INVALID_PAYLOAD", "{error}");
     ws.roundtrip("still-usable").await;
+    // Numbers in a record's data or the catalogue are the client's own, stored as sent.
+    let response = app
+        .admin(reqwest::Method::PUT, "/cashier/prices")
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"barcode":{too_big}}}"#))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), 200);
+    let stored = app.get("/cashier/prices").await.text().await.expect("body");
+    assert!(stored.contains(too_big), "{stored}");
 }

@@ -147,7 +147,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, configure: impl FnOnce(&mut Setting
 impl Drop for TestApp {
     fn drop(&mut self) {
         if self.handle.is_some() && !std::thread::panicking() {
-            crate::idle::assert_idle(self.port, &crate::idle::Cpu::Threads(self.workers.ids()));
+            crate::idle::assert_idle(self.port, &crate::idle::Cpu::Threads(self.workers.clone()));
         }
     }
 }
@@ -164,7 +164,7 @@ impl TestApp {
     /// Shuts the server down as SIGTERM would and waits for it; returns its directory so a
     /// test can start it again on the same database.
     pub async fn stop(mut self) -> Arc<TempDir> {
-        let (port, cpu) = (self.port, crate::idle::Cpu::Threads(self.workers.ids()));
+        let (port, cpu) = (self.port, crate::idle::Cpu::Threads(self.workers.clone()));
         actix_web::rt::task::spawn_blocking(move || crate::idle::assert_idle(port, &cpu))
             .await
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
@@ -581,15 +581,20 @@ impl TestDevice {
     }
 
     /// Sends `message` with a fresh `id` and returns the frame that answers it.
-    pub async fn request(&mut self, mut message: Value) -> Value {
+    pub async fn request(&mut self, message: Value) -> Value {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = format!("r-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.request_with_id(message, &id).await
+    }
+
+    /// Sends `message` with this `id` and returns the frame that answers it.
+    pub async fn request_with_id(&mut self, mut message: Value, id: &str) -> Value {
         message["id"] = json!(id);
         self.send(message).await;
         loop {
             let frame = self.recv().await;
-            if frame["reply_to"] == id.as_str() {
+            if frame["reply_to"] == id {
                 return frame;
             }
         }

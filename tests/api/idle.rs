@@ -16,15 +16,18 @@ const BUSY_SHARE: f64 = 0.05;
 /// left (a queue to drain, sessions to close) gets a few seconds to fall quiet; a task that
 /// spins never does.
 const TRIES: usize = 3;
-/// Fresh connections, one after another: more than the workers, so each worker answers one.
-const CONNECTIONS: usize = 6;
+/// Fresh connections, one after another: twice the workers (actix starts one per CPU), so each
+/// worker answers at least one.
+fn connections() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, usize::from) + 1
+}
 /// How long one of them may take to be answered.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// What CPU time a server has used, in clock ticks.
 pub enum Cpu {
     /// The threads of an in-process server's workers.
-    Threads(Vec<u32>),
+    Threads(device_sync::app::WorkerThreads),
     /// A server process.
     Process(i32),
 }
@@ -32,7 +35,16 @@ pub enum Cpu {
 impl Cpu {
     fn ticks(&self) -> u64 {
         match self {
-            Self::Threads(ids) => ids.iter().map(|id| ticks_in(&format!("/proc/self/task/{id}/stat"))).sum(),
+            Self::Threads(workers) => {
+                // The workers note themselves as they start, just after the server does.
+                let deadline = std::time::Instant::now() + ANSWER_WAIT;
+                while workers.ids().is_empty() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let ids = workers.ids();
+                assert!(!ids.is_empty(), "the server's worker threads are not known: nothing to measure");
+                ids.iter().map(|id| ticks_in(&format!("/proc/self/task/{id}/stat"))).sum()
+            }
             Self::Process(pid) => ticks_in(&format!("/proc/{pid}/stat")),
         }
     }
@@ -73,9 +85,10 @@ pub fn assert_idle(port: u16, cpu: &Cpu) {
         "the server stayed busy with no clients: {used:?} clock ticks in each of {TRIES} quiet \
          seconds (at most {allowed} allowed): a task is spinning"
     );
-    for n in 1..=CONNECTIONS {
+    let connections = connections();
+    for n in 1..=connections {
         if let Err(err) = answered(port) {
-            panic!("fresh connection {n} of {CONNECTIONS} was not answered ({err}): a worker is stuck");
+            panic!("fresh connection {n} of {connections} was not answered ({err}): a worker is stuck");
         }
     }
 }

@@ -13,6 +13,9 @@ mod bad_input;
 mod binary;
 mod broadcast;
 mod election;
+// Its faults are injected: `make test` builds with them.
+#[cfg(feature = "fault-injection")]
+mod exactly_once;
 mod framing;
 mod fuzz;
 mod heartbeat;

@@ -215,3 +215,54 @@ async fn a_writer_keeps_getting_acks_while_a_large_backlog_is_pruned() {
     );
     assert_eq!(status["head_seq"].as_u64(), Some(BACKLOG as u64 + i));
 }
+
+/// A write's receipt lives as long as its change is in the log, and `receipt_margin_days`
+/// more: within it, the write sent again is applied once; past it, the receipt is pruned with
+/// the log and the write is a new one.
+#[actix_web::test]
+async fn receipts_are_pruned_with_the_log_after_their_margin() {
+    for (margin_days, applied_again) in [(1.0, false), (0.0, true)] {
+        let app = spawn_app_with(|s| {
+            s.sync.log_keep_changes = 2;
+            s.sync.prune_interval_s = 0.05;
+            s.sync.receipt_margin_days = margin_days;
+        })
+        .await;
+        let (mut office, _) = app.device("office", 100).await;
+        let first = json!({"type": "data_update", "device_id": "office", "table_name": "products",
+            "record_id": "first", "new_data": {"n": 0}});
+        let seq_of_first = seq(&office.request_with_id(first.clone(), "first").await);
+        for i in 1..6 {
+            write(&mut office, i).await;
+        }
+        wait_for_oldest(&app, 5).await;
+        // A prune step runs at every interval: give the receipts' one its turn.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = seq(&office.request_with_id(first, "first").await);
+        assert_eq!(again != seq_of_first, applied_again, "margin {margin_days} days: seq {again}");
+    }
+}
+
+/// Audit and election log entries older than `sync.history_keep_days` are pruned.
+#[actix_web::test]
+async fn old_audit_and_election_entries_are_pruned() {
+    let app = spawn_app_with(|s| {
+        s.sync.history_keep_days = 1.0 / 86_400.0;
+        s.sync.prune_interval_s = 0.05;
+    })
+    .await;
+    let (_office, online) = app.device("office", 100).await;
+    assert_eq!(online["role"], "master");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let audit = app.admin(reqwest::Method::GET, "/sync/audit-logs").send().await.expect("audit");
+        let audit: Value = audit.json().await.expect("json");
+        let elections = app.election_logs("").await;
+        let (a, e) = (audit["pagination"]["total"].as_u64(), elections["pagination"]["total"].as_u64());
+        if a == Some(0) && e == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {a:?} audit and {e:?} election entries");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -15,7 +15,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 const WAIT: Duration = Duration::from_secs(5);
 
 /// A Socket.IO client over the websocket transport, frame by frame.
-struct Sio {
+pub(crate) struct Sio {
     stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     /// The open packet's data.
     open: Value,
@@ -34,14 +34,14 @@ impl Sio {
     }
 
     /// Opens and joins the default namespace with `auth`; returns the CONNECT answer.
-    async fn join(app: &TestApp, auth: Value) -> (Self, String) {
+    pub(crate) async fn join(app: &TestApp, auth: Value) -> (Self, String) {
         let mut sio = Self::open(app, "").await;
         sio.send(&format!("40{auth}")).await;
         let answer = sio.packet().await;
         (sio, answer)
     }
 
-    async fn send(&mut self, text: &str) {
+    pub(crate) async fn send(&mut self, text: &str) {
         tokio::time::timeout(WAIT, self.stream.send(Message::text(text)))
             .await
             .expect("in time")
@@ -80,7 +80,7 @@ impl Sio {
     }
 
     /// Reads packets until the acknowledgement `id`, returning its object.
-    async fn ack(&mut self, id: u64) -> Value {
+    pub(crate) async fn ack(&mut self, id: u64) -> Value {
         let prefix = format!("43{id}[");
         loop {
             let packet = self.packet().await;

@@ -18,7 +18,7 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, python_tool, seq, spawn_app};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The client process, its reports as they come, and its stdin.
-struct Client {
+pub(crate) struct Client {
     child: Child,
     stdin: ChildStdin,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -26,7 +26,7 @@ struct Client {
 
 /// Which real client, on which Engine.IO transport.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     /// python-socketio's `AsyncClient`.
     Python,
     /// Node's `socket.io-client`.
@@ -34,7 +34,7 @@ enum Kind {
 }
 
 impl Client {
-    fn start(kind: Kind, app: &TestApp, transport: &str, device: &str) -> Self {
+    pub(crate) fn start(kind: Kind, app: &TestApp, transport: &str, device: &str) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
         let (program, script) = match kind {
             Kind::Python => (python_tool("python"), format!("{dir}/fleet_client.py")),
@@ -58,7 +58,7 @@ impl Client {
     }
 
     /// Tells the client one command and reads its report of it.
-    async fn ask(&mut self, command: Value) -> Value {
+    pub(crate) async fn ask(&mut self, command: Value) -> Value {
         let what = command["do"].as_str().unwrap_or_default().to_owned();
         writeln!(self.stdin, "{command}").and_then(|()| self.stdin.flush()).expect("tell the client");
         let line = tokio::time::timeout(WAIT, self.lines.recv())
@@ -104,7 +104,7 @@ impl Client {
         self.ask(json!({"do": "disconnect"})).await;
     }
 
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         writeln!(self.stdin, "{}", json!({"do": "exit"})).expect("tell the client");
         let deadline = std::time::Instant::now() + WAIT;
         loop {
@@ -335,6 +335,12 @@ async fn polling_sessions_end(kind: Kind, transport: &str) {
     }
     client.finish();
     app.wait_for_sessions(0).await;
+    // Nor is any session's long-polling side left behind.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !app.state.polling.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{} polling sessions left", app.state.polling.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 walk_throughs! {

@@ -9,6 +9,7 @@ report a line on stdout:
   {"do": "connect", "auth": {...}}              -> {"did": "connect", "transport": ...}
   {"do": "upgraded"}                            -> {"did": "upgraded", "transport": ...}
   {"do": "call", "event": E, "data": {...}}     -> {"did": "call", "reply": {...}}  (with an ack)
+  {"do": "try_call", "event": E, "data": {...}} -> {"did": "try_call", "reply": {...}} or {..., "error": why}
   {"do": "emit", "event": E, "data": {...}}     -> {"did": "emit"}                  (without)
   {"do": "expect", "event": E, "match": {...}}  -> {"did": "expect", "data": {...}}
   {"do": "until", "event": E}                   -> {"did": "until", "events": [[name, data], ...]}
@@ -146,6 +147,13 @@ async def main():
         elif what == "call":
             reply = await device.client.call(command["event"], command.get("data", {}), timeout=WAIT)
             say(did="call", reply=reply)
+        elif what == "try_call":
+            # A call whose connection may be cut off: the reply, or why there was none.
+            try:
+                reply = await device.client.call(command["event"], command.get("data", {}), timeout=WAIT)
+                say(did="try_call", reply=reply)
+            except Exception as err:  # noqa: BLE001 - reported to the test
+                say(did="try_call", error=f"{type(err).__name__}: {err}")
         elif what == "emit":
             await device.client.emit(command["event"], command.get("data", {}))
             say(did="emit")

@@ -50,7 +50,7 @@ use crate::store::log::{LogWriter, begin_write};
 
 pub use records::RecordOutcome;
 pub use retention::{LogFloor, Retention};
-pub use write::{Applied, Outcome, StationWritten, Write};
+pub use write::{Applied, InOrder, Outcome, StationWritten, Write};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -452,7 +452,7 @@ impl Actor for Persistence {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.retention.keep_for.is_some() || self.retention.keep_changes.is_some() {
+        if self.retention.prunes() {
             self.prune_due = true;
             ctx.run_interval(self.retention.every, |act, ctx| {
                 act.prune_due = true;
@@ -611,6 +611,13 @@ pub struct Logged {
     reply: Option<Frame>,
     /// A frame for every session after the change.
     notify: Option<Frame>,
+}
+
+impl Logged {
+    /// The origin's own reply, as sent, for an event with one.
+    fn reply_text(&self) -> Option<String> {
+        self.reply.as_ref().map(|reply| reply.json().to_string())
+    }
 }
 
 /// Writes a change's log row, numbering it `step.seq`.

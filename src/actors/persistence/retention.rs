@@ -51,17 +51,37 @@ pub struct Retention {
     pub keep_for: Option<Duration>,
     pub keep_changes: Option<u64>,
     pub every: Duration,
+    /// How much longer a write's receipt is kept than its change.
+    pub receipt_margin: Duration,
+    /// How long the audit and election logs are kept.
+    pub history_keep_for: Option<Duration>,
 }
 
 impl Retention {
     pub fn from_settings(sync: &SyncSettings) -> Self {
-        Self { keep_for: sync.keep_for(), keep_changes: sync.keep_changes(), every: sync.prune_interval() }
+        Self {
+            keep_for: sync.keep_for(),
+            keep_changes: sync.keep_changes(),
+            every: sync.prune_interval(),
+            receipt_margin: sync.receipt_margin(),
+            history_keep_for: sync.history_keep_for(),
+        }
+    }
+
+    /// Whether anything is ever pruned.
+    pub fn prunes(&self) -> bool {
+        self.keep_for.is_some() || self.keep_changes.is_some() || self.history_keep_for.is_some()
     }
 
     fn cutoff_time(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let keep = chrono::Duration::from_std(self.keep_for?).ok()?;
         now.checked_sub_signed(keep)
     }
+}
+
+/// `at` less `span`, if that is a time.
+fn back(at: DateTime<Utc>, span: Duration) -> Option<DateTime<Utc>> {
+    at.checked_sub_signed(chrono::Duration::from_std(span).ok()?)
 }
 
 /// The newest `seq` retention may prune now, given the log's `head`.
@@ -86,12 +106,22 @@ pub(super) async fn prune_step(
     let cutoff = cutoff_by_count(head, retention.keep_changes).max(by_age).min(head);
     if cutoff <= floor.seq {
         // The log is pruned as far as it goes: once per interval, lost conflicts past the age
-        // limit go too (they are listed until the device syncs).
+        // limit go too (they are listed until the device syncs), and so do the receipts of
+        // writes whose changes left the log more than the margin ago, and old history.
         if let Some(before) = before {
             sync_conflict::Entity::delete_many()
                 .filter(sync_conflict::Column::CreatedAt.lt(before))
                 .exec(&txn)
                 .await?;
+        }
+        if let Some(pruned_at) = floor.at
+            && let Some(before) = back(pruned_at, retention.receipt_margin)
+        {
+            store::receipts::prune(&txn, before).await?;
+        }
+        if let Some(before) = retention.history_keep_for.and_then(|keep| back(now, keep)) {
+            store::audit::prune(&txn, before).await?;
+            store::devices::prune_election_log(&txn, before).await?;
         }
         txn.commit().await?;
         return Ok(None);
@@ -131,6 +161,8 @@ mod tests {
             keep_for: Some(Duration::from_secs(86_400)),
             keep_changes: None,
             every: Duration::ZERO,
+            receipt_margin: Duration::ZERO,
+            history_keep_for: None,
         };
         let now = Utc::now();
         assert_eq!(r.cutoff_time(now), Some(now - chrono::Duration::days(1)));

@@ -6,6 +6,9 @@
 //! write it was. The batch holds its writes as [`Queued`] jobs, so one queue carries every kind
 //! and each caller is answered with its own type once the batch commits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use sea_orm::{DatabaseTransaction, DbErr};
@@ -23,6 +26,7 @@ use crate::domain::records::{Conflict, ConflictPolicy};
 use crate::domain::station::{Station, StationCommand};
 use crate::protocol::{ErrorCode, WireError};
 use crate::store;
+use crate::store::receipts::{self, Receipt};
 
 /// What applying a write comes to: the change it logs, if any, and its output.
 pub type Applying<'a, T> = LocalBoxFuture<'a, Result<(Option<Logged>, T), ApplyError>>;
@@ -125,10 +129,9 @@ pub enum Outcome {
     Conflict(Box<Conflict>),
     /// A critical event was logged.
     Critical,
-    /// A pushed event applied before, as change `seq`.
-    Duplicate {
-        seq: Option<u64>,
-    },
+    /// A write sent with an `id` its writer had sent before: nothing was done, and this is how
+    /// it was first answered.
+    Repeat(Receipt),
 }
 
 /// A client's command, committed.
@@ -167,22 +170,74 @@ impl Write for Command {
                     Some(records::apply_critical(seq, device_id, event_type, payload, reply_to)),
                     Outcome::Critical,
                 ),
-                Command::Pushed { device_id, event_id, command } => {
-                    if let Some(seq) = store::records::receipt(step.txn, &device_id, &event_id).await? {
-                        return Ok((None, Applied { seq, outcome: Outcome::Duplicate { seq } }));
+                Command::Receipted { writer, id, command } => {
+                    if let Some(first) = receipts::find(step.txn, &writer, &id).await? {
+                        let seq = match &first {
+                            Receipt::Applied { seq, .. } => *seq,
+                            Receipt::Refused { .. } | Receipt::Kept { .. } => None,
+                        };
+                        return Ok((None, Applied { seq, outcome: Outcome::Repeat(first) }));
                     }
-                    let (logged, applied) = command.apply(step, reply_to).await?;
-                    if logged.is_some() {
-                        store::records::keep_receipt(step.txn, step.now, &device_id, &event_id, Some(seq))
-                            .await?;
-                    }
-                    return Ok((logged, applied));
+                    // Written in the same transaction as the write: both commit, or neither.
+                    return match command.apply(step, reply_to).await {
+                        Ok((logged, applied)) => {
+                            let receipt = match &applied.outcome {
+                                Outcome::Conflict(conflict) => Receipt::Kept { conflict: conflict.clone() },
+                                _ => Receipt::Applied {
+                                    seq: applied.seq,
+                                    reply: logged.as_ref().and_then(Logged::reply_text),
+                                },
+                            };
+                            receipts::keep(step.txn, step.now, &writer, &id, &receipt).await?;
+                            Ok((logged, applied))
+                        }
+                        Err(ApplyError::Rejected(error)) => {
+                            let receipt = Receipt::Refused { error: error.clone() };
+                            receipts::keep(step.txn, step.now, &writer, &id, &receipt).await?;
+                            Err(ApplyError::Rejected(error))
+                        }
+                        Err(err) => Err(err),
+                    };
                 }
                 #[cfg(feature = "fault-injection")]
                 Command::Fault(Fault::Panic) => panic!("fault injected into a write batch"),
             };
             let applied = applied(&logged, outcome);
             Ok((logged, applied))
+        })
+    }
+}
+
+/// One event of a queue applied in order (`POST /sync/push`): the events of one queue share a
+/// `stop`, and once one of them fails (refused, or a conflict the stored copy won), the later
+/// ones are not applied (`None`) and may be sent again. An event sent before is answered from
+/// its receipt and does not stop the queue: its answer is final, and the client knows it.
+pub struct InOrder {
+    pub stop: Arc<AtomicBool>,
+    pub command: Command,
+}
+
+impl Write for InOrder {
+    /// `None`: not applied, because an earlier event of the queue failed.
+    type Output = Option<Applied>;
+
+    fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, Option<Applied>> {
+        Box::pin(async move {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok((None, None));
+            }
+            match self.command.apply(step, reply_to).await {
+                Ok((logged, applied)) => {
+                    if matches!(applied.outcome, Outcome::Conflict(_)) {
+                        self.stop.store(true, Ordering::Release);
+                    }
+                    Ok((logged, Some(applied)))
+                }
+                Err(err) => {
+                    self.stop.store(true, Ordering::Release);
+                    Err(err)
+                }
+            }
         })
     }
 }

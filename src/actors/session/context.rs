@@ -33,6 +33,9 @@ pub struct SessionContext {
     /// What retention has pruned.
     pub floor: LogFloor,
     pub metrics: Arc<Metrics>,
+    /// Faults the tests arm.
+    #[cfg(feature = "fault-injection")]
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 /// Admission of sessions: at most `limits.max_connections` at once.

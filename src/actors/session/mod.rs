@@ -32,16 +32,18 @@ use super::election::{Online, Seen};
 use super::outbox::{self, Outbox};
 use super::persistence::{Applied, Origin, Outcome, persist};
 use super::registry::{Identify, Latency, Register, Stats, Transport, Unregister};
-use crate::domain::commands::Command;
+use crate::domain::commands::{Command, Writer};
 use crate::domain::feed::{self, Feed};
+use crate::domain::records::Conflict;
 use crate::domain::resume::{self, Resume};
 use crate::protocol::inbound::{self, ClientEvent, Connect, Inbound, Intent, Rejected};
 use crate::protocol::outbound::{
-    self, Connected, ConnectionStatus, DeviceOnlineAck, Frame, Pong, Registered, ResyncRequired,
+    self, Ack, Connected, ConnectionStatus, DeviceOnlineAck, Frame, Pong, Registered, ResyncRequired,
     SyncConflict, SyncConflictResolved,
 };
 use crate::protocol::{ErrorCode, WireError, close};
 use crate::store;
+use crate::store::receipts::Receipt;
 
 /// How long a silent new session waits before it is attached to the live feed anyway.
 pub const ATTACH_GRACE: Duration = Duration::from_secs(1);
@@ -146,6 +148,10 @@ pub struct Session {
     lost: bool,
     /// It was closed because its client fell silent (idle, or Engine.IO's ping timeout).
     silent: bool,
+    /// The `id` of the message being handled is its client's own (on Socket.IO an event's ack
+    /// number stands in for a missing one; those restart at every connection and key no
+    /// receipt).
+    own_id: bool,
 }
 
 impl Session {
@@ -180,6 +186,7 @@ impl Session {
             closing: false,
             lost: false,
             silent: false,
+            own_id: true,
         }
     }
 
@@ -193,6 +200,13 @@ impl Session {
     fn write(&mut self, ctx: &mut ws::WebsocketContext<Self>, frame: Frame) {
         if self.closing {
             return;
+        }
+        #[cfg(feature = "fault-injection")]
+        if frame.reply_to().is_some_and(|id| self.cx.faults.drops_reply(id)) {
+            tracing::warn!(session = %self.id, "fault injected: the connection drops before this answer");
+            self.closing = true;
+            self.outbox.end_reading();
+            return ctx.stop();
         }
         let limits = &self.cx.limits;
         let too_many = self.outbox.pending() >= limits.session_queue;
@@ -563,26 +577,72 @@ impl Session {
 
     /// Hands a change to the Persistence actor. Success is answered through the feed (the
     /// `ack` comes in `seq` order with everything else); a refusal, or a conflict the stored copy
-    /// won, is answered here.
+    /// won, is answered here. A change its client sent with an `id` of its own is applied at
+    /// most once per writer (the device, or the cashier's `clientId`) and id: sent again, from
+    /// this session or another, it is answered as it was the first time and changes nothing.
     fn submit(&mut self, ctx: &mut ws::WebsocketContext<Self>, command: Command, reply_to: Option<String>) {
+        let writer = match (&self.device_id, &self.client_id) {
+            (Some(device), _) => Some(Writer::Device(device.clone())),
+            (None, Some(client)) => Some(Writer::Client(client.clone())),
+            (None, None) => None,
+        };
+        let command = match (writer, reply_to.clone().filter(|_| self.own_id)) {
+            (Some(writer), Some(id)) => Command::Receipted { writer, id, command: Box::new(command) },
+            _ => command,
+        };
         let origin =
             Origin::Session { session: self.id, device: self.device_id.clone(), reply_to: reply_to.clone() };
         let request = persist(&self.cx.persistence, command, origin);
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
             Ok(Applied { outcome: Outcome::Conflict(conflict), .. }) => {
-                // A device that reported the conflict itself is told only how it was resolved.
-                let resolved_reply = if conflict.reported { reply_to.as_deref() } else { None };
-                if !conflict.reported {
-                    act.write(ctx, outbound::render(&SyncConflict::of(&conflict), reply_to.as_deref()));
-                }
-                act.write(ctx, outbound::render(&SyncConflictResolved::kept(&conflict), resolved_reply));
+                act.conflict_kept(ctx, &conflict, reply_to)
             }
+            Ok(Applied { outcome: Outcome::Repeat(first), .. }) => act.answer_again(ctx, first, reply_to),
             Ok(_) => {}
             Err(err) => act.send_error(ctx, &err.to_wire(), reply_to.as_deref()),
         }));
     }
 
+    /// Tells the writer that the stored copy was kept over its write.
+    fn conflict_kept(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        conflict: &Conflict,
+        reply_to: Option<String>,
+    ) {
+        // A device that reported the conflict itself is told only how it was resolved.
+        let resolved_reply = if conflict.reported { reply_to.as_deref() } else { None };
+        if !conflict.reported {
+            self.write(ctx, outbound::render(&SyncConflict::of(conflict), reply_to.as_deref()));
+        }
+        self.write(ctx, outbound::render(&SyncConflictResolved::kept(conflict), resolved_reply));
+    }
+
+    /// A write sent again: its first answer, again (the change it made is not sent again).
+    fn answer_again(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        first: Receipt,
+        reply_to: Option<String>,
+    ) {
+        match first {
+            Receipt::Applied { reply: Some(reply), .. } => {
+                self.write(ctx, Frame::stored_reply(reply, reply_to.as_deref()));
+            }
+            Receipt::Applied { seq: Some(seq), reply: None } => {
+                self.write(ctx, outbound::render(&Ack { seq }, reply_to.as_deref()));
+            }
+            Receipt::Applied { seq: None, reply: None } => {}
+            Receipt::Refused { error } => self.send_error(ctx, &error, reply_to.as_deref()),
+            Receipt::Kept { conflict } => self.conflict_kept(ctx, &conflict, reply_to),
+        }
+    }
+
     fn on_message_bytes(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: bool, data: Bytes) {
+        // An attachment of a binary packet refused already is part of that packet.
+        if !text && self.attachment_due() {
+            return;
+        }
         if !self.limiter.allow() {
             let reply_to =
                 if text { std::str::from_utf8(&data).ok().and_then(inbound::peek_id) } else { None };
@@ -597,9 +657,6 @@ impl Session {
         }
         if !text && self.in_conformance() {
             return self.on_conformance_binary(ctx, data);
-        }
-        if !text && self.attachment_due() {
-            return;
         }
         if !text {
             let error = WireError::invalid(None, None, "binary frames are not accepted; send JSON text");
@@ -649,7 +706,7 @@ impl Session {
         let idle = self
             .socketio_silent(now)
             .unwrap_or_else(|| now.duration_since(self.last_seen) >= self.cx.limits.idle_timeout());
-        if idle {
+        if idle && !self.closing {
             tracing::info!(session = %self.id, client = self.client_label(), "idle timeout: closing");
             self.silent = true;
             return self.close(ctx, close::IDLE_TIMEOUT, "idle timeout");

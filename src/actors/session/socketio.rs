@@ -145,7 +145,12 @@ impl Session {
 
     /// One Engine.IO packet from the client.
     pub(super) fn on_socketio_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
-        match socketio::parse_engine(text) {
+        let packet = socketio::parse_engine(text);
+        if let (Ok(EnginePacket::Message(_)), Wire::SocketIo(sio)) = (&packet, &mut self.wire) {
+            // A binary packet's attachments come before any other packet.
+            sio.attachments_due = 0;
+        }
+        match packet {
             Ok(EnginePacket::Message(packet)) if self.in_conformance() => {
                 self.on_conformance_packet(ctx, packet)
             }
@@ -185,6 +190,7 @@ impl Session {
                 self.close(ctx, crate::protocol::close::NORMAL, "disconnected by the client");
             }
             SioPacket::Event { namespace, ack, name, argument } if namespace == "/" && self.joined() => {
+                let own_id = argument.as_ref().is_some_and(|a| a.get("id").is_some_and(|id| !id.is_null()));
                 let message = match socketio::event_message(&name, argument, ack) {
                     Ok(message) => message,
                     Err(ack) => {
@@ -198,11 +204,14 @@ impl Session {
                 if let (Some(ack), Some(id)) = (ack, decoded_id(&decoded)) {
                     self.wait_for_reply(id, ack);
                 }
+                // An id the event did not carry stands for its ack number: it keys no receipt.
+                self.own_id = own_id;
                 self.on_inbound(ctx, decoded);
+                self.own_id = true;
             }
             SioPacket::Binary { ack, attachments, .. } => {
                 if let Wire::SocketIo(sio) = &mut self.wire {
-                    sio.attachments_due = attachments;
+                    sio.attachments_due = attachments.min(inbound::MAX_ITEMS);
                 }
                 let error = WireError::invalid(None, None, "binary events are not accepted; send JSON");
                 self.refuse(ctx, &error, ack);

@@ -125,17 +125,22 @@ impl Bridge {
             // Silent past Engine.IO's limit: the session is closing.
             return Some(Taken::Gone);
         }
-        // Held until this poll is answered or its request goes away (its future dropped).
+        // Held until this poll is answered or its request is dropped (actix drops it when the
+        // connection fails; one the client half-closes is held until answered).
         let _waiting = PollSlot::take(&self.polling)?;
-        let (reply, taken) = oneshot::channel();
+        let (reply, mut taken) = oneshot::channel();
         if self.asks.send(Ask::Poll(reply)).is_err() {
             return Some(Taken::Gone);
         }
-        Some(match tokio::time::timeout(wait, taken).await {
+        Some(match tokio::time::timeout(wait, &mut taken).await {
             Ok(Ok(taken)) => taken,
             Ok(Err(_)) => Taken::Closed,
-            // Nothing within the wait: an empty answer is a noop.
-            Err(_) => noop(),
+            Err(_) => {
+                // Nothing within the wait: an empty answer is a noop, unless packets were handed
+                // over just now (closing the channel first, so none can come after the look).
+                taken.close();
+                taken.try_recv().unwrap_or_else(|_| noop())
+            }
         })
     }
 
@@ -143,6 +148,11 @@ impl Bridge {
     pub fn noop(&self) {
         self.probed.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.asks.send(Ask::Noop);
+    }
+
+    /// How long the client may be silent before the session is gone.
+    pub fn silence_limit(&self) -> Duration {
+        self.silence_limit
     }
 
     /// Claims the upgrade for one websocket; `false` if another has it already.
@@ -188,6 +198,15 @@ impl Drop for PollSlot<'_> {
 pub struct PollingSessions(Mutex<HashMap<String, Arc<Bridge>>>);
 
 impl PollingSessions {
+    /// Polling sessions open now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     pub fn insert(&self, sid: String, bridge: Arc<Bridge>) {
         self.lock().insert(sid, bridge);
     }
@@ -219,14 +238,16 @@ async fn poller(
     let mut frames = Frames { buf: BytesMut::new(), max_size, ended: false };
     // Packets taken for a GET that had gone by the time they came.
     let mut carry: Vec<String> = Vec::new();
+    // Set when the session ends: its last packets wait for a GET until then, and no longer.
+    let mut gone_at: Option<tokio::time::Instant> = None;
     'turn: loop {
         // Between polls: wait for the next request, or for the session to end.
         let ask = if frames.ended {
             if carry.is_empty() {
                 return;
             }
-            // The session's last packets wait for one more GET, but not for ever.
-            match tokio::time::timeout(linger, asks.recv()).await {
+            let deadline = *gone_at.get_or_insert_with(|| tokio::time::Instant::now() + linger);
+            match tokio::time::timeout_at(deadline, asks.recv()).await {
                 Ok(Some(ask)) => ask,
                 Ok(None) | Err(_) => return,
             }

@@ -24,18 +24,20 @@ pub struct Upgrade {
     /// Frames the client may fall behind before the session is closed (4008).
     limit: usize,
     upgraded: bool,
+    /// The client probed this websocket (`2probe`).
+    probed: bool,
     /// Another websocket has the session: this one is closed at once.
     refused: bool,
 }
 
 impl Upgrade {
     pub fn new(bridge: Arc<Bridge>, outbox: Outbox, limit: usize) -> Self {
-        Self { bridge, outbox, limit, upgraded: false, refused: false }
+        Self { bridge, outbox, limit, upgraded: false, probed: false, refused: false }
     }
 
     /// A websocket for a session another websocket already has: closed once open.
     pub fn refused(bridge: Arc<Bridge>, outbox: Outbox) -> Self {
-        Self { bridge, outbox, limit: 0, upgraded: false, refused: true }
+        Self { bridge, outbox, limit: 0, upgraded: false, probed: false, refused: true }
     }
 
     fn text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: String) {
@@ -55,7 +57,19 @@ impl Actor for Upgrade {
                 description: Some("already upgraded".into()),
             }));
             ctx.stop();
+            return;
         }
+        // A websocket that does not complete the upgrade within the session's silence limit
+        // holds nothing longer.
+        ctx.run_later(self.bridge.silence_limit(), |act, ctx| {
+            if !act.upgraded {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Policy,
+                    description: Some("upgrade not completed".into()),
+                }));
+                ctx.stop();
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -71,7 +85,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Upgrade {
         match msg {
             Ok(ws::Message::Text(text)) if !self.upgraded && text == "2probe" => {
                 self.text(ctx, "3probe".to_owned());
-                self.bridge.noop();
+                // The poll waiting ends once; a probe sent again is only answered.
+                if !std::mem::replace(&mut self.probed, true) {
+                    self.bridge.noop();
+                }
             }
             Ok(ws::Message::Text(text)) if !self.upgraded && text == "5" => {
                 self.upgraded = true;

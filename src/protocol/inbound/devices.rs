@@ -34,6 +34,7 @@ pub(super) struct DeviceOnlineMsg {
     role: Option<Role>,
     priority: Option<Priority>,
     capabilities: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "opt_number")]
     last_seq: Option<u64>,
     epoch: Option<String>,
 }
@@ -49,6 +50,7 @@ pub(super) struct DeviceShutdownMsg {
     device_id: WireId,
     reason: Option<String>,
     shutdown_reason: Option<String>,
+    #[serde(default, deserialize_with = "opt_number")]
     pending_operations: Option<u64>,
 }
 

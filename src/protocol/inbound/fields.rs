@@ -27,10 +27,26 @@ pub const MAX_DEPTH: usize = 64;
 /// Largest `limit`.
 pub const MAX_LIMIT: u64 = 10_000;
 
-/// The largest integer anywhere in a message or body: the largest the database stores (a
-/// signed 64-bit integer). A larger one is refused before any field is read, so no count, seq
-/// or index can overflow on its way to the database.
+/// The largest count, `seq` or index a message, body or query may give: the largest the
+/// database stores (a signed 64-bit integer), so none can overflow on its way there. (Numbers
+/// inside a record's data or the catalogue are stored as the client sent them.)
 pub const MAX_NUMBER: u64 = i64::MAX as u64;
+
+/// A count, `seq` or index field: an integer within 0..=`MAX_NUMBER`.
+pub(super) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n > MAX_NUMBER {
+        return Err(D::Error::custom(format!("must be an integer within 0..={MAX_NUMBER}")));
+    }
+    Ok(n)
+}
+
+/// An optional count, `seq` or index field (with `#[serde(default)]`).
+pub(super) fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Bounded(#[serde(deserialize_with = "number")] u64);
+    Ok(Option::<Bounded>::deserialize(d)?.map(|Bounded(n)| n))
+}
 
 pub(super) fn limit_of(limit: Option<u64>, default: u64) -> Result<u64, WireError> {
     match limit {
@@ -81,16 +97,7 @@ pub(super) fn check_value(value: &Value, level: usize) -> Result<(), String> {
                 check_value(v, level + 1)
             })
         }
-        Value::Number(n) => check_number(n),
-        Value::Null | Value::Bool(_) => Ok(()),
-    }
-}
-
-/// Integers within the signed 64-bit range; fractions as they are.
-pub(super) fn check_number(n: &serde_json::Number) -> Result<(), String> {
-    match n.as_u64() {
-        Some(big) if big > MAX_NUMBER => Err(format!("a number is larger than {MAX_NUMBER}")),
-        _ => Ok(()),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
     }
 }
 

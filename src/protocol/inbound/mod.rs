@@ -263,6 +263,7 @@ pub fn peek_id(text: &str) -> Option<String> {
 pub(super) struct ConnectMsg {
     client_id: Option<WireId>,
     #[serde(rename = "last_seq")]
+    #[serde(default, deserialize_with = "opt_number")]
     last_seq: Option<u64>,
     epoch: Option<String>,
 }

@@ -169,6 +169,7 @@ impl From<OrderMsg> for NewOrder {
 #[serde(rename_all = "camelCase")]
 pub(super) struct OrderUpdatedMsg {
     device_id: WireId,
+    #[serde(default, deserialize_with = "opt_number")]
     order_index: Option<u64>,
     order_id: Option<WireId>,
     data: OrderPatchMsg,
@@ -207,6 +208,7 @@ impl From<OrderPatchMsg> for OrderPatch {
 #[serde(rename_all = "camelCase")]
 pub(super) struct OrderDeletedMsg {
     device_id: WireId,
+    #[serde(default, deserialize_with = "opt_number")]
     order_index: Option<u64>,
     order_id: Option<WireId>,
 }

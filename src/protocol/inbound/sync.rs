@@ -217,6 +217,7 @@ pub(super) struct DataRequestMsg {
     record_id: Option<WireIdOrInt>,
     record_ids: Option<Vec<WireIdOrInt>>,
     request_type: Option<String>,
+    #[serde(default, deserialize_with = "opt_number")]
     limit: Option<u64>,
 }
 
@@ -224,10 +225,12 @@ pub(super) struct DataRequestMsg {
 pub(super) struct SyncRequestMsg {
     device_id: WireId,
     sync_type: Option<SyncType>,
+    #[serde(default, deserialize_with = "opt_number")]
     last_seq: Option<u64>,
     last_sync_timestamp: Option<ClientTime>,
     epoch: Option<String>,
     requested_tables: Option<Vec<WireId>>,
+    #[serde(default, deserialize_with = "opt_number")]
     limit: Option<u64>,
 }
 
@@ -236,10 +239,15 @@ pub(super) struct SyncRequestMsg {
 pub(super) struct SyncCompleteMsg {
     device_id: WireId,
     sync_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_number")]
     last_seq: Option<u64>,
+    #[serde(default, deserialize_with = "opt_number")]
     changes_count: Option<u64>,
+    #[serde(default, deserialize_with = "opt_number")]
     records_processed: Option<u64>,
+    #[serde(default, deserialize_with = "opt_number")]
     conflicts_resolved: Option<u64>,
+    #[serde(default, deserialize_with = "opt_number")]
     duration_ms: Option<u64>,
 }
 
@@ -268,6 +276,7 @@ pub(super) struct CriticalEventMsg {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct AcknowledgeMsg {
     device_id: WireId,
+    #[serde(deserialize_with = "number")]
     seq: u64,
 }
 

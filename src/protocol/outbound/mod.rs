@@ -206,11 +206,16 @@ impl Frame {
 
     /// A frame the change log kept, as [`render`] made it.
     pub fn stored(json: String) -> Frame {
+        Self::stored_reply(json, None)
+    }
+
+    /// A direct reply to message `reply_to` that was kept, as [`render`] made it.
+    pub fn stored_reply(json: String, reply_to: Option<&str>) -> Frame {
         let kind = stored_kind(&json);
         if kind.is_none() {
             tracing::warn!(frame = %json.chars().take(64).collect::<String>(), "a stored frame of unknown type");
         }
-        Frame::new(kind, json, None)
+        Frame::new(kind, json, reply_to)
     }
 }
 
