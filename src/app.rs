@@ -136,10 +136,14 @@ impl Application {
         let floor = LogFloor::new(boot.floor.seq);
         let metrics = Metrics::new();
         let read_now = Arc::new(Notify::new());
+        #[cfg(feature = "fault-injection")]
+        let faults = Arc::new(crate::faults::Faults::default());
         let broadcast = match node {
             None => Broadcast::new(boot.head, Arc::clone(&metrics)),
             Some(_) => Broadcast::new(boot.head, Arc::clone(&metrics)).fed_from_log(Arc::clone(&read_now)),
         };
+        #[cfg(feature = "fault-injection")]
+        let broadcast = broadcast.with_faults(Arc::clone(&faults));
         let published = broadcast.published();
         let broadcast = broadcast.start();
         let persistence = {
@@ -188,7 +192,7 @@ impl Application {
             floor,
             metrics,
             #[cfg(feature = "fault-injection")]
-            faults: Arc::default(),
+            faults,
         });
         let cluster = node.zip(left).map(|(node, left)| {
             let readers = Readers {

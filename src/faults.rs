@@ -1,15 +1,19 @@
 //! Faults the tests inject into a running server (`fault-injection` builds only; `make test`
 //! builds with it, release builds do not): a session's connection dropped after its write
-//! committed and before the write's answer went out, as a network does.
+//! committed and before the write's answer went out, as a network does; a session subscribed
+//! to broadcasts late, after its first log read.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The faults armed now, shared by every session.
 #[derive(Debug, Default)]
 pub struct Faults {
     /// Message ids whose answer is not sent: the connection drops instead.
     drop_before_reply: Mutex<HashSet<String>>,
+    /// How long Broadcast holds up each new subscription.
+    subscription_delay: Mutex<Option<Duration>>,
 }
 
 impl Faults {
@@ -22,6 +26,17 @@ impl Faults {
     /// Whether the answer to `id` is to be dropped with its connection (the fault is spent).
     pub fn drops_reply(&self, id: &str) -> bool {
         self.lock().remove(id)
+    }
+
+    /// Broadcast subscribes each new session `delay` late: changes published meanwhile reach
+    /// it only through the log.
+    pub fn delay_subscriptions(&self, delay: Duration) {
+        *self.subscription_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(delay);
+    }
+
+    /// The delay armed, if any.
+    pub fn subscription_delay(&self) -> Option<Duration> {
+        *self.subscription_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {

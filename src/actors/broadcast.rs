@@ -27,6 +27,11 @@ use crate::store::changes::LoggedFrame;
 pub enum Outbound {
     /// A frame to send; `seq` is set when it is a logged change (or the origin's reply to one).
     Frame { seq: Option<u64>, frame: Frame },
+    /// Logged change `seq` has nothing for this session (its own, made without an `id`): its
+    /// place in the log moves on.
+    Passed { seq: u64 },
+    /// The session is subscribed: every change after `head` comes to it from now on.
+    Subscribed { head: u64 },
     /// Close the session with this WebSocket close code.
     Close { code: u16, reason: &'static str },
 }
@@ -121,6 +126,8 @@ pub struct Broadcast {
     metrics: Arc<Metrics>,
     /// Set when the log is shared with other nodes.
     merge: Option<Merge>,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<Arc<crate::faults::Faults>>,
 }
 
 /// How long a change read from the shared log whose origin is a session here waits for this
@@ -144,7 +151,14 @@ struct Merge {
 impl Broadcast {
     /// A Broadcast whose log already holds changes up to `head`.
     pub fn new(head: u64, metrics: Arc<Metrics>) -> Self {
-        Self { subscribers: HashMap::new(), published: Arc::new(AtomicU64::new(head)), metrics, merge: None }
+        Self {
+            subscribers: HashMap::new(),
+            published: Arc::new(AtomicU64::new(head)),
+            metrics,
+            merge: None,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
+        }
     }
 
     /// Shares the log with other nodes: changes also come as `LogRows`, and `read_now` is
@@ -153,6 +167,21 @@ impl Broadcast {
         self.merge =
             Some(Merge { own: BTreeMap::new(), read: BTreeMap::new(), waiting_since: None, read_now });
         self
+    }
+
+    /// Tests' faults (`fault-injection` builds).
+    #[cfg(feature = "fault-injection")]
+    pub fn with_faults(mut self, faults: Arc<crate::faults::Faults>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Adds a subscriber and tells it from where its changes come live: every one after what is
+    /// published now (the ones before are in the log).
+    fn subscribe(&mut self, msg: Subscribe) {
+        let head = self.published.load(Ordering::Acquire);
+        msg.recipient.do_send(Outbound::Subscribed { head });
+        self.subscribers.insert(msg.session, msg.recipient);
     }
 
     /// The shared view of the newest published `seq`.
@@ -164,8 +193,11 @@ impl Broadcast {
     fn deliver(&self, change: &PublishedChange) {
         for (id, session) in &self.subscribers {
             if Some(*id) == change.origin {
-                if let Some(reply) = &change.reply {
-                    session.do_send(Outbound::Frame { seq: Some(change.seq), frame: reply.clone() });
+                match &change.reply {
+                    Some(reply) => {
+                        session.do_send(Outbound::Frame { seq: Some(change.seq), frame: reply.clone() })
+                    }
+                    None => session.do_send(Outbound::Passed { seq: change.seq }),
                 }
             } else {
                 session.do_send(Outbound::Frame { seq: Some(change.seq), frame: change.frame.clone() });
@@ -228,8 +260,15 @@ impl Actor for Broadcast {
 impl Handler<Subscribe> for Broadcast {
     type Result = ();
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.subscribers.insert(msg.session, msg.recipient);
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(delay) = self.faults.as_ref().and_then(|f| f.subscription_delay()) {
+            tracing::warn!(session = %msg.session, ?delay, "fault injected: a subscription is held up");
+            ctx.run_later(delay, move |act, _| act.subscribe(msg));
+            return;
+        }
+        let _ = ctx;
+        self.subscribe(msg);
     }
 }
 
@@ -274,7 +313,8 @@ impl Handler<LogRows> for Broadcast {
         {
             // `seq` has no gaps: the changes between were pruned before this node read them
             // (it was cut off for longer than the log keeps). Delivery goes on after them; each
-            // session's feed finds the gap and has its client resynchronise.
+            // live session's feed meets the gap at the next change, reads the log from its last
+            // one and, finding them pruned, has its client resynchronise (`resync_required`).
             tracing::warn!(after = published, next = first, "changes pruned before this node read them");
             self.published.store(first - 1, Ordering::Release);
         }

@@ -30,8 +30,12 @@ pub enum Input<F> {
     /// The log read asked for (`Effect::Read` with this `after`) returned `rows`, oldest first;
     /// `floor` is the newest pruned `seq` and `head` the newest published one, both read after it.
     Chunk { after: u64, rows: Vec<Row<F>>, floor: u64, head: u64 },
-    /// A change from Broadcast, in `seq` order.
-    Live { seq: u64, frame: F },
+    /// A change from Broadcast, in `seq` order. `frame` is `None` when there is nothing to send
+    /// this session (its own change made without an `id`): its place in the log moves on.
+    Live { seq: u64, frame: Option<F> },
+    /// Broadcast has subscribed the session: every change after `head` comes as `Live`; those
+    /// up to it are in the log.
+    Subscribed { head: u64 },
 }
 
 /// What to do.
@@ -65,9 +69,15 @@ struct CatchUp<F> {
     /// Ranges `(a, b]` already sent before a late resume: skipped.
     sent: Vec<(u64, u64)>,
     /// Live changes that arrived during the catch-up, oldest first.
-    buffer: VecDeque<(u64, F)>,
+    buffer: VecDeque<(u64, Option<F>)>,
     /// The `after` of the read under way, if one is.
     reading: Option<u64>,
+}
+
+impl<F> CatchUp<F> {
+    fn from(next: u64) -> Self {
+        Self { next, sent: Vec::new(), buffer: VecDeque::new(), reading: None }
+    }
 }
 
 /// A session's feed.
@@ -77,12 +87,15 @@ pub struct Feed<F> {
     attached_from: u64,
     /// Rows per read, and the live buffer's bound while catching up.
     chunk: usize,
+    /// The newest change published when Broadcast subscribed the session: the feed goes live
+    /// only past it (what came before is read from the log).
+    subscribed: Option<u64>,
 }
 
 impl<F> Feed<F> {
     /// A feed that reads `chunk` rows at a time (at least 1).
     pub fn new(chunk: usize) -> Self {
-        Self { state: State::Unattached, attached_from: 0, chunk: chunk.max(1) }
+        Self { state: State::Unattached, attached_from: 0, chunk: chunk.max(1), subscribed: None }
     }
 
     /// The last `seq` handled, once attached.
@@ -114,14 +127,17 @@ impl<F> Feed<F> {
             Input::Resume { after } => self.resume(after, &mut effects),
             Input::Chunk { after, rows, floor, head } => self.chunk(after, rows, floor, head, &mut effects),
             Input::Live { seq, frame } => self.live(seq, frame, &mut effects),
+            Input::Subscribed { head } => {
+                self.subscribed = Some(head);
+                self.join_live(&mut effects);
+            }
         }
         effects
     }
 
     fn attach(&mut self, after: u64, effects: &mut Vec<Effect<F>>) {
         self.attached_from = after;
-        let catch_up = CatchUp { next: after, sent: Vec::new(), buffer: VecDeque::new(), reading: None };
-        self.state = State::CatchingUp(catch_up);
+        self.state = State::CatchingUp(CatchUp::from(after));
         self.read_on(effects);
     }
 
@@ -190,24 +206,44 @@ impl<F> Feed<F> {
             }
         }
         if complete {
-            while c.buffer.front().is_some_and(|(seq, _)| *seq <= c.next) {
-                c.buffer.pop_front();
-            }
-            if c.buffer.front().is_none_or(|(seq, _)| *seq == c.next + 1) {
-                let mut last = c.next;
-                for (seq, frame) in c.buffer.drain(..) {
-                    last = seq;
-                    effects.push(Effect::Send { frame, live: false });
-                }
-                self.state = State::Live { last };
-                effects.push(Effect::Live);
-                return;
-            }
+            self.join_live(effects);
+        } else {
+            self.read_on(effects);
         }
-        self.read_on(effects);
     }
 
-    fn live(&mut self, seq: u64, frame: F, effects: &mut Vec<Effect<F>>) {
+    /// After a read that reached the log's end (or once subscribed): sends the buffered live
+    /// changes that follow on, and goes live when nothing is missing between the position and
+    /// the live stream; otherwise reads on.
+    fn join_live(&mut self, effects: &mut Vec<Effect<F>>) {
+        let State::CatchingUp(c) = &mut self.state else { return };
+        if c.reading.is_some() {
+            return;
+        }
+        while c.buffer.front().is_some_and(|(seq, _)| *seq <= c.next) {
+            c.buffer.pop_front();
+        }
+        while let Some((seq, frame)) = c.buffer.pop_front_if(|(seq, _)| *seq == c.next + 1) {
+            c.next = seq;
+            if let Some(frame) = frame {
+                effects.push(Effect::Send { frame, live: false });
+            }
+        }
+        let Some(subscribed) = self.subscribed else {
+            // Live changes do not come yet: what is published meanwhile is read when they do.
+            return;
+        };
+        if c.buffer.is_empty() && c.next >= subscribed {
+            let last = c.next;
+            self.state = State::Live { last };
+            effects.push(Effect::Live);
+        } else {
+            // Changes between the position and the live stream are in the log.
+            self.read_on(effects);
+        }
+    }
+
+    fn live(&mut self, seq: u64, frame: Option<F>, effects: &mut Vec<Effect<F>>) {
         match &mut self.state {
             State::Unattached => {}
             State::CatchingUp(c) => {
@@ -217,11 +253,21 @@ impl<F> Feed<F> {
                 }
                 c.buffer.push_back((seq, frame));
             }
-            State::Live { last } => {
-                if seq > *last {
-                    *last = seq;
+            State::Live { last } if seq <= *last => {}
+            State::Live { last } if seq == *last + 1 => {
+                *last = seq;
+                if let Some(frame) = frame {
                     effects.push(Effect::Send { frame, live: true });
                 }
+            }
+            State::Live { last } => {
+                // A change is missing before this one (never handed over, or another node's
+                // log moved on past it): catch up from the last one sent, from the log, which
+                // has it or tells that it was pruned.
+                let mut catch_up = CatchUp::from(*last);
+                catch_up.buffer.push_back((seq, frame));
+                self.state = State::CatchingUp(catch_up);
+                self.read_on(effects);
             }
         }
     }
@@ -232,7 +278,8 @@ mod tests {
     use super::*;
     use crate::domain::seeded::Rng;
 
-    /// A log of changes `1..=head` whose frames are their seqs, and a feed reading it.
+    /// A log of changes `1..=head` whose frames are their seqs, and a feed reading it. Broadcast
+    /// hands it every change committed once it is subscribed.
     struct World {
         feed: Feed<u64>,
         head: u64,
@@ -242,10 +289,18 @@ mod tests {
         read: Option<(u64, usize)>,
         went_live: usize,
         trimmed: usize,
+        subscribed: bool,
     }
 
     impl World {
+        /// A world whose feed is subscribed from the start.
         fn new(chunk: usize, head: u64) -> Self {
+            let mut world = Self::unsubscribed(chunk, head);
+            world.subscribe();
+            world
+        }
+
+        fn unsubscribed(chunk: usize, head: u64) -> Self {
             Self {
                 feed: Feed::new(chunk),
                 head,
@@ -254,7 +309,13 @@ mod tests {
                 read: None,
                 went_live: 0,
                 trimmed: 0,
+                subscribed: false,
             }
+        }
+
+        fn subscribe(&mut self) {
+            self.subscribed = true;
+            self.input(Input::Subscribed { head: self.head });
         }
 
         fn apply(&mut self, effects: Vec<Effect<u64>>) {
@@ -285,11 +346,13 @@ mod tests {
             true
         }
 
-        /// A change commits and Broadcast hands it over.
+        /// A change commits; Broadcast hands it over if the feed is subscribed.
         fn commit(&mut self) {
             self.head += 1;
             let seq = self.head;
-            self.input(Input::Live { seq, frame: seq });
+            if self.subscribed {
+                self.input(Input::Live { seq, frame: Some(seq) });
+            }
         }
 
         fn settle(&mut self) {
@@ -426,17 +489,80 @@ mod tests {
     }
 
     #[test]
+    fn a_change_published_before_the_subscription_is_read_from_the_log() {
+        let mut w = World::unsubscribed(4, 0);
+        w.input(Input::Attach { after: 0 });
+        w.settle();
+        assert!(!w.feed.is_live(), "not live before it is subscribed");
+        // Committed and published after the read, before Broadcast subscribed the session.
+        w.commit();
+        w.subscribe();
+        w.settle();
+        assert_eq!(w.sent, vec![1]);
+        assert!(w.feed.is_live());
+        w.commit();
+        assert_eq!(w.sent, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_live_change_after_a_gap_catches_up_from_the_log_first() {
+        let mut w = World::new(4, 0);
+        w.input(Input::Attach { after: 0 });
+        w.settle();
+        w.commit();
+        // Changes 2 and 3 never reach the session; 4 does.
+        w.head += 2;
+        w.commit();
+        assert_eq!(w.sent, vec![1], "4 is not sent as if it followed 1");
+        w.settle();
+        assert_eq!(w.sent, vec![1, 2, 3, 4]);
+        assert!(w.feed.is_live());
+    }
+
+    #[test]
+    fn a_gap_that_retention_pruned_is_reported() {
+        let mut w = World::new(4, 0);
+        w.input(Input::Attach { after: 0 });
+        w.settle();
+        w.commit();
+        w.head += 5;
+        w.floor = 5;
+        w.commit();
+        w.settle();
+        assert_eq!(w.trimmed, 1, "the live session is told, not silently moved on");
+        assert_eq!(w.sent, vec![1]);
+        w.commit();
+        assert_eq!(w.sent.last(), Some(&8));
+    }
+
+    #[test]
+    fn own_changes_without_a_reply_move_the_live_position() {
+        let mut w = World::new(4, 0);
+        w.input(Input::Attach { after: 0 });
+        w.settle();
+        w.head = 1;
+        w.input(Input::Live { seq: 1, frame: None });
+        w.commit();
+        assert!(w.read.is_none(), "no gap: nothing to read");
+        assert_eq!(w.sent, vec![2]);
+    }
+
+    #[test]
     fn random_interleavings_send_every_change_once_and_in_order_within_each_resume() {
         for seed in 1..=300u64 {
             let mut rng = Rng::new(seed);
             let chunk = 1 + rng.below(6) as usize;
-            let mut w = World::new(chunk, rng.below(30));
+            let mut w = World::unsubscribed(chunk, rng.below(30));
             let start = rng.below(w.head + 1);
             w.input(Input::Attach { after: start });
             let mut lowest = start;
             // Runs of increasing seqs: a late resume starts a new one.
             let mut marks = vec![0];
-            for _ in 0..200 {
+            for step in 0..200 {
+                // Subscribed at some point: changes committed before are only in the log.
+                if !w.subscribed && (rng.below(20) == 0 || step == 100) {
+                    w.subscribe();
+                }
                 match rng.below(10) {
                     0..=3 => w.commit(),
                     4..=7 => {
@@ -452,6 +578,9 @@ mod tests {
                     }
                     _ => {}
                 }
+            }
+            if !w.subscribed {
+                w.subscribe();
             }
             w.settle();
             let mut all = w.sent.clone();

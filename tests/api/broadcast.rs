@@ -279,3 +279,22 @@ async fn rest_writes_are_broadcast_to_every_session() {
         list["devices"].as_array().expect("devices").iter().filter_map(|d| d["deviceId"].as_str()).collect();
     assert_eq!(ids, ["pc1"]);
 }
+
+/// A live session never skips a change: one committed after the session's first log read and
+/// published before Broadcast subscribed it (held up here by an injected delay) reaches it from
+/// the log, before anything after it.
+#[cfg(feature = "fault-injection")]
+#[actix_web::test]
+async fn a_change_published_between_the_first_read_and_the_subscription_is_not_skipped() {
+    let app = spawn_app().await;
+    app.state.sessions.faults.delay_subscriptions(std::time::Duration::from_millis(700));
+    let mut late = app.open().await;
+    late.send(json!({"type": "connect", "clientId": "late"})).await;
+    // The session has read the log (empty) by now; its subscription is still held up.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let created = app.create_station("pc1").await;
+    let (_, mut heard) = late.recv_until("connected").await;
+    heard.extend(late.roundtrip("after").await);
+    let seqs: Vec<u64> = heard.iter().filter(|f| f["type"] == "device_created").map(seq).collect();
+    assert_eq!(seqs, vec![created], "the change reached the session: {heard:?}");
+}

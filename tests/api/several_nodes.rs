@@ -33,8 +33,13 @@ fn site_database() -> String {
 
 /// Node `n` of the site on `url`.
 fn start_node(n: usize, url: &str) -> Server {
+    start_node_with(n, url, "")
+}
+
+/// Node `n` of the site on `url`, with `extra` settings (sections the node settings lack).
+fn start_node_with(n: usize, url: &str, extra: &str) -> Server {
     Server::start(Launch {
-        settings: format!("{NODE_SETTINGS}node_id = \"n{n}\"\n"),
+        settings: format!("{extra}{NODE_SETTINGS}node_id = \"n{n}\"\n"),
         database_url: Some(url.to_owned()),
         ..Launch::default()
     })
@@ -710,5 +715,48 @@ async fn a_device_registering_on_another_node_replaces_its_older_session() {
     again.device.recv_until("heartbeat_ack").await;
     for node in &nodes {
         wait_for_master(&http, node, "tablet").await;
+    }
+}
+
+/// A live session never goes on silently past a gap: a node cut off from Postgres for longer
+/// than the log keeps what it missed tells its live sessions to resynchronise
+/// (`resync_required`, `history_trimmed`) before anything after the gap, rather than carrying
+/// on as if nothing was missing.
+#[actix_web::test]
+async fn a_node_cut_off_past_retention_has_its_live_sessions_resync() {
+    let url = site_database();
+    let proxy = Proxy::start();
+    let retention = "[sync]\nlog_keep_changes = 5\nprune_interval_s = 0.1\n";
+    let near = start_node_with(1, &url, retention);
+    let far = start_node_with(2, &proxy.url_through(&url), retention);
+    let nodes = [near, far];
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    wait_for_cluster(&http, &nodes).await;
+    let mut watcher = WsClient::open(&nodes[1].ws_url()).await;
+    watcher.send(json!({"type": "connect", "clientId": "watcher"})).await;
+    watcher.recv_until("connected").await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let first = device_writer(nodes[0].ws_url(), "w1".into(), "sales", 2, 0, Arc::clone(&acked)).await;
+    let (_, before) = watcher.recv_until("data_update").await;
+    assert!(before.iter().all(|f| f["type"] != "resync_required"), "{before:?}");
+
+    // Cut off while the other node writes far past what the log keeps.
+    proxy.cut();
+    let written = device_writer(nodes[0].ws_url(), "w2".into(), "sales", 30, 0, acked).await;
+    assert_eq!(written.len(), 30);
+    let head = written.iter().map(|(_, seq)| *seq).max().expect("writes");
+    let deadline = Instant::now() + WAIT;
+    while health(&http, &nodes[0]).await["oldest_seq"].as_u64() < Some(head - 5) {
+        assert!(Instant::now() < deadline, "the near node did not prune");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.restore();
+
+    // Back: told to resynchronise before any change after the gap.
+    let (resync, before) = watcher.recv_until("resync_required").await;
+    assert_eq!(resync["reason"], "history_trimmed", "{resync}");
+    let last_before = first.iter().map(|(_, seq)| *seq).max().expect("first writes");
+    for frame in before.iter().filter(|f| f["type"] == "data_update") {
+        assert!(seq(frame) <= last_before, "a change after the gap came before resync_required: {frame}");
     }
 }

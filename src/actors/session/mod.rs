@@ -761,7 +761,11 @@ impl Handler<Outbound> for Session {
 
     fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
         match msg {
-            Outbound::Frame { seq: Some(seq), frame } => self.feed(ctx, feed::Input::Live { seq, frame }),
+            Outbound::Frame { seq: Some(seq), frame } => {
+                self.feed(ctx, feed::Input::Live { seq, frame: Some(frame) });
+            }
+            Outbound::Passed { seq } => self.feed(ctx, feed::Input::Live { seq, frame: None }),
+            Outbound::Subscribed { head } => self.feed(ctx, feed::Input::Subscribed { head }),
             Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
             Outbound::Close { code, reason } => self.close(ctx, code, reason),
         }
