@@ -170,7 +170,7 @@ impl Application {
             settings.heartbeat.clone(),
             persistence.clone(),
             broadcast.clone(),
-            boot.term,
+            boot.terms,
             boot.devices,
             Arc::clone(&metrics),
         )

@@ -14,6 +14,8 @@ pub struct Faults {
     drop_before_reply: Mutex<HashSet<String>>,
     /// How long Broadcast holds up each new subscription.
     subscription_delay: Mutex<Option<Duration>>,
+    /// How long Broadcast holds up handing out each batch of committed changes.
+    publish_delay: Mutex<Option<Duration>>,
 }
 
 impl Faults {
@@ -37,6 +39,17 @@ impl Faults {
     /// The delay armed, if any.
     pub fn subscription_delay(&self) -> Option<Duration> {
         *self.subscription_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Broadcast hands out each batch of committed changes `delay` late: the log is ahead of
+    /// what this node has published meanwhile.
+    pub fn delay_publishing(&self, delay: Duration) {
+        *self.publish_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(delay);
+    }
+
+    /// The delay armed, if any.
+    pub fn publish_delay(&self) -> Option<Duration> {
+        *self.publish_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {

@@ -284,6 +284,19 @@ impl Handler<Publish> for Broadcast {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(delay) = self.faults.as_ref().and_then(|f| f.publish_delay()) {
+            tracing::warn!(?delay, "fault injected: committed changes are handed out late");
+            ctx.run_later(delay, move |act, ctx| act.publish(msg, ctx));
+            return;
+        }
+        self.publish(msg, ctx);
+    }
+}
+
+impl Broadcast {
+    /// Hands out committed changes, in `seq` order.
+    fn publish(&mut self, msg: Publish, ctx: &mut Context<Self>) {
         match &mut self.merge {
             None => {
                 for change in &msg.changes {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::broadcast::{Broadcast, Outbound, Subscribe, Unsubscribe};
-use super::election::{self, Departure, DeviceGone, Election, Online};
+use super::election::{self, Departure, DeviceGone, Election, Online, SessionEnded};
 use crate::protocol::inbound;
 use crate::protocol::outbound;
 use crate::protocol::{ErrorCode, WireError, close};
@@ -176,6 +176,8 @@ impl Handler<Unregister> for Registry {
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
         let Some(entry) = self.sessions.remove(&msg.session) else { return };
         self.broadcast.do_send(Unsubscribe { session: msg.session });
+        // After the departure below: the election forgets the session once told of it.
+        let ended = SessionEnded { session: msg.session };
         if let Some(device_id) = entry.device_id
             && self.devices.get(&device_id) == Some(&msg.session)
         {
@@ -187,6 +189,7 @@ impl Handler<Unregister> for Registry {
                 note: None,
             });
         }
+        self.election.do_send(ended);
         let open_for = Utc::now() - entry.connected_at;
         tracing::debug!(
             session = %msg.session,

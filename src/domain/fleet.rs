@@ -72,6 +72,16 @@ impl AuditEntry {
     }
 }
 
+/// The election terms the database keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// The current master's term (0 before the first election).
+    pub current: u64,
+    /// The highest term a device was asked to be master in, elected or not: the next election
+    /// asks in a term above it.
+    pub spent: u64,
+}
+
 /// One fleet write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FleetWrite {
@@ -93,8 +103,11 @@ pub enum FleetWrite {
     Seen(Vec<(String, DateTime<Utc>)>),
     /// Makes this device the master and every other one a client (`None`: no master).
     Master(Option<String>),
-    /// The election term.
+    /// The election term (the master's).
     Term(u64),
+    /// An election asks a device to be master in this term: no device is ever asked in it
+    /// again, whatever node runs the next election (kept as the highest such term).
+    TermSpent(u64),
     /// A successful election.
     ElectionLog(ElectionLogEntry),
     Audit(AuditEntry),

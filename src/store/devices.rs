@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use crate::domain::fleet::{DeviceRecord, ElectionLogEntry, Role};
+use crate::protocol::outbound::MasterElected;
 
 /// Every device, by id.
 pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<DeviceRecord>, DbErr> {
@@ -181,4 +182,29 @@ pub async fn prune_election_log<C: ConnectionTrait>(txn: &C, before: DateTime<Ut
         .exec(txn)
         .await?;
     Ok(done.rows_affected)
+}
+
+/// The latest election recorded, as its announcement said it (`None` before the first).
+pub async fn last_election<C: ConnectionTrait>(db: &C) -> Result<Option<MasterElected>, DbErr> {
+    let Some(row) =
+        master_election_log::Entity::find().order_by_desc(master_election_log::Column::Id).one(db).await?
+    else {
+        return Ok(None);
+    };
+    let known = |text: &str| crate::domain::election::Reason::known_name(text);
+    let (Some(reason), Some(method)) = (known(&row.election_reason), known(&row.election_method)) else {
+        return Ok(None);
+    };
+    Ok(Some(MasterElected {
+        new_master_name: None,
+        previous_master: row.previous_master_id.clone(),
+        previous_master_id: row.previous_master_id,
+        new_master_id: row.new_master_id,
+        election_id: row.election_id,
+        election_reason: reason,
+        election_timestamp: crate::protocol::time::format(row.election_timestamp),
+        election_method: method,
+        devices_participating: usize::try_from(row.devices_participating).unwrap_or(0),
+        term: u64::try_from(row.term).unwrap_or(0),
+    }))
 }

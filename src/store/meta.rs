@@ -1,6 +1,7 @@
 //! Server facts kept across restarts (`sync_meta`): read here, and written here by the
 //! Persistence actor inside its transactions.
 
+use crate::domain::fleet::Terms;
 use entity::sync_meta;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
@@ -23,7 +24,47 @@ pub const TERM: &str = "term";
 
 /// The election term (0 before the first election).
 pub async fn term<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
-    Ok(get(db, TERM).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    number(db, TERM).await
+}
+
+/// The highest term a device was asked to be master in.
+pub const TERM_SPENT: &str = "term_spent";
+
+/// The election terms: the master's, and the highest spent.
+pub async fn terms<C: ConnectionTrait>(db: &C) -> Result<Terms, DbErr> {
+    Ok(Terms { current: term(db).await?, spent: number(db, TERM_SPENT).await? })
+}
+
+/// Records that term `spent` was asked in (the highest such term is kept).
+pub async fn spend_term<C: ConnectionTrait>(db: &C, spent: u64) -> Result<(), DbErr> {
+    raise(db, TERM_SPENT, spent).await.map(|_| ())
+}
+
+/// Stores the number `value` under `key` unless a higher one is there, in one statement: two
+/// writers racing (nodes sharing the database) cannot move it back. Whether it was raised.
+pub async fn raise<C: ConnectionTrait>(db: &C, key: &str, value: u64) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    sync_meta::Entity::insert(sync_meta::ActiveModel {
+        key: Set(key.to_owned()),
+        value: Set("0".to_owned()),
+    })
+    .on_conflict(OnConflict::column(sync_meta::Column::Key).do_nothing().to_owned())
+    .exec_without_returning(db)
+    .await?;
+    let value = i64::try_from(value).map_err(|_| DbErr::Custom(format!("{key}: {value} is out of range")))?;
+    let stored = Expr::expr(Func::cast_as(Expr::col(sync_meta::Column::Value), Alias::new("BIGINT")));
+    let raised = sync_meta::Entity::update_many()
+        .col_expr(sync_meta::Column::Value, Expr::value(value.to_string()))
+        .filter(sync_meta::Column::Key.eq(key))
+        .filter(stored.lt(value))
+        .exec(db)
+        .await?;
+    Ok(raised.rows_affected > 0)
+}
+
+async fn number<C: ConnectionTrait>(db: &C, key: &str) -> Result<u64, DbErr> {
+    Ok(get(db, key).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Stores `value` under `key`, replacing what was there.

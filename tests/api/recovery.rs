@@ -236,3 +236,25 @@ async fn a_resume_after_other_messages_still_delivers_every_missed_change_once()
     let seqs: Vec<u64> = replayed.iter().map(seq).collect();
     assert_eq!(seqs, missed, "the changes before the session attached, none of those it already had");
 }
+
+/// A client resuming from a `seq` this node has not handed out yet, but which is in the log
+/// (another node wrote it, or it is being published now: held up here by an injected delay),
+/// is resumed from there, not told it is ahead of the log.
+#[cfg(feature = "fault-injection")]
+#[actix_web::test]
+async fn a_resume_ahead_of_what_is_published_but_in_the_log_is_replayed_not_resynced() {
+    let app = crate::helpers::spawn_app().await;
+    app.state.sessions.faults.delay_publishing(std::time::Duration::from_millis(1500));
+    // Answered after its commit, before it is handed out.
+    let seq = app.create_station("pc1").await;
+    assert!(app.health().await["head_seq"].as_u64() < Some(seq), "not published yet");
+    let mut tablet = app.open().await;
+    tablet.send(serde_json::json!({"type": "connect", "clientId": "tablet", "last_seq": seq})).await;
+    let (connected, before) = tablet.recv_until("connected").await;
+    assert!(before.iter().all(|f| f["type"] != "resync_required"), "{before:?}");
+    assert_eq!(connected["last_seq"], seq, "{connected}");
+    // And the change it has is not sent to it again once handed out.
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let heard = tablet.roundtrip("after").await;
+    assert!(heard.iter().all(|f| f["type"] != "device_created"), "{heard:?}");
+}

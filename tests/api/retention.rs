@@ -266,3 +266,16 @@ async fn old_audit_and_election_entries_are_pruned() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The log's floor only rises: two nodes pruning one log, the one whose look is older cannot
+/// move it back (a single statement compares and writes, so a race cannot either).
+#[actix_web::test]
+async fn the_floor_only_rises() {
+    let app = spawn_app_with(|_| {}).await;
+    let db = &app.state.db;
+    let floor = device_sync::store::meta::LOG_FLOOR;
+    assert!(device_sync::store::meta::raise(db, floor, 600).await.expect("raise"));
+    assert!(!device_sync::store::meta::raise(db, floor, 550).await.expect("raise"), "not moved back");
+    let stored = device_sync::store::meta::get(db, floor).await.expect("read");
+    assert_eq!(stored.as_deref(), Some("600"));
+}

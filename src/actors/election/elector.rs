@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::election::{self, Candidate, Reason, Role, priority_for_type};
-use crate::domain::fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite};
+use crate::domain::fleet::{AuditEntry, DeviceRecord, ElectionLogEntry, FleetWrite, Terms};
 use crate::protocol::inbound;
 use crate::protocol::outbound::{self, CandidateView, ElectionStarted, Frame, MasterElected, RoleChange};
 use crate::protocol::{ErrorCode, WireError, close, time};
@@ -142,9 +142,25 @@ pub enum Input {
 #[derive(Debug, Clone)]
 pub enum After {
     Online(Arrival),
-    Gone { device_id: String, how: Departure, at: DateTime<Utc>, reply: Option<ReplyTo> },
-    Elected { announcement: MasterElected },
-    Registered { record: DeviceRecord, reply: ReplyTo },
+    Gone {
+        device_id: String,
+        how: Departure,
+        at: DateTime<Utc>,
+        reply: Option<ReplyTo>,
+    },
+    Elected {
+        announcement: MasterElected,
+    },
+    Registered {
+        record: DeviceRecord,
+        reply: ReplyTo,
+    },
+    /// The term of an attempt is spent: the candidate may be asked in it.
+    Spent {
+        election_id: String,
+        candidate: String,
+        term: u64,
+    },
 }
 
 /// A device's arrival, once it is recorded: its session and record, the announcement when it
@@ -248,8 +264,14 @@ pub struct Elector {
     devices: BTreeMap<String, Device>,
     master: Option<String>,
     term: u64,
+    /// The highest term a device was asked to be master in (recorded before it was asked):
+    /// every attempt asks in a term above it.
+    spent: u64,
     contest: Option<Contest>,
     election_failed: bool,
+    /// After a takeover: the announcement of the master the database names, said again once
+    /// the roll call is over (the leader before may have recorded it and gone before saying it).
+    announce_again: Option<MasterElected>,
     /// The master's reconnect grace, while it runs, and its generation.
     grace: Option<(String, u64)>,
     graces: u64,
@@ -260,12 +282,12 @@ pub struct Elector {
 }
 
 impl Elector {
-    /// An elector at `term` knowing `devices` (all inactive: no master until one comes online);
+    /// An elector at `terms` knowing `devices` (all inactive: no master until one comes online);
     /// `new_id` makes election ids.
     pub fn new(
         settings: ElectionSettings,
         heartbeat: HeartbeatSettings,
-        term: u64,
+        terms: Terms,
         devices: Vec<DeviceRecord>,
         now: Instant,
         new_id: Box<dyn FnMut() -> String>,
@@ -282,9 +304,11 @@ impl Elector {
             heartbeat,
             devices,
             master: None,
-            term,
+            term: terms.current,
+            spent: terms.spent.max(terms.current),
             contest: None,
             election_failed: false,
+            announce_again: None,
             grace: None,
             graces: 0,
             seen_dirty: BTreeSet::new(),
@@ -299,15 +323,23 @@ impl Elector {
     pub fn take_over(
         settings: ElectionSettings,
         heartbeat: HeartbeatSettings,
-        term: u64,
+        terms: Terms,
         devices: Vec<DeviceRecord>,
         now: Instant,
         new_id: Box<dyn FnMut() -> String>,
     ) -> Self {
         let master = devices.iter().find(|d| d.role == Role::Master).map(|d| d.device_id.clone());
-        let mut elector = Self::new(settings, heartbeat, term, devices, now, new_id);
+        let mut elector = Self::new(settings, heartbeat, terms, devices, now, new_id);
         elector.master = master;
         elector
+    }
+
+    /// After a takeover: `last`, the latest election recorded, is announced again once the
+    /// roll call is over, if its master is still the master then.
+    pub fn announcing_again(mut self, last: Option<MasterElected>) -> Self {
+        self.announce_again =
+            last.filter(|a| Some(&a.new_master_id) == self.master.as_ref() && a.term == self.term);
+        self
     }
 
     pub fn settings(&self) -> &ElectionSettings {
@@ -390,7 +422,16 @@ impl Elector {
     }
 
     fn settle(&mut self, now: Now, fx: &mut Vec<Effect>) {
+        let announcement = self.announce_again.take();
         let Some(master) = self.master.clone() else { return };
+        if self.session_of(&master).is_some()
+            && let Some(announcement) =
+                announcement.filter(|a| a.new_master_id == master && a.term == self.term)
+        {
+            // Every device hears who the master is, whether or not the leader before said it.
+            tracing::info!(%master, term = self.term, "the master announced again after a takeover");
+            fx.push(Effect::Notify { frame: outbound::render(&announcement, None), except: Vec::new() });
+        }
         if self.session_of(&master).is_none() && self.grace.is_none() {
             tracing::info!(device = %master, "the master is on no node after the roll call");
             self.departed(master, Departure::Dropped, now.wall, fx);
@@ -477,9 +518,12 @@ impl Elector {
             election_timestamp: time::format(now.wall),
             election_method: Reason::NoMaster.method(),
             devices_participating: 1,
-            term: self.term + 1,
+            term: self.spent + 1,
         });
         if let Some(a) = &announcement {
+            // Its term is spent with it, in the same transaction.
+            self.spent = a.term;
+            writes.push(FleetWrite::TermSpent(a.term));
             writes.extend(election_writes(a, now.wall));
         }
         let after = After::Online(Arrival { session, record, announcement, preempts, reply });
@@ -663,6 +707,13 @@ impl Elector {
                     self.fail("its result could not be recorded", fx)
                 }
             },
+            After::Spent { election_id, candidate, term } => match result {
+                Ok(()) => self.ask(&election_id, &candidate, term, fx),
+                Err(err) => {
+                    tracing::error!(%err, "an election's term not recorded");
+                    self.fail("its term could not be recorded", fx)
+                }
+            },
             After::Registered { record, reply } => {
                 let answer = result.map(|()| {
                     let device_id = record.device_id.clone();
@@ -741,7 +792,8 @@ impl Elector {
         let contest = Contest {
             id: (self.new_id)(),
             reason,
-            term: self.term + 1,
+            // The term its first attempt asks in.
+            term: self.spent + 1,
             previous_master: excluded.or_else(|| self.master.clone()),
             preferred,
             skipped,
@@ -767,7 +819,9 @@ impl Elector {
         self.attempt(fx);
     }
 
-    /// Asks the best remaining candidate to confirm (steps 2 and 3).
+    /// Picks the best remaining candidate (step 2) and spends a new term for it: recorded
+    /// before the candidate is asked in it (`ask`), so that no two devices are ever asked to
+    /// be master in one term, by this node or by one that takes over after it.
     fn attempt(&mut self, fx: &mut Vec<Effect>) {
         let Some(contest) = &self.contest else { return };
         let winner = {
@@ -777,19 +831,35 @@ impl Elector {
         let Some(winner) = winner else {
             return self.fail("no candidate is left", fx);
         };
-        let previous_role = self.role_of(&winner);
         let Some(contest) = &mut self.contest else { return };
+        self.spent += 1;
+        contest.term = self.spent;
+        contest.candidate = Some(winner.clone());
+        let after = After::Spent { election_id: contest.id.clone(), candidate: winner, term: self.spent };
+        fx.push(Effect::Persist { writes: vec![FleetWrite::TermSpent(self.spent)], after: Some(after) });
+    }
+
+    /// Asks the candidate to confirm, in the term spent for it (step 3).
+    fn ask(&mut self, election_id: &str, candidate: &str, term: u64, fx: &mut Vec<Effect>) {
+        let previous_role = self.role_of(candidate);
+        let Some(contest) = &mut self.contest else { return };
+        if contest.id != election_id
+            || contest.candidate.as_deref() != Some(candidate)
+            || contest.term != term
+        {
+            // Passed over meanwhile (it left, or the election ended).
+            return;
+        }
         let change = RoleChange {
-            device_id: &winner,
+            device_id: candidate,
             new_role: Role::Master.as_str(),
             previous_role: previous_role.as_str(),
             reason: "election",
             election_id: &contest.id,
-            term: contest.term,
+            term,
         };
         let frame = outbound::render(&change, None);
-        let timer = Timer::AckTimeout { election_id: contest.id.clone(), candidate: winner.clone() };
-        contest.candidate = Some(winner);
+        let timer = Timer::AckTimeout { election_id: contest.id.clone(), candidate: candidate.to_owned() };
         fx.push(Effect::Start { timer, after: self.settings.ack_timeout() });
         fx.push(Effect::Notify { frame, except: Vec::new() });
     }

@@ -30,7 +30,7 @@ pub use self::site::SiteLink;
 use super::broadcast::{Broadcast, Notify, Outbound, SendTo};
 use super::persistence::{Origin, Persistence, persist};
 use crate::cluster::bus::{Forwarded, Posted};
-use crate::domain::fleet::DeviceRecord;
+use crate::domain::fleet::{DeviceRecord, Terms};
 use crate::metrics::Metrics;
 use crate::protocol::inbound;
 use crate::protocol::{ErrorCode, WireError};
@@ -57,6 +57,13 @@ pub struct DeviceGone {
     pub how: Departure,
     /// What the device said of its going (its reason, its pending operations), for the audit.
     pub note: Option<String>,
+}
+
+/// A session ended (whether or not it still spoke for a device): nothing is kept for it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub session: Uuid,
 }
 
 /// Life from a device's session (a heartbeat, any frame, a pong) at `at`.
@@ -148,12 +155,12 @@ impl Election {
         heartbeat: HeartbeatSettings,
         persistence: Addr<Persistence>,
         broadcast: Addr<Broadcast>,
-        term: u64,
+        terms: Terms,
         devices: Vec<DeviceRecord>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let new_id = Box::new(|| Uuid::new_v4().to_string());
-        let elector = Elector::new(settings, heartbeat.clone(), term, devices, Instant::now(), new_id);
+        let elector = Elector::new(settings, heartbeat.clone(), terms, devices, Instant::now(), new_id);
         Self {
             elector,
             heartbeat,
@@ -293,6 +300,17 @@ impl Handler<DeviceOnline> for Election {
             None => self.input(ctx, Input::Online { session: msg.session, info: msg.info, reply }),
         }
         Box::pin(answer(rx, |a| if let Answer::Online(r) = a { Some(r) } else { None }))
+    }
+}
+
+impl Handler<SessionEnded> for Election {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
+        self.sessions.remove(&msg.session);
+        if let Some(site) = &mut self.site {
+            site.forget(msg.session);
+        }
     }
 }
 

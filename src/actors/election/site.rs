@@ -29,7 +29,7 @@ use crate::actors::persistence::{Origin, persist};
 use crate::cluster::Node;
 use crate::cluster::bus::{Forwarded, Posted, Poster};
 use crate::cluster::lease::{Held, Lease};
-use crate::domain::fleet::FleetWrite;
+use crate::domain::fleet::{FleetWrite, Terms};
 use crate::protocol::outbound::{self, Frame};
 use crate::protocol::{ErrorCode, WireError, close, inbound};
 use crate::settings::{ElectionSettings, HeartbeatSettings};
@@ -87,16 +87,17 @@ struct Leading {
     next_owed: ReplyTo,
     /// The device sessions the elector knows: on which node run, of which device.
     sessions: HashMap<Uuid, (String, String)>,
-    /// The inputs with an answer decided already, by node run and number: one posted again (at
-    /// a roll call, or when its node rejoined) is not decided twice.
-    decided: HashSet<(String, ReplyTo)>,
+    /// The inputs with an answer decided already, by node run and number, and when: one posted
+    /// again (at a roll call, or when its node rejoined) is not decided twice. Kept as long as
+    /// its node may post it again (`Site::answer_deadline`), then forgotten.
+    decided: HashMap<(String, ReplyTo), Instant>,
 }
 
 impl Leading {
     /// Notes an answer owed to `from` under `reply`; returns the elector's number for it, or
     /// `None` when that input was decided already.
     fn owe(&mut self, from: &str, reply: ReplyTo) -> Option<ReplyTo> {
-        if !self.decided.insert((from.to_owned(), reply)) {
+        if self.decided.insert((from.to_owned(), reply), Instant::now()).is_some() {
             return None;
         }
         self.next_owed += 1;
@@ -127,6 +128,15 @@ impl Site {
         self.link.node.lease_ttl
     }
 
+    /// The longest an input's answer can take (a lease running out, the roll call, an election
+    /// with every retry): past it, the node that posted it gives up and never posts it again.
+    fn answer_deadline(&self) -> Duration {
+        let s = &self.settings;
+        let attempt = Duration::from_secs_f64(s.ack_timeout_s)
+            + Duration::from_millis(s.backoff_ms.iter().copied().max().unwrap_or(0));
+        3 * self.lease_ttl() + SETTLE + attempt * (s.max_retries + 1)
+    }
+
     /// Whether this node runs the site's elections now.
     pub(super) fn leading(&self) -> bool {
         self.leading.is_some()
@@ -149,6 +159,12 @@ impl Site {
     pub(super) fn online(&mut self, session: Uuid, info: inbound::DeviceOnline, reply: ReplyTo) {
         self.here.insert(session, info.clone());
         self.forward(Forwarded::Online { session, info, reply }, Some(reply));
+    }
+
+    /// A session here ended: replaced by a newer one of its device, or gone with it.
+    pub(super) fn forget(&mut self, session: Uuid) {
+        self.here.remove(&session);
+        self.seen_posted.remove(&session);
     }
 
     /// A device here left, or its session ended.
@@ -210,11 +226,7 @@ impl Election {
     /// lease running out, the roll call, an election with every retry): its caller is told the
     /// election was interrupted.
     pub(super) fn expire_unanswered(&mut self, ctx: &mut Context<Self>, reply: ReplyTo) {
-        let site = self.site();
-        let s = &site.settings;
-        let attempt = Duration::from_secs_f64(s.ack_timeout_s)
-            + Duration::from_millis(s.backoff_ms.iter().copied().max().unwrap_or(0));
-        let longest = 3 * site.lease_ttl() + SETTLE + attempt * (s.max_retries + 1);
+        let longest = self.site().answer_deadline();
         ctx.run_later(longest, move |act, _| {
             if let Some(site) = &mut act.site
                 && site.unanswered.remove(&reply).is_some()
@@ -259,7 +271,7 @@ impl Election {
         self.elector = Elector::new(
             settings,
             heartbeat,
-            0,
+            Terms::default(),
             Vec::new(),
             Instant::now(),
             Box::new(|| Uuid::new_v4().to_string()),
@@ -277,12 +289,13 @@ impl Election {
         tracing::info!(fence, node = %site.link.node.id, "taking over the site's elections");
         let db = site.link.db.clone();
         let read = async move {
-            let term = store::meta::term(&db).await?;
+            let terms = store::meta::terms(&db).await?;
             let devices = store::devices::all(&db).await?;
+            let last = store::devices::last_election(&db).await?;
             let call = serde_json::to_string(&Posted::RollCall { fence })
                 .map_err(|err| sea_orm::DbErr::Custom(err.to_string()))?;
             let from = store::cluster::post(&db, &[call]).await?;
-            Ok::<_, sea_orm::DbErr>((term, devices, from))
+            Ok::<_, sea_orm::DbErr>((terms, devices, last, from))
         };
         ctx.wait(read.into_actor(self).map(move |result, act, ctx| {
             let site = act.site();
@@ -290,7 +303,7 @@ impl Election {
                 return;
             }
             site.taking_over = None;
-            let (term, devices, from) = match result {
+            let (terms, devices, last, from) = match result {
                 Ok(read) => read,
                 Err(err) => {
                     // The next lease check tries again.
@@ -312,17 +325,18 @@ impl Election {
                 owed: HashMap::new(),
                 next_owed: 0,
                 sessions: HashMap::new(),
-                decided: HashSet::new(),
+                decided: HashMap::new(),
             });
             act.elector = Elector::take_over(
                 settings,
                 heartbeat,
-                term,
+                terms,
                 devices,
                 Instant::now(),
                 Box::new(|| Uuid::new_v4().to_string()),
-            );
-            tracing::info!(fence, term, "running the site's elections");
+            )
+            .announcing_again(last);
+            tracing::info!(fence, term = terms.current, spent = terms.spent, "running the site's elections");
             act.post_fleet(fence);
             ctx.run_later(SETTLE, move |act, ctx| act.lead(ctx, generation, Input::Settle));
         }));
@@ -560,6 +574,10 @@ impl Election {
     /// ran out have dropped. Also prunes old bus messages.
     pub(super) fn check_nodes(&mut self, ctx: &mut Context<Self>) {
         let Some(generation) = self.leading_generation() else { return };
+        let deadline = self.site().answer_deadline();
+        if let Some(leading) = self.site().leading.as_mut() {
+            leading.decided.retain(|_, at| at.elapsed() < deadline);
+        }
         // Only the sessions known before the look can be judged by it: a node that renews and
         // answers for its devices meanwhile keeps them.
         let known: HashSet<Uuid> =

@@ -28,6 +28,7 @@ pub(super) async fn apply(
             }
             FleetWrite::Master(master) => store::devices::set_master(txn, now, master.as_deref()).await?,
             FleetWrite::Term(term) => store::meta::set(txn, store::meta::TERM, &term.to_string()).await?,
+            FleetWrite::TermSpent(term) => store::meta::spend_term(txn, term).await?,
             FleetWrite::ElectionLog(e) => store::devices::log_election(txn, now, e).await?,
             FleetWrite::Audit(entry) => store::audit::append(txn, now, entry).await?,
             FleetWrite::SyncState(state) => store::sync_states::write(txn, now, state).await?,

@@ -169,7 +169,7 @@ pub struct Bootstrap {
     pub head: u64,
     /// What retention has pruned so far.
     pub floor: store::changes::Floor,
-    pub term: u64,
+    pub terms: crate::domain::fleet::Terms,
     pub devices: Vec<DeviceRecord>,
 }
 
@@ -206,10 +206,10 @@ pub async fn bootstrap(db: &DatabaseConnection, reset_devices: bool) -> Result<B
         // The shared head also counts changes that retention may have pruned since.
         head = head.max(store::cluster::reconcile_head(&txn).await?);
     }
-    let term = store::meta::term(&txn).await?;
+    let terms = store::meta::terms(&txn).await?;
     let devices = store::devices::all(&txn).await?;
     txn.commit().await?;
-    Ok(Bootstrap { epoch, head, floor, term, devices })
+    Ok(Bootstrap { epoch, head, floor, terms, devices })
 }
 
 /// The database as the writer holds it.

@@ -132,13 +132,13 @@ pub(super) async fn prune_step(
         .filter(change_log::Column::Seq.lte(store::changes::to_db(upper)))
         .exec(&txn)
         .await?;
-    let mut facts = vec![(store::meta::LOG_FLOOR, upper.to_string())];
-    if let Some(at) = at {
+    // The floor only rises: a node whose look at the log was older than another's (several
+    // nodes prune the one log) cannot move it back.
+    if store::meta::raise(&txn, store::meta::LOG_FLOOR, upper).await?
+        && let Some(at) = at
+    {
         // Full precision: a sync by timestamp compares against it.
-        facts.push((store::meta::LOG_FLOOR_AT, at.to_rfc3339()));
-    }
-    for (key, value) in facts {
-        store::meta::set(&txn, key, &value).await?;
+        store::meta::set(&txn, store::meta::LOG_FLOOR_AT, &at.to_rfc3339()).await?;
     }
     txn.commit().await?;
     Ok(Some(Floor { seq: upper, at }))

@@ -461,17 +461,46 @@ impl Session {
     /// Resumes from `last_seq` (replay, or `resync_required`), or attaches from where the log
     /// stood when the socket opened.
     fn resume(&mut self, ctx: &mut ws::WebsocketContext<Self>, last_seq: Option<u64>, epoch: Option<&str>) {
-        let head = self.cx.published.get();
+        let published = self.cx.published.get();
+        if let Some(last) = last_seq.filter(|last| *last > published) {
+            // Ahead of what this node has handed out, not necessarily of the log: another node
+            // may have written it, or it is being published now. Decided against the log's head
+            // (the changes up to `last` are then not sent again, and those after it are).
+            let db = self.cx.db.clone();
+            let epoch = epoch.map(str::to_owned);
+            let read = async move { store::changes::bounds(&db).await.map(|(_, head)| head) };
+            ctx.wait(read.into_actor(self).map(move |head, act, ctx| {
+                let head = head.unwrap_or_else(|err| {
+                    tracing::warn!(%err, "the log's head could not be read for a resume");
+                    published
+                });
+                act.resume_against(ctx, last, epoch.as_deref(), head.max(published));
+            }));
+            return;
+        }
+        match last_seq {
+            Some(last) => self.resume_against(ctx, last, epoch, published),
+            None => self.ensure_attached(ctx),
+        }
+    }
+
+    /// Resumes from `last_seq` against a log whose newest change is `head`.
+    fn resume_against(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        last_seq: u64,
+        epoch: Option<&str>,
+        head: u64,
+    ) {
         let floor = self.cx.floor.get();
-        match last_seq.map(|last_seq| resume::decide(epoch, last_seq, &self.cx.epoch, floor, head)) {
-            Some(Resume::Resync { reason }) => {
+        match resume::decide(epoch, last_seq, &self.cx.epoch, floor, head) {
+            Resume::Resync { reason } => {
                 let body = ResyncRequired { epoch: &self.cx.epoch, head_seq: head, reason };
                 let frame = outbound::render(&body, None);
                 self.write(ctx, frame);
                 self.feed(ctx, feed::Input::Attach { after: head });
             }
-            Some(Resume::Replay { after }) => self.feed(ctx, feed::Input::Resume { after }),
-            None => self.ensure_attached(ctx),
+            Resume::Replay { after } => self.feed(ctx, feed::Input::Resume { after }),
         }
     }
 

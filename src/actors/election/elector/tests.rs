@@ -59,7 +59,7 @@ impl World {
             format!("e{n}")
         });
         Self {
-            elector: Elector::new(election, heartbeat, 0, Vec::new(), start, new_id),
+            elector: Elector::new(election, heartbeat, Terms::default(), Vec::new(), start, new_id),
             start,
             at_ms: 0,
             sessions: HashMap::new(),
@@ -449,7 +449,8 @@ fn after_max_retries_the_election_fails_and_the_next_arrival_becomes_master() {
     assert!(w.elector.view().election_failed);
     assert_eq!(w.elector.master(), None);
     let online = w.online("late", 0);
-    assert_eq!((online.role, online.term), (Role::Master, 2), "rule 2 after a failed election");
+    // In a term above the three its attempts asked in (2, 3 and 4).
+    assert_eq!((online.role, online.term), (Role::Master, 5), "rule 2 after a failed election");
     assert!(!w.elector.view().election_failed);
     assert_eq!(
         w.concluded,
@@ -688,7 +689,8 @@ fn taken_over() -> World {
     let (election, heartbeat) = settings();
     let devices = vec![record("office", 100, Role::Master), record("till-1", 20, Role::Client)];
     let new_id = Box::new(|| "e-taken".to_owned());
-    w.elector = Elector::take_over(election, heartbeat, 4, devices, w.start, new_id);
+    w.elector =
+        Elector::take_over(election, heartbeat, Terms { current: 4, spent: 4 }, devices, w.start, new_id);
     w
 }
 
@@ -747,4 +749,90 @@ fn a_roll_call_answer_for_an_older_session_leaves_the_newer_one_in_place() {
     });
     let inactive = w.elector.view().devices.iter().any(|d| d.device_id == "till-1" && !d.is_active);
     assert!(inactive, "the newer session's departure was taken");
+}
+
+#[test]
+fn no_two_devices_are_ever_asked_to_be_master_in_one_term() {
+    let mut w = World::new();
+    w.online("office", 100);
+    w.online("till-1", 50);
+    w.online("till-2", 40);
+    w.gone("office", Departure::Shutdown);
+    w.ack("till-1", false);
+    w.advance(100);
+    w.ack("till-2", true);
+    let asked: Vec<(String, u64)> = w
+        .notices
+        .iter()
+        .filter(|n| n["type"] == "role_change" && n["new_role"] == "master")
+        .map(|n| (n["device_id"].as_str().unwrap_or_default().to_owned(), n["term"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        asked,
+        [("till-1".to_owned(), 2), ("till-2".to_owned(), 3)],
+        "each attempt in a term of its own"
+    );
+    assert_eq!(w.last_elected()["term"], 3);
+    // Every term was recorded as spent before its candidate was asked.
+    let spent: Vec<u64> = w
+        .writes
+        .iter()
+        .filter_map(|write| if let FleetWrite::TermSpent(t) = write { Some(*t) } else { None })
+        .collect();
+    assert_eq!(spent, [1, 2, 3]);
+}
+
+#[test]
+fn a_term_asked_in_before_a_takeover_is_not_asked_in_again() {
+    let mut w = World::new();
+    let (election, heartbeat) = settings();
+    let devices = vec![record("office", 100, Role::Master), record("till-1", 20, Role::Client)];
+    // The previous leader recorded term 5 as spent (its candidate was asked) and then went.
+    w.elector = Elector::take_over(
+        election,
+        heartbeat,
+        Terms { current: 4, spent: 5 },
+        devices,
+        w.start,
+        Box::new(|| "e-taken".to_owned()),
+    );
+    let till = Uuid::new_v4();
+    present(&mut w, "till-1", till);
+    w.input(Input::Settle);
+    w.advance(10_000);
+    let asked: Vec<u64> = w
+        .notices
+        .iter()
+        .filter(|n| n["type"] == "role_change" && n["new_role"] == "master")
+        .filter_map(|n| n["term"].as_u64())
+        .collect();
+    assert_eq!(asked.first(), Some(&6), "asked above the spent term: {asked:?}");
+}
+
+#[test]
+fn a_new_leader_announces_the_master_again_after_its_roll_call() {
+    let mut w = taken_over();
+    let last = MasterElected {
+        new_master_id: "office".into(),
+        new_master_name: None,
+        previous_master: Some("till-1".into()),
+        previous_master_id: Some("till-1".into()),
+        election_id: "e-before".into(),
+        election_reason: "manual",
+        election_timestamp: "2026-12-07T00:00:00.000Z".into(),
+        election_method: "manual",
+        devices_participating: 2,
+        term: 4,
+    };
+    w.elector = std::mem::replace(&mut w.elector, World::new().elector).announcing_again(Some(last));
+    present(&mut w, "office", Uuid::new_v4());
+    assert!(w.notices.iter().all(|n| n["type"] != "master_elected"), "not before the roll call is over");
+    w.input(Input::Settle);
+    let announced: Vec<&Value> = w.notices.iter().filter(|n| n["type"] == "master_elected").collect();
+    assert_eq!(announced.len(), 1, "{:?}", w.notices);
+    assert_eq!(
+        (announced[0]["new_master_id"].as_str(), announced[0]["term"].as_u64()),
+        (Some("office"), Some(4))
+    );
+    assert!(w.writes.iter().all(|write| !matches!(write, FleetWrite::Term(_))), "nothing is elected anew");
 }
