@@ -39,6 +39,8 @@ const DRAIN_TIMEOUT_S: u64 = 5;
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pooled connections for reads (REST, catch-up, sync).
 const READ_CONNECTIONS: u32 = 8;
+/// `sync_request` answers read at once, server-wide: half the read pool at most.
+const SYNC_READS: usize = READ_CONNECTIONS as usize / 2;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +193,8 @@ impl Application {
             published,
             floor,
             metrics,
+            sync_reads: Arc::new(tokio::sync::Semaphore::new(SYNC_READS)),
+            queue_budget: crate::actors::outbox::QueueBudget::new(settings.limits.total_queue_bytes),
             #[cfg(feature = "fault-injection")]
             faults,
         });

@@ -130,6 +130,14 @@ pub struct ElectionSettings {
     pub reconnect_grace_s: f64,
     pub preempt: bool,
     pub manual_min_priority: i64,
+    /// A device (not the master) neither connected nor seen for this many days is retired: its
+    /// record, role and sync state go (0: kept).
+    #[serde(default = "device_keep_days")]
+    pub device_keep_days: f64,
+}
+
+fn device_keep_days() -> f64 {
+    90.0
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,9 +177,17 @@ pub struct LimitSettings {
     pub max_connections: usize,
     pub idle_timeout_s: f64,
     pub session_queue: usize,
-    /// Bytes of live traffic a session may fall behind before it is closed (4008).
+    /// Bytes a session may fall behind before it is closed (4008).
     pub session_queue_bytes: usize,
     pub messages_per_second: u32,
+    /// Bytes every session's queue may hold together; past it the largest are closed (4008)
+    /// first.
+    #[serde(default = "total_queue_bytes")]
+    pub total_queue_bytes: usize,
+}
+
+fn total_queue_bytes() -> usize {
+    1 << 30
 }
 
 /// Socket.IO (PROTOCOL.md section 10).
@@ -281,6 +297,7 @@ impl Settings {
             ("sync.log_keep_days", self.sync.log_keep_days),
             ("sync.receipt_margin_days", self.sync.receipt_margin_days),
             ("sync.history_keep_days", self.sync.history_keep_days),
+            ("election.device_keep_days", self.election.device_keep_days),
         ];
         for (key, days) in days {
             if !(days.is_finite() && (0.0..1e7).contains(&days)) {
@@ -296,6 +313,7 @@ impl Settings {
             ("limits.session_queue", self.limits.session_queue),
             ("limits.session_queue_bytes", self.limits.session_queue_bytes),
             ("limits.messages_per_second", self.limits.messages_per_second as usize),
+            ("limits.total_queue_bytes", self.limits.total_queue_bytes),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -365,6 +383,11 @@ impl HeartbeatSettings {
 impl ElectionSettings {
     pub fn ack_timeout(&self) -> Duration {
         seconds(self.ack_timeout_s)
+    }
+
+    /// How long a device unseen is kept, if there is a limit.
+    pub fn device_keep_for(&self) -> Option<Duration> {
+        (self.device_keep_days > 0.0).then(|| seconds(self.device_keep_days * 86_400.0))
     }
     pub fn reconnect_grace(&self) -> Duration {
         seconds(self.reconnect_grace_s)

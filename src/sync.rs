@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use crate::domain::fleet::SyncStatus;
 use crate::domain::records::{self as rules, CRITICAL_EVENTS};
 use crate::protocol::outbound::{Change, ConflictView, RecordView, StationData};
-use crate::protocol::time;
+use crate::protocol::{WireError, time};
 use crate::store::{self, changes::Since};
 
 /// Most conflicts one `sync_response` lists.
@@ -264,4 +264,14 @@ pub async fn start_of(
         (None, Some(at)) => Since::Time(at),
         (None, None) => Since::Seq(store::sync_states::confirmed_seq(db, device_id).await?),
     })
+}
+
+/// A device's confirmed position (`acknowledge`, `sync_complete`) may not be beyond the log's
+/// `head`: one past it would hide every later change from the device. The one rule of every
+/// transport.
+pub fn check_position(field: &str, seq: u64, head: u64) -> Result<(), WireError> {
+    if seq > head {
+        return Err(WireError::invalid(Some(field), None, format!("is beyond the log's head ({head})")));
+    }
+    Ok(())
 }

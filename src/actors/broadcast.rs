@@ -32,6 +32,9 @@ pub enum Outbound {
     Passed { seq: u64 },
     /// The session is subscribed: every change after `head` comes to it from now on.
     Subscribed { head: u64 },
+    /// The server's budget for every queue together is exceeded and this queue is among the
+    /// largest: cut the client off (4008), as a slow consumer.
+    CutOff,
     /// Close the session with this WebSocket close code.
     Close { code: u16, reason: &'static str },
 }

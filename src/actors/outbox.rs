@@ -13,21 +13,28 @@
 //! live traffic, its client has not taken, and closes it (4008) past `limits.session_queue` or
 //! `limits.session_queue_bytes`.
 //!
-//! Everything here lives on the session's worker thread (`Rc`, no locks).
+//! Everything here lives on the session's worker thread (`Rc`, no locks), but for the budget
+//! every queue shares (`QueueBudget`): past it, the largest queues are cut off first.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use actix::Recipient;
 use actix_web::web::Bytes;
 use futures_util::Stream;
 use futures_util::future::poll_fn;
 use tokio::time::{Sleep, sleep};
+use uuid::Uuid;
+
+use super::broadcast::Outbound;
 
 /// How long a session is still driven after its connection is gone, so that it handles the
 /// frames that arrived before the end (a client may send and close at once). Its stream
@@ -49,6 +56,81 @@ pub fn encoded_len(payload: usize) -> usize {
 #[derive(Debug, Clone, Copy)]
 pub struct Connection(#[cfg(unix)] pub std::os::fd::RawFd);
 
+/// The server's budget for every session's queue together (`limits.total_queue_bytes`): past it,
+/// the largest queues are cut off (4008) first, until what is left fits. Each queue's bytes are
+/// counted as they come and go; the largest are looked for only when the budget is exceeded.
+pub struct QueueBudget {
+    limit: usize,
+    total: AtomicUsize,
+    queues: Mutex<HashMap<Uuid, Queue>>,
+}
+
+struct Queue {
+    bytes: Arc<AtomicUsize>,
+    /// Told to cut its client off.
+    session: Recipient<Outbound>,
+    /// Told already.
+    cut: bool,
+}
+
+impl QueueBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self { limit, total: AtomicUsize::new(0), queues: Mutex::new(HashMap::new()) })
+    }
+
+    /// Bytes queued for every session together.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Queue>> {
+        self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Over budget: the largest queues not told yet are told to cut their clients off, until
+    /// what the others hold fits.
+    fn relieve(&self) {
+        let mut queues = self.lock();
+        let mut left = self.total();
+        for queue in queues.values().filter(|q| q.cut) {
+            left = left.saturating_sub(queue.bytes.load(Ordering::Acquire));
+        }
+        while left > self.limit {
+            let largest = queues
+                .iter_mut()
+                .filter(|(_, q)| !q.cut)
+                .max_by_key(|(_, q)| q.bytes.load(Ordering::Acquire));
+            let Some((id, queue)) = largest else { return };
+            let bytes = queue.bytes.load(Ordering::Acquire);
+            tracing::warn!(session = %id, bytes, total = left, limit = self.limit, "queue budget exceeded: cutting the largest queue off");
+            queue.cut = true;
+            queue.session.do_send(Outbound::CutOff);
+            left = left.saturating_sub(bytes);
+        }
+    }
+}
+
+/// A queue's part of the budget.
+struct Share {
+    budget: Arc<QueueBudget>,
+    mine: Arc<AtomicUsize>,
+}
+
+impl Share {
+    fn more(&self, bytes: usize) {
+        self.mine.fetch_add(bytes, Ordering::AcqRel);
+        let total = self.budget.total.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if total > self.budget.limit {
+            self.budget.relieve();
+        }
+    }
+
+    fn less(&self, bytes: usize) {
+        self.mine.fetch_sub(bytes, Ordering::AcqRel);
+        self.budget.total.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
 /// The queue shared by a session, its pump and its response body.
 #[derive(Clone, Default)]
 pub struct Outbox {
@@ -64,6 +146,10 @@ struct Inner {
     ledger: VecDeque<(usize, bool)>,
     /// Encoded bytes of live frames in the ledger.
     live_bytes: usize,
+    /// Encoded bytes of every frame in the ledger.
+    bytes: usize,
+    /// Its part of the server's budget for every queue together.
+    share: Option<Share>,
     /// Bytes taken by the socket beyond the last whole frame (0 when chunks hold whole frames).
     partial: usize,
     /// The session's stream has ended: no more chunks will come.
@@ -77,9 +163,12 @@ struct Inner {
     cut: bool,
     body_waker: Option<Waker>,
     pump_waker: Option<Waker>,
-    /// Called once when `pending()` falls to `drain_level` or below.
-    on_drain: Option<(usize, Box<dyn FnOnce()>)>,
+    /// Called once when `pending()` and `pending_bytes()` fall to these levels or below.
+    on_drain: Option<Drain>,
 }
+
+/// What waits for a queue to drain: at most this many frames and bytes, then the callback.
+type Drain = (usize, usize, Box<dyn FnOnce()>);
 
 impl Inner {
     /// The socket took (or the session dropped) `bytes`: those frames leave the ledger.
@@ -92,6 +181,10 @@ impl Inner {
             left -= size;
             if live {
                 self.live_bytes -= size;
+            }
+            self.bytes -= size;
+            if let Some(share) = &self.share {
+                share.less(size);
             }
             self.ledger.pop_front();
         }
@@ -109,6 +202,26 @@ impl Outbox {
         let outbox = Self::default();
         outbox.inner.borrow_mut().connection = connection;
         outbox
+    }
+
+    /// Counts this queue in the server's `budget`, as session `id` (told `Outbound::CutOff`
+    /// when its queue is among the largest past the budget).
+    pub fn join_budget(&self, budget: &Arc<QueueBudget>, id: Uuid, session: Recipient<Outbound>) {
+        let mut inner = self.inner.borrow_mut();
+        let mine = Arc::new(AtomicUsize::new(0));
+        budget.lock().insert(id, Queue { bytes: Arc::clone(&mine), session, cut: false });
+        let share = Share { budget: Arc::clone(budget), mine };
+        share.more(inner.bytes);
+        inner.share = Some(share);
+    }
+
+    /// Stops counting this queue (the session stops): what it still holds leaves the total.
+    pub fn leave_budget(&self, id: Uuid) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(share) = inner.share.take() {
+            share.less(share.mine.load(Ordering::Acquire));
+            share.budget.lock().remove(&id);
+        }
     }
 
     /// The close handshake is done: the session reads no more. Ends the reading side of its
@@ -143,6 +256,10 @@ impl Outbox {
         if live {
             inner.live_bytes += size;
         }
+        inner.bytes += size;
+        if let Some(share) = &inner.share {
+            share.more(size);
+        }
     }
 
     /// Frames written by the session and not yet taken by the socket.
@@ -153,6 +270,11 @@ impl Outbox {
     /// Encoded bytes of live frames not yet taken by the socket.
     pub fn pending_live_bytes(&self) -> usize {
         self.inner.borrow().live_bytes
+    }
+
+    /// Encoded bytes of every frame not yet taken by the socket (live, catch-up and answers).
+    pub fn pending_bytes(&self) -> usize {
+        self.inner.borrow().bytes
     }
 
     /// Cuts a slow consumer off: drops every frame the socket has not taken yet, queues
@@ -169,6 +291,10 @@ impl Outbox {
             inner.chunks.clear();
             inner.ledger.clear();
             inner.live_bytes = 0;
+            if let Some(share) = &inner.share {
+                share.less(inner.bytes);
+            }
+            inner.bytes = 0;
             inner.partial = 0;
             if !inner.body_gone {
                 inner.chunks.push_back(close);
@@ -180,12 +306,13 @@ impl Outbox {
         }
     }
 
-    /// Calls `f` once, when at most `level` frames are pending (at once if already so).
-    pub fn notify_when_drained(&self, level: usize, f: impl FnOnce() + 'static) {
-        if self.pending() <= level {
+    /// Calls `f` once, when at most `level` frames and `bytes` bytes are pending (at once if
+    /// already so).
+    pub fn notify_when_drained(&self, level: usize, bytes: usize, f: impl FnOnce() + 'static) {
+        if self.pending() <= level && self.pending_bytes() <= bytes {
             f();
         } else {
-            self.inner.borrow_mut().on_drain = Some((level, Box::new(f)));
+            self.inner.borrow_mut().on_drain = Some((level, bytes, Box::new(f)));
         }
     }
 
@@ -289,9 +416,11 @@ impl Stream for OutboxBody {
             match inner.chunks.pop_front() {
                 Some(chunk) => {
                     inner.take(chunk.len());
-                    let pending = inner.ledger.len();
+                    let (pending, bytes) = (inner.ledger.len(), inner.bytes);
                     let drained = match &inner.on_drain {
-                        Some((level, _)) if pending <= *level => inner.on_drain.take().map(|(_, f)| f),
+                        Some((level, most, _)) if pending <= *level && bytes <= *most => {
+                            inner.on_drain.take().map(|(_, _, f)| f)
+                        }
                         _ => None,
                     };
                     (Poll::Ready(Some(Ok(chunk))), drained)
@@ -401,7 +530,7 @@ mod tests {
         }
         let fired = Rc::new(RefCell::new(0));
         let seen = Rc::clone(&fired);
-        outbox.notify_when_drained(1, move || *seen.borrow_mut() += 1);
+        outbox.notify_when_drained(1, usize::MAX, move || *seen.borrow_mut() += 1);
         let mut body = OutboxBody { outbox: outbox.clone() };
         for _ in 0..4 {
             let _ = poll(&mut body);

@@ -86,6 +86,10 @@ pub enum Forwarded {
         capabilities: Option<Vec<String>>,
         reply: u64,
     },
+    Retire {
+        device_id: String,
+        reply: u64,
+    },
     /// The answer to a roll call: this session of this device is open here.
     Present {
         session: Uuid,

@@ -164,7 +164,7 @@ async fn listen(url: &str) -> Option<PgListener> {
 async fn read(db: &DatabaseConnection, broadcast: &Addr<Broadcast>, published: &PublishedSeq) -> bool {
     let mut after = published.get();
     loop {
-        let rows = match store::changes::frames_after(db, after, PAGE).await {
+        let rows = match store::changes::frames_after(db, after, PAGE, usize::MAX).await {
             Ok(rows) => rows,
             Err(err) => {
                 tracing::warn!(%err, after, "the change log could not be read; trying again");

@@ -113,6 +113,8 @@ pub enum FleetWrite {
     Audit(AuditEntry),
     /// A device's sync state.
     SyncState(SyncStateWrite),
+    /// A device retired: its record, role and sync state go.
+    Retire(String),
 }
 
 /// A change to a device's sync state; fields left `None` stay as they are.

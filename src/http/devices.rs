@@ -12,7 +12,7 @@ use super::error::{ApiError, RestError};
 use super::query::Query;
 use super::routes::Routes;
 use crate::actors::election::{
-    DeviceView, Elected, Fleet, RegisterDevice, Request, RequestElection, Requester,
+    DeviceView, Elected, Fleet, RegisterDevice, Request, RequestElection, Requester, RetireDevice,
 };
 use crate::domain::election::{MAX_PRIORITY, Role};
 use crate::http::state::AppState;
@@ -23,7 +23,7 @@ use crate::store::audit::AuditFilter;
 
 /// The fleet's part of the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, roles, role, set_role, elect, election_logs, audit_logs))]
+#[openapi(paths(register, roles, role, set_role, retire, elect, election_logs, audit_logs))]
 pub struct Api;
 
 /// Registers the fleet routes.
@@ -31,9 +31,30 @@ pub fn routes(r: &mut Routes<'_>) {
     r.at("/device/register", |p| p.post(register))
         .at("/device/roles", |p| p.get(roles))
         .at("/device/roles/{device_id}", |p| p.get(role).put(set_role))
+        .at("/device/{device_id}", |p| p.delete(retire))
         .at("/master-election", |p| p.post(elect))
         .at("/sync/master-election-logs", |p| p.get(election_logs))
         .at("/sync/audit-logs", |p| p.get(audit_logs));
+}
+
+#[utoipa::path(
+    delete,
+    path = "/device/{device_id}",
+    tag = "fleet",
+    summary = "Retire a device: its record, role and sync state go, and its session is closed (4010)",
+    params(("device_id" = String, Path, description = "The device's id")),
+    responses((status = 204, description = "Retired"), Invalid, Unauthorized, Forbidden, (status = 404, description = "DEVICE_NOT_FOUND", body = RestError), (status = 409, description = "DEVICE_BUSY: the device is the master; elect another first", body = RestError), Unavailable),
+    security(("admin_token" = []))
+)]
+async fn retire(
+    _auth: AdminAuth,
+    app: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let device_id = path.into_inner();
+    inbound::check_id("device_id", &device_id)?;
+    app.election.send(RetireDevice { device_id }).await??;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {

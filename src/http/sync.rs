@@ -58,7 +58,7 @@ struct PushBody {
 
 /// The command a pushed event asks for. Only writes can be pushed, and only for the pushing
 /// device.
-fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> {
+fn pushed_command(device_id: &str, event: &Value, head: u64) -> Result<Command, WireError> {
     let event = inbound::decode_value(event)?;
     if let Some(named) = event.device_id().filter(|named| *named != device_id) {
         return Err(WireError::new(
@@ -69,6 +69,7 @@ fn pushed_command(device_id: &str, event: &Value) -> Result<Command, WireError> 
     match event.into_intent() {
         Intent::Change(command) => Ok(command),
         Intent::Other(ClientEvent::Sync(SyncEvent::Acknowledge { device_id, seq })) => {
+            sync::check_position("seq", seq, head)?;
             Ok(Command::Fleet(vec![FleetWrite::SyncState(SyncStateWrite {
                 device_id,
                 confirmed_seq: Some(seq),
@@ -108,7 +109,9 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
         }
         let command = match &id {
             None => Err(WireError::invalid(Some("events"), None, "every event needs an id (a string)")),
-            Some(id) => check_id("id", id).and_then(|()| pushed_command(&b.device_id, event)),
+            Some(id) => {
+                check_id("id", id).and_then(|()| pushed_command(&b.device_id, event, app.published.get()))
+            }
         };
         let outcome = command.map(|command| {
             let command = Command::Receipted {

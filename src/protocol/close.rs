@@ -19,3 +19,5 @@ pub const HEARTBEAT_TIMEOUT: u16 = 4001;
 pub const SLOW_CONSUMER: u16 = 4008;
 /// The same device connected again from a newer session.
 pub const SESSION_REPLACED: u16 = 4009;
+/// The device was retired by an admin (`DELETE /device/{id}`).
+pub const RETIRED: u16 = 4010;

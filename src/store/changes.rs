@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::change_log;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -18,13 +19,38 @@ pub struct LoggedFrame {
     pub reply_frame: Option<String>,
 }
 
-/// Up to `limit` changes after `after`, oldest first.
+/// Up to `limit` changes after `after`, oldest first, and no more of them than fit in
+/// `max_bytes` of frames (but at least one): a client catching up over large records is read
+/// for a little at a time.
 pub async fn frames_after<C: ConnectionTrait>(
     db: &C,
     after: u64,
     limit: u64,
+    max_bytes: usize,
 ) -> Result<Vec<LoggedFrame>, DbErr> {
-    let rows: Vec<(i64, String, Option<String>, Option<String>)> = change_log::Entity::find()
+    let mut last = None;
+    if max_bytes != usize::MAX {
+        // The sizes first (the database reads the frames, but hands over only their lengths).
+        let sizes: Vec<(i64, i64)> = change_log::Entity::find()
+            .select_only()
+            .column(change_log::Column::Seq)
+            .column_as(Expr::cust("LENGTH(frame) + COALESCE(LENGTH(reply_frame), 0)"), "size")
+            .filter(change_log::Column::Seq.gt(to_db(after)))
+            .order_by_asc(change_log::Column::Seq)
+            .limit(limit)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut total = 0usize;
+        for (seq, size) in sizes {
+            total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            if total > max_bytes && last.is_some() {
+                break;
+            }
+            last = Some(seq);
+        }
+    }
+    let mut query = change_log::Entity::find()
         .select_only()
         .column(change_log::Column::Seq)
         .column(change_log::Column::Frame)
@@ -32,10 +58,11 @@ pub async fn frames_after<C: ConnectionTrait>(
         .column(change_log::Column::ReplyFrame)
         .filter(change_log::Column::Seq.gt(to_db(after)))
         .order_by_asc(change_log::Column::Seq)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?;
+        .limit(limit);
+    if let Some(last) = last {
+        query = query.filter(change_log::Column::Seq.lte(last));
+    }
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = query.into_tuple().all(db).await?;
     Ok(rows
         .into_iter()
         .map(|(seq, frame, origin_session, reply_frame)| LoggedFrame {

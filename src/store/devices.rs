@@ -208,3 +208,10 @@ pub async fn last_election<C: ConnectionTrait>(db: &C) -> Result<Option<MasterEl
         term: u64::try_from(row.term).unwrap_or(0),
     }))
 }
+
+/// Deletes a device's record (with its role) and its sync state.
+pub async fn retire<C: ConnectionTrait>(txn: &C, device_id: &str) -> Result<(), DbErr> {
+    device_role::Entity::delete_many().filter(device_role::Column::DeviceId.eq(device_id)).exec(txn).await?;
+    sync_state::Entity::delete_many().filter(sync_state::Column::DeviceId.eq(device_id)).exec(txn).await?;
+    Ok(())
+}

@@ -644,3 +644,63 @@ async fn a_shutdowns_reason_and_pending_operations_go_into_the_audit() {
     let details = logs["logs"][0]["details"].as_str().unwrap_or_default().to_owned();
     assert!(details.contains("closing time") && details.contains("2 operations pending"), "{logs}");
 }
+
+/// An admin retires a device: its record, role and sync state go, and its session is closed
+/// (4010). The master cannot be retired (elect another first); an unknown device is 404.
+#[actix_web::test]
+async fn an_admin_retires_a_device_but_not_the_master() {
+    let app = spawn_app().await;
+    let (_office, online) = app.device("office", 100).await;
+    assert_eq!(online["role"], "master");
+    let (mut tablet, _) = app.device("tablet", 10).await;
+    let retire = |id: &str| app.admin(reqwest::Method::DELETE, &format!("/device/{id}")).send();
+    let refused = retire("office").await.expect("DELETE");
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.expect("json")["code"], "DEVICE_BUSY");
+    assert_eq!(retire("no-such-device").await.expect("DELETE").status(), 404);
+    let response = app.http.delete(app.url("/device/tablet")).send().await.expect("DELETE");
+    assert_eq!(response.status(), 401, "an admin endpoint");
+
+    assert_eq!(retire("tablet").await.expect("DELETE").status(), 204);
+    let (close, _) = tablet.recv_close().await;
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4010));
+    let roles = app.get_json("/device/roles").await;
+    let ids: Vec<&str> = roles["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter_map(|d| d["device_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["office"], "{roles}");
+    let audit = app
+        .admin(reqwest::Method::GET, "/sync/audit-logs?event_type=device_retired")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(audit.json::<Value>().await.expect("json")["pagination"]["total"], 1);
+}
+
+/// A device neither connected nor seen for `election.device_keep_days` is retired: devices
+/// that came once and never again do not pile up.
+#[actix_web::test]
+async fn a_device_unseen_for_long_is_retired() {
+    let app = spawn_app_with(|s| s.election.device_keep_days = 1.0 / 86_400.0).await;
+    let (_office, _) = app.device("office", 100).await;
+    let (once, _) = app.device("once", 10).await;
+    once.close().await;
+    let deadline = std::time::Instant::now() + crate::helpers::WAIT;
+    loop {
+        let roles = app.get_json("/device/roles").await;
+        let ids: Vec<String> = roles["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|d| d["device_id"].as_str().map(str::to_owned))
+            .collect();
+        if ids == ["office"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {ids:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -299,10 +299,12 @@ impl WsClient {
         tokio::time::timeout(WAIT, self.stream.send(message)).await.expect("send in time").expect("send");
     }
 
-    /// The next text frame or the close, skipping pings and pongs.
+    /// The next text frame or the close, skipping pings and pongs (within `WAIT` in all: pings
+    /// alone do not keep it waiting).
     pub async fn next(&mut self) -> Received {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.stream.next()).await.expect("a frame in time");
+            let frame = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a frame in time");
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let value: Value = serde_json::from_str(&text).expect("a JSON frame");
@@ -352,14 +354,21 @@ impl WsClient {
         }
     }
 
-    /// Reads until the server closes, returning the close frame and the text frames before it.
+    /// Reads until the server closes (within `WAIT` in all), returning the close frame and the
+    /// text frames before it.
     pub async fn recv_close(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
         let mut before = Vec::new();
-        loop {
-            match self.next().await {
-                Received::Text(value) => before.push(value),
-                Received::Closed(frame) => return (frame, before),
+        let reading = async {
+            loop {
+                match self.next().await {
+                    Received::Text(value) => before.push(value),
+                    Received::Closed(frame) => return frame,
+                }
             }
+        };
+        match tokio::time::timeout(WAIT, reading).await {
+            Ok(frame) => (frame, before),
+            Err(_) => panic!("not closed in time; got {} frames", before.len()),
         }
     }
 

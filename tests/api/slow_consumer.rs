@@ -123,3 +123,50 @@ async fn a_client_behind_by_more_than_the_byte_bound_is_closed_with_4008() {
     let (_, replayed) = again.recv_until("connected").await;
     assert_eq!(replayed.iter().map(seq).collect::<Vec<_>>(), ((last + 1)..=sent as u64).collect::<Vec<_>>());
 }
+
+/// Every session's queue together is bounded (`limits.total_queue_bytes`): past it the largest
+/// queues are closed (4008) first, though each is under its own bound, and a client that reads
+/// along is not touched.
+#[actix_web::test]
+async fn past_the_servers_queue_budget_the_largest_queues_are_closed_first() {
+    let app = spawn_app_with(|s| {
+        s.limits.session_queue = 100_000;
+        s.limits.session_queue_bytes = 256 * 1024 * 1024;
+        s.limits.total_queue_bytes = 4 * 1024 * 1024;
+        s.limits.messages_per_second = 100_000;
+        s.heartbeat.timeout_s = 60.0;
+        s.limits.idle_timeout_s = 60.0;
+    })
+    .await;
+    let start = app.create_station("pc1").await;
+    let mut stuck = Vec::new();
+    for i in 0..2 {
+        stuck.push(app.connect(&format!("stuck-{i}")).await);
+    }
+    let mut reader = app.connect("reader").await;
+    let mut writer = app.connect("writer").await;
+    app.wait_for_sessions(4).await;
+    let writes = 400;
+    let reading = actix_web::rt::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < writes {
+            got.push(seq(&reader.expect("device_updated").await));
+        }
+        got
+    });
+    let notes = "n".repeat(60_000);
+    for i in 0..writes {
+        let update = json!({"type": "device_update", "id": format!("w{i}"), "deviceId": "pc1",
+            "data": {"notes": notes, "elapsedSeconds": i}});
+        writer.send(update).await;
+        writer.expect("ack").await;
+    }
+    let got = reading.await.expect("the reader");
+    assert_eq!(got, ((start + 1)..=start + writes as u64).collect::<Vec<_>>(), "the reader got everything");
+    let mut closes = Vec::new();
+    for mut client in stuck {
+        let (close, _) = client.recv_close().await;
+        closes.push(close.map(|c| c.code));
+    }
+    assert!(closes.iter().all(|c| *c == Some(CloseCode::Library(4008))), "{closes:?}");
+}

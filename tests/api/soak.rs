@@ -30,6 +30,9 @@ const WRITERS: usize = 2;
 const RECEIVERS: usize = 3;
 /// Stuck clients alive at once, at most.
 const STUCK: usize = 2;
+/// The large records a resuming client is owed: 50 MB, twice that as frames.
+const BIG_RECORDS: usize = 200;
+const BIG_RECORD_BYTES: usize = 256 * 1024;
 
 fn soak_seconds() -> f64 {
     std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
@@ -178,6 +181,41 @@ async fn closing_code(
     }
 }
 
+/// Large records written one at a time before the load starts (`BIG_RECORDS` of
+/// `BIG_RECORD_BYTES`): what a resuming client that stops reading is owed.
+async fn write_big_records(url: &str) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("big writer connects");
+    let online = json!({"type": "device_online", "device_id": "big-writer"}).to_string();
+    ws.send(Message::text(online)).await.expect("online");
+    // Strings are at most 64 Ki characters: a record of several.
+    let pad = vec!["b".repeat(32 * 1024); BIG_RECORD_BYTES / (32 * 1024)];
+    for i in 0..BIG_RECORDS {
+        let write = json!({"type": "data_update", "id": format!("big-{i}"), "device_id": "big-writer",
+            "table_name": "big", "record_id": i, "operation": "insert", "new_data": {"pad": pad}});
+        ws.send(Message::text(write.to_string())).await.expect("big write");
+        loop {
+            let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("an answer in time");
+            let Some(Ok(Message::Text(text))) = frame else { continue };
+            if text.contains(&format!("\"reply_to\":\"big-{i}\"")) {
+                assert!(text.contains("data_update_ack"), "{text}");
+                break;
+            }
+        }
+    }
+}
+
+/// A client that resumes from the start of the log, over the large records, and never reads:
+/// its catch-up is read for it a little at a time, so it holds no more than its bound.
+async fn stuck_resumer(url: String, stop: Arc<AtomicBool>) -> Option<CloseCode> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("resumer connects");
+    let resume = json!({"type": "connect", "clientId": "stuck-resumer", "last_seq": 0});
+    ws.send(Message::text(resume.to_string())).await.expect("connect");
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    closing_code(&mut ws).await
+}
+
 /// Devices that register and then drop their connection without a close frame.
 async fn vanishing_devices(url: String, stop: Arc<AtomicBool>) -> usize {
     let mut n = 0;
@@ -235,6 +273,7 @@ async fn the_server_holds_under_a_mixed_load_with_stuck_vanishing_and_bad_client
     let pid = server.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let last = Arc::new(AtomicU64::new(u64::MAX));
+    write_big_records(&url).await;
 
     let receivers: Vec<_> = (0..RECEIVERS)
         .map(|_| actix_web::rt::spawn(receiver(url.clone(), Arc::clone(&stop), Arc::clone(&last))))
@@ -247,6 +286,7 @@ async fn the_server_holds_under_a_mixed_load_with_stuck_vanishing_and_bad_client
     let stuck = actix_web::rt::spawn(stuck_clients(url.clone(), Arc::clone(&stop)));
     let vanishing = actix_web::rt::spawn(vanishing_devices(url.clone(), Arc::clone(&stop)));
     let garbage = actix_web::rt::spawn(garbage(url.clone(), Arc::clone(&stop)));
+    let resumer = actix_web::rt::spawn(stuck_resumer(url.clone(), Arc::clone(&stop)));
 
     let seconds = soak_seconds();
     let started = Instant::now();
@@ -273,6 +313,7 @@ async fn the_server_holds_under_a_mixed_load_with_stuck_vanishing_and_bad_client
     let closes = stuck.await.expect("stuck clients");
     let vanished = vanishing.await.expect("vanishing devices");
     let answered = garbage.await.expect("garbage");
+    let resumer_close = resumer.await.expect("the resumer");
     peak = peak.max(rss_kib(pid));
     let health: Value =
         reqwest::get(server.url("/system/health")).await.expect("health").json().await.expect("json");
@@ -292,12 +333,13 @@ async fn the_server_holds_under_a_mixed_load_with_stuck_vanishing_and_bad_client
     // Stuck clients: closed as slow consumers, never any other way.
     let slow_closed = closes.iter().filter(|c| **c == Some(CloseCode::Library(4008))).count();
     assert!(
-        closes.iter().all(|c| c.is_none() || *c == Some(CloseCode::Library(4008))),
-        "stuck clients are closed with 4008: {closes:?}"
+        closes.iter().chain([&resumer_close]).all(|c| c.is_none() || *c == Some(CloseCode::Library(4008))),
+        "stuck clients are closed with 4008: {closes:?} {resumer_close:?}"
     );
-    // Memory: the stuck clients' queues are bounded (1 MiB each here); allow 96 MiB for the
-    // rest (buffers, caches, allocator slack) over the baseline.
-    let bound = baseline + (STUCK as u64) * 1024 + 96 * 1024;
+    // Memory: the stuck clients' queues and the resumer's are bounded (1 MiB each here; the
+    // resumer is owed 100 MB of frames); allow 96 MiB for the rest (buffers, caches, allocator
+    // slack) over the baseline.
+    let bound = baseline + (STUCK as u64 + 1) * 1024 + 96 * 1024;
     assert!(peak <= bound, "RSS peaked at {peak} KiB, over {bound} KiB (baseline {baseline} KiB)");
     eprintln!(
         "soak {seconds:.0} s: {} writes acknowledged and found, {deliveries} deliveries in order, \

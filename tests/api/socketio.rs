@@ -440,6 +440,22 @@ async fn long_polling_bounds_the_body_and_knows_its_sessions() {
     assert_eq!(unknown.json::<Value>().await.expect("json")["code"], 1);
 }
 
+/// A POST up to `maxPayload` is taken whole, well past the HTTP layer's default body limit
+/// (256 KiB).
+#[actix_web::test]
+async fn long_polling_takes_a_body_up_to_max_payload() {
+    let app = spawn_app().await;
+    let (poll, open) = Polling::handshake(&app).await;
+    assert_eq!(open["maxPayload"], 1_048_576);
+    poll.post(&["40"]).await;
+    poll.until("40").await;
+    let pad = vec!["x".repeat(8 * 1024); 64];
+    let big = format!("42[\"ping\",{}]", json!({"id": "big", "pad": pad}));
+    poll.post(&[&big]).await;
+    let pong = poll.until("42[\"pong\"").await;
+    assert!(pong.contains("\"reply_to\":\"big\""), "{pong}");
+}
+
 #[actix_web::test]
 async fn cors_answers_only_the_configured_origins() {
     let app = spawn_app_with(|s| s.socketio.cors_origins = vec!["http://till.local".into()]).await;

@@ -97,6 +97,7 @@ pub enum Answer {
     Gone(Gone),
     Elected(Result<Elected, WireError>),
     Registered(Result<Registration, WireError>),
+    Retired(Result<(), WireError>),
 }
 
 /// A timer the elector asked for.
@@ -125,6 +126,9 @@ pub enum Input {
     Request { request: Request, reply: ReplyTo },
     /// A device registered over REST: a record, not a session.
     Register { device_id: String, priority: Option<i32>, capabilities: Option<Vec<String>>, reply: ReplyTo },
+    /// An admin retires a device (`reply`), or the elector retires one itself (`None`): its
+    /// record, role and sync state go, and its session is closed.
+    Retire { device_id: String, reply: Option<ReplyTo> },
     /// A write asked for with `After` is done (or failed).
     Persisted { after: Box<After>, result: Result<(), WireError> },
     /// A timer fired.
@@ -160,6 +164,11 @@ pub enum After {
         election_id: String,
         candidate: String,
         term: u64,
+    },
+    /// A device's records are gone.
+    Retired {
+        device_id: String,
+        reply: Option<ReplyTo>,
     },
 }
 
@@ -394,6 +403,7 @@ impl Elector {
             Input::Register { device_id, priority, capabilities, reply } => {
                 self.register(device_id, priority, capabilities, reply, &mut fx)
             }
+            Input::Retire { device_id, reply } => self.retire(device_id, reply, &mut fx),
             Input::Persisted { after, result } => self.persisted(*after, result, now, &mut fx),
             Input::Timer(timer) => self.timer(timer, &mut fx),
             Input::Tick { every } => self.tick(every, now, &mut fx),
@@ -652,6 +662,33 @@ impl Elector {
         }
     }
 
+    /// Retires a device: refused for the master (elect another first) and for a device never
+    /// seen; otherwise its records go and its session, if it has one, is closed.
+    fn retire(&mut self, device_id: String, reply: Option<ReplyTo>, fx: &mut Vec<Effect>) {
+        let refusal = if self.master.as_deref() == Some(device_id.as_str()) {
+            Some(WireError::new(
+                ErrorCode::DeviceBusy,
+                format!("Device {device_id} is the master: elect another master first"),
+            ))
+        } else if !self.devices.contains_key(&device_id) {
+            Some(WireError::new(ErrorCode::DeviceNotFound, format!("Device {device_id} does not exist")))
+        } else {
+            None
+        };
+        if let Some(error) = refusal {
+            if let Some(to) = reply {
+                fx.push(Effect::Reply { to, answer: Answer::Retired(Err(error)) });
+            }
+            return;
+        }
+        let how = if reply.is_some() { "by an admin" } else { "unseen past election.device_keep_days" };
+        let writes = vec![
+            FleetWrite::Retire(device_id.clone()),
+            FleetWrite::Audit(AuditEntry::success("device_retired", "retire", Some(&device_id), how)),
+        ];
+        fx.push(Effect::Persist { writes, after: Some(After::Retired { device_id, reply }) });
+    }
+
     fn register(
         &mut self,
         device_id: String,
@@ -707,6 +744,18 @@ impl Elector {
                     self.fail("its result could not be recorded", fx)
                 }
             },
+            After::Retired { device_id, reply } => {
+                if result.is_ok()
+                    && let Some(device) = self.devices.remove(&device_id)
+                    && let Some(session) = device.session
+                {
+                    fx.push(Effect::Close { session, code: close::RETIRED, reason: "device retired" });
+                }
+                self.seen_dirty.remove(&device_id);
+                if let Some(to) = reply {
+                    fx.push(Effect::Reply { to, answer: Answer::Retired(result) });
+                }
+            }
             After::Spent { election_id, candidate, term } => match result {
                 Ok(()) => self.ask(&election_id, &candidate, term, fx),
                 Err(err) => {
@@ -1081,6 +1130,18 @@ impl Elector {
         // An actor held up (e.g. by a slow commit) has not read its mail: judge no one on it.
         let stalled = self.last_tick.is_some_and(|last| now.instant.duration_since(last) > every * 3);
         self.last_tick = Some(now.instant);
+        // Devices gone for good are retired, one at a time (each waits for its write).
+        let keep = self.settings.device_keep_for().and_then(|keep| chrono::Duration::from_std(keep).ok());
+        if let Some(before) = keep.and_then(|keep| now.wall.checked_sub_signed(keep)) {
+            let stale = self.devices.values().find(|d| {
+                d.session.is_none()
+                    && self.master.as_deref() != Some(d.record.device_id.as_str())
+                    && d.record.last_seen.is_some_and(|at| at < before)
+            });
+            if let Some(stale) = stale.map(|d| d.record.device_id.clone()) {
+                self.retire(stale, None, fx);
+            }
+        }
         if !stalled {
             let timeout = self.heartbeat.timeout();
             let silent: Vec<String> = self

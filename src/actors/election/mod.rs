@@ -397,6 +397,30 @@ impl Handler<RequestElection> for Election {
     }
 }
 
+/// Retire a device (`DELETE /device/{id}`): refused for the master.
+#[derive(Message)]
+#[rtype(result = "Result<(), WireError>")]
+pub struct RetireDevice {
+    pub device_id: String,
+}
+
+impl Handler<RetireDevice> for Election {
+    type Result = ResponseFuture<Result<(), WireError>>;
+
+    fn handle(&mut self, msg: RetireDevice, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = self.waiting();
+        let device_id = msg.device_id;
+        match &mut self.site {
+            Some(site) => {
+                site.ask(Forwarded::Retire { device_id, reply }, reply);
+                self.expire_unanswered(ctx, reply);
+            }
+            None => self.input(ctx, Input::Retire { device_id, reply: Some(reply) }),
+        }
+        Box::pin(answer(rx, |a| if let Answer::Retired(r) = a { Some(r) } else { None }))
+    }
+}
+
 impl Handler<RegisterDevice> for Election {
     type Result = ResponseFuture<Result<Registration, WireError>>;
 

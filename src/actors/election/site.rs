@@ -456,6 +456,7 @@ impl Election {
                 if let Some(recipient) = self.sessions.get(&session) {
                     let reason = match code {
                         close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
+                        close::RETIRED => "device retired",
                         close::SESSION_REPLACED => {
                             // Told why first, as the Registry tells a session replaced on its node.
                             let error = WireError::new(
@@ -562,6 +563,10 @@ impl Election {
             Forwarded::Register { device_id, priority, capabilities, reply } => {
                 let Some(reply) = leading.owe(&from, reply) else { return };
                 Input::Register { device_id, priority, capabilities, reply }
+            }
+            Forwarded::Retire { device_id, reply } => {
+                let Some(reply) = leading.owe(&from, reply) else { return };
+                Input::Retire { device_id, reply: Some(reply) }
             }
         };
         for (old, device_id) in replaced {

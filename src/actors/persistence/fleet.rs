@@ -32,6 +32,7 @@ pub(super) async fn apply(
             FleetWrite::ElectionLog(e) => store::devices::log_election(txn, now, e).await?,
             FleetWrite::Audit(entry) => store::audit::append(txn, now, entry).await?,
             FleetWrite::SyncState(state) => store::sync_states::write(txn, now, state).await?,
+            FleetWrite::Retire(device_id) => store::devices::retire(txn, &device_id).await?,
         }
     }
     Ok(())

@@ -33,6 +33,11 @@ pub struct SessionContext {
     /// What retention has pruned.
     pub floor: LogFloor,
     pub metrics: Arc<Metrics>,
+    /// The reads that answer `sync_request`s under way, server-wide: a few at once, so that
+    /// they cannot take the whole read pool.
+    pub sync_reads: Arc<tokio::sync::Semaphore>,
+    /// Every session's queue together (`limits.total_queue_bytes`).
+    pub queue_budget: Arc<crate::actors::outbox::QueueBudget>,
     /// Faults the tests arm.
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,

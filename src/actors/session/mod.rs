@@ -148,6 +148,8 @@ pub struct Session {
     lost: bool,
     /// It was closed because its client fell silent (idle, or Engine.IO's ping timeout).
     silent: bool,
+    /// Its `sync_request` answers.
+    sync: sync::SyncAnswers,
     /// The `id` of the message being handled is its client's own (on Socket.IO an event's ack
     /// number stands in for a missing one; those restart at every connection and key no
     /// receipt).
@@ -187,6 +189,7 @@ impl Session {
             lost: false,
             silent: false,
             own_id: true,
+            sync: sync::SyncAnswers::default(),
         }
     }
 
@@ -210,7 +213,8 @@ impl Session {
         }
         let limits = &self.cx.limits;
         let too_many = self.outbox.pending() >= limits.session_queue;
-        let too_big = self.outbox.pending_live_bytes() + outbox::encoded_len(frame.json().len())
+        // Every frame the session has written counts: live traffic, catch-up and answers.
+        let too_big = self.outbox.pending_bytes() + outbox::encoded_len(frame.json().len())
             > limits.session_queue_bytes;
         if too_many || too_big {
             tracing::warn!(session = %self.id, client = self.client_label(), frames = self.outbox.pending(),
@@ -356,6 +360,20 @@ impl Session {
         self.feed(ctx, feed::Input::Attach { after });
     }
 
+    /// Whether the client has read enough of what it was sent for more to be read for it (at
+    /// most half the frame bound and half the byte bound pending); if not, `Drained` comes when
+    /// it has.
+    fn drained(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let low_water = self.queue_limit() / 2;
+        let low_bytes = self.cx.limits.session_queue_bytes / 2;
+        if self.outbox.pending() <= low_water && self.outbox.pending_bytes() <= low_bytes {
+            return true;
+        }
+        let addr = ctx.address();
+        self.outbox.notify_when_drained(low_water, low_bytes, move || addr.do_send(Drained));
+        false
+    }
+
     /// Reads the log chunk the feed asked for, once the client has read enough of what it was
     /// sent.
     fn read_log(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -363,15 +381,14 @@ impl Session {
         if self.closing {
             return;
         }
-        let low_water = self.queue_limit() / 2;
-        if self.outbox.pending() > low_water {
-            let addr = ctx.address();
-            self.outbox.notify_when_drained(low_water, move || addr.do_send(Drained));
+        if !self.drained(ctx) {
             return;
         }
         self.pending_read = None;
         let db = self.cx.db.clone();
-        let read = async move { store::changes::frames_after(&db, after, limit as u64).await };
+        // A chunk holds at most a quarter of the byte bound (and at least one change).
+        let max_bytes = self.cx.limits.session_queue_bytes / 4;
+        let read = async move { store::changes::frames_after(&db, after, limit as u64, max_bytes).await };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, after, result)));
     }
 
@@ -761,11 +778,9 @@ impl Actor for Session {
             Wire::Plain => Transport::Ws,
             Wire::SocketIo(_) => Transport::SocketIo,
         };
-        self.cx.registry.do_send(Register {
-            session: self.id,
-            recipient: ctx.address().recipient(),
-            transport,
-        });
+        let recipient = ctx.address().recipient();
+        self.outbox.join_budget(&self.cx.queue_budget, self.id, recipient.clone());
+        self.cx.registry.do_send(Register { session: self.id, recipient, transport });
         let tick = self.ping_every().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         if let Wire::SocketIo(_) = self.wire {
@@ -780,6 +795,7 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.outbox.leave_budget(self.id);
         self.cx.registry.do_send(Unregister { session: self.id, silent: self.silent });
         Running::Stop
     }
@@ -795,6 +811,12 @@ impl Handler<Outbound> for Session {
             }
             Outbound::Passed { seq } => self.feed(ctx, feed::Input::Live { seq, frame: None }),
             Outbound::Subscribed { head } => self.feed(ctx, feed::Input::Subscribed { head }),
+            Outbound::CutOff => {
+                tracing::warn!(session = %self.id, client = self.client_label(), bytes = self.outbox.pending_bytes(),
+                    "the server's queue budget is exceeded: closing one of the largest queues");
+                self.cx.metrics.slow_consumer_closed();
+                self.cut_off(ctx, close::SLOW_CONSUMER, "slow consumer");
+            }
             Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
             Outbound::Close { code, reason } => self.close(ctx, code, reason),
         }
@@ -806,6 +828,7 @@ impl Handler<Drained> for Session {
 
     fn handle(&mut self, _: Drained, ctx: &mut Self::Context) {
         self.read_log(ctx);
+        self.start_sync(ctx);
     }
 }
 

@@ -1,6 +1,8 @@
 //! A session's data and sync events (section 5): record writes and conflicts, record requests,
 //! sync requests, the device's sync state, and the legacy critical events.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use actix_web_actors::ws;
 use chrono::Utc;
@@ -112,11 +114,7 @@ impl Session {
 
     /// A position a device confirms must be one the log has reached.
     fn check_position(&self, field: &str, seq: u64) -> Result<(), WireError> {
-        let head = self.cx.published.get();
-        if seq > head {
-            return Err(WireError::invalid(Some(field), None, format!("is beyond the log's head ({head})")));
-        }
-        Ok(())
+        sync::check_position(field, seq, self.cx.published.get())
     }
 
     fn read_failed(
@@ -248,7 +246,36 @@ impl Session {
         }));
     }
 
+    /// A `sync_request`: one at a time per session, read once the client has read what it was
+    /// sent, and with at most a few such reads under way server-wide (they hold a connection of
+    /// the read pool each).
     fn sync_request(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reply_to: Option<String>,
+        request: SyncRequest,
+    ) {
+        if self.sync.reading || self.sync.waiting.is_some() {
+            let error = WireError::new(
+                ErrorCode::RateLimited,
+                "One sync_request at a time: the one before is still being answered",
+            );
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
+        self.sync.waiting = Some((reply_to, request));
+        self.start_sync(ctx);
+    }
+
+    /// Answers the waiting `sync_request`, once the client has read enough.
+    pub(super) fn start_sync(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.sync.waiting.is_none() || !self.drained(ctx) {
+            return;
+        }
+        let Some((reply_to, request)) = self.sync.waiting.take() else { return };
+        self.answer_sync(ctx, reply_to, request);
+    }
+
+    fn answer_sync(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         reply_to: Option<String>,
@@ -276,7 +303,11 @@ impl Session {
         let syncing = vec![FleetWrite::SyncState(syncing)];
         self.cx.persistence.do_send(Persist::new(syncing, Origin::Rest, None));
         let (db, election, epoch) = (self.cx.db.clone(), self.cx.election.clone(), self.cx.epoch.clone());
+        let reads = Arc::clone(&self.cx.sync_reads);
+        self.sync.reading = true;
         let read = async move {
+            // Closed only at shutdown: then the read goes ahead as it would have.
+            let _permit = reads.acquire_owned().await.ok();
             let master = election.send(MasterId).await.ok().flatten();
             let tables = request.requested_tables.as_deref();
             let sync_id = uuid::Uuid::new_v4().to_string();
@@ -332,16 +363,30 @@ impl Session {
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| match result {
             Ok(Ok(response)) => {
+                act.sync.reading = false;
                 let frame = outbound::render(&response, reply_to.as_deref());
                 act.write_paced(ctx, frame);
             }
             Ok(Err(head_seq)) => {
+                act.sync.reading = false;
                 // What it asks for from is no longer kept: a full sync is needed.
                 let body = ResyncRequired { epoch: &act.cx.epoch, head_seq, reason: "history_trimmed" };
                 let frame = outbound::render(&body, reply_to.as_deref());
                 act.write(ctx, frame);
             }
-            Err(err) => act.read_failed(ctx, err, reply_to.as_deref()),
+            Err(err) => {
+                act.sync.reading = false;
+                act.read_failed(ctx, err, reply_to.as_deref());
+            }
         }));
     }
+}
+
+/// A session's `sync_request` answers: one at a time.
+#[derive(Default)]
+pub(super) struct SyncAnswers {
+    /// Waiting for the client to read what it was sent.
+    waiting: Option<(Option<String>, SyncRequest)>,
+    /// Read now.
+    reading: bool,
 }

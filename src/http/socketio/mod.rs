@@ -179,7 +179,7 @@ fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken
 
 async fn post(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
@@ -194,10 +194,11 @@ async fn post(
     if bridge.upgraded() {
         return Ok(refuse(3, "Bad request: the session has upgraded to websocket"));
     }
-    if body.len() > app.settings.limits.max_message_bytes {
+    // Read up to `maxPayload` (the whole body, as Engine.IO counts it), and no further.
+    let Some(body) = read_body(payload, app.settings.limits.max_message_bytes).await else {
         return Ok(HttpResponse::PayloadTooLarge()
             .json(EngineError { code: 3, message: "The body exceeds maxPayload" }));
-    }
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return Ok(refuse(3, "Bad request: the body is not UTF-8"));
     };
@@ -207,6 +208,21 @@ async fn post(
     }
     let mut response = HttpResponse::Ok();
     Ok(cors(&req, &app, &mut response).content_type("text/html").body("ok"))
+}
+
+/// The request's body, or `None` past `limit` bytes (or when the connection fails).
+async fn read_body(payload: web::Payload, limit: usize) -> Option<web::BytesMut> {
+    use futures_util::StreamExt;
+    let mut payload = std::pin::pin!(payload);
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.ok()?;
+        if body.len() + chunk.len() > limit {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 async fn preflight(req: HttpRequest, app: web::Data<AppState>) -> HttpResponse {

@@ -8,8 +8,9 @@
 //! delivered to them and every write of theirs acknowledged, in their `ClientLog`.
 //!
 //! A write whose connection drops before its answer is *in doubt*: it may have been applied.
-//! It is not sent again (a session write has no per-id deduplication; only `/sync/push` has),
-//! and the verdict counts it apart.
+//! As the app does, the client sends it again, with the same `id`, on its next session (once
+//! registered); the server applies a write at most once per writer and id, and answers the
+//! repeat as it answered the first. What is still in doubt when the run ends is counted apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,7 +57,10 @@ pub async fn run(shared: Arc<Shared>, index: usize, mut orders: mpsc::UnboundedR
             }
         };
         match client.serve(session, &mut orders).await {
-            Ending::End => return,
+            Ending::End => {
+                client.went_offline();
+                return;
+            }
             Ending::Away(away) => {
                 client.went_offline();
                 if client.away(away, &mut orders).await {
@@ -86,8 +90,10 @@ struct Client {
     index: usize,
     /// The next write's number.
     next: u64,
-    /// Writes sent on the current session, by id: when, and their tag.
-    in_flight: HashMap<String, Instant>,
+    /// Writes sent on the current session and not answered yet, by id: their type and body.
+    in_flight: HashMap<String, (&'static str, Value)>,
+    /// Writes whose session ended before their answer: sent again on the next session.
+    in_doubt: Vec<(String, &'static str, Value)>,
     /// A till's sales made while offline, for `/sync/push`.
     queue: Vec<Value>,
     writing: bool,
@@ -109,6 +115,7 @@ impl Client {
             index,
             next: 0,
             in_flight: HashMap::new(),
+            in_doubt: Vec::new(),
             queue: Vec::new(),
             writing: true,
             write_every: Duration::from_secs_f64(1.0 / rate),
@@ -237,13 +244,33 @@ impl Client {
         }
     }
 
+    /// The session ended: its writes not answered are in doubt, to be sent again.
     fn went_offline(&mut self) {
         self.set_online(false);
-        let doubtful = self.in_flight.len() as u64;
-        self.in_flight.clear();
+        let doubtful = self.in_flight.drain().map(|(id, (kind, body))| (id, kind, body));
+        self.in_doubt.extend(doubtful);
+        self.in_doubt.sort_by(|a, b| a.0.cmp(&b.0));
+        self.count_in_doubt();
+    }
+
+    fn count_in_doubt(&self) {
         if let Ok(mut status) = self.state().status.lock() {
-            status.in_doubt += doubtful;
+            status.in_doubt = self.in_doubt.len() as u64;
         }
+    }
+
+    /// Sends the writes in doubt again, as they were (same id, same body), once the session
+    /// speaks for the client.
+    async fn send_in_doubt(&mut self, session: &mut Session) -> Result<(), String> {
+        if !self.in_doubt.is_empty() {
+            self.note(format!("sends {} writes in doubt again", self.in_doubt.len()));
+        }
+        for (id, kind, body) in std::mem::take(&mut self.in_doubt) {
+            self.in_flight.insert(id, (kind, body.clone()));
+            session.send(kind, body).await?;
+        }
+        self.count_in_doubt();
+        Ok(())
     }
 
     /// The next write's id, its tag and its body.
@@ -264,7 +291,7 @@ impl Client {
     async fn write(&mut self, session: &mut Session) -> Result<(), String> {
         let (tag, body) = self.next_write();
         let kind = if self.state().kind == Kind::Till { "data_update" } else { "device_update" };
-        self.in_flight.insert(tag, Instant::now());
+        self.in_flight.insert(tag, (kind, body.clone()));
         session.send(kind, body).await
     }
 
@@ -285,6 +312,7 @@ impl Client {
             return;
         }
         let events = std::mem::take(&mut self.queue);
+        let events_again = events.clone();
         let count = events.len();
         let shared = Arc::clone(&self.shared);
         let state = &shared.clients[self.index];
@@ -311,15 +339,13 @@ impl Client {
                 self.note(format!("pushed its offline queue: {acknowledged} of {count} applied"));
             }
             Err(err) => {
-                // Not known to be applied: in doubt, as a write whose answer never came.
+                // Not known to be applied: pushed again next time (each event at most once).
                 self.note(format!("could not push its offline queue ({err})"));
-                if let Ok(mut status) = state.status.lock() {
-                    status.in_doubt += count as u64;
-                }
+                self.queue.extend(events_again);
             }
         }
         if let Ok(mut status) = self.state().status.lock() {
-            status.queued = 0;
+            status.queued = self.queue.len() as u64;
         }
     }
 
@@ -363,6 +389,10 @@ impl Client {
         match kind {
             "connected" => {
                 self.catching_up = false;
+                // A cashier speaks for its `clientId` from its `connect` on.
+                if self.state().kind == Kind::Cashier {
+                    self.send_in_doubt(session).await?;
+                }
                 if let Some(head) = message["last_seq"].as_u64() {
                     self.state().log.lock().map(|mut log| log.started_at(head)).ok();
                     self.shared.head.fetch_max(head, Ordering::Relaxed);
@@ -376,6 +406,8 @@ impl Client {
                 self.state().log.lock().map(|mut log| log.resyncs += 1).ok();
             }
             "device_online_ack" => {
+                // A till speaks for its device once registered.
+                self.send_in_doubt(session).await?;
                 let role = message["role"].as_str().map(str::to_owned);
                 if let (Some(term), Some(master)) =
                     (message["term"].as_u64(), message["current_master"].as_str())

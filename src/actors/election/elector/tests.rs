@@ -40,6 +40,7 @@ fn settings() -> (ElectionSettings, HeartbeatSettings) {
         reconnect_grace_s: 5.0,
         preempt: false,
         manual_min_priority: 80,
+        device_keep_days: 0.0,
     };
     (election, HeartbeatSettings { interval_s: 1.0, timeout_s: 10.0 })
 }
