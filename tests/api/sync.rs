@@ -799,3 +799,54 @@ async fn changes_logged_before_their_sync_form_was_kept_are_sent_the_same() {
     assert_eq!(after["changes"], before["changes"]);
     assert_eq!(after["last_seq"], before["last_seq"]);
 }
+
+/// One `sync_request` is answered at a time per session: one sent while the one before is being
+/// answered is refused (`RATE_LIMITED`), and the first is answered.
+#[actix_web::test]
+async fn one_sync_request_at_a_time_per_session() {
+    let app = spawn_app().await;
+    let (mut tablet, _) = app.device("tablet", 10).await;
+    let request =
+        |id: &str| json!({"type": "sync_request", "id": id, "device_id": "tablet", "sync_type": "full"});
+    tablet.send(request("first")).await;
+    tablet.send(request("second")).await;
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 2 {
+        let frame = tablet.recv().await;
+        if let Some(id) = frame["reply_to"].as_str() {
+            answers.insert(id.to_owned(), frame.clone());
+        }
+    }
+    assert_eq!(answers["first"]["type"], "sync_response", "{:?}", answers["first"]);
+    assert_eq!(answers["second"]["code"], "RATE_LIMITED", "{:?}", answers["second"]);
+}
+
+/// A pushed `acknowledge` is held to the log's head, as over WebSocket: a position beyond it
+/// would hide every later change from the device.
+#[actix_web::test]
+async fn a_pushed_acknowledge_beyond_the_head_is_refused() {
+    let app = spawn_app().await;
+    app.create_station("pc1").await;
+    let pushed: Value = app
+        .http
+        .post(app.url("/sync/push"))
+        .json(&json!({"device_id": "tablet", "events": [{"id": "a1", "type": "acknowledge", "device_id": "tablet", "seq": 1000}]}))
+        .send()
+        .await
+        .expect("push")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pushed["results"][0]["error"]["code"], "INVALID_PAYLOAD", "{pushed}");
+    let fine: Value = app
+        .http
+        .post(app.url("/sync/push"))
+        .json(&json!({"device_id": "tablet", "events": [{"id": "a2", "type": "acknowledge", "device_id": "tablet", "seq": 1}]}))
+        .send()
+        .await
+        .expect("push")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fine["results"][0]["status"], "applied", "{fine}");
+}
