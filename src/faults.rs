@@ -16,6 +16,8 @@ pub struct Faults {
     subscription_delay: Mutex<Option<Duration>>,
     /// How long Broadcast holds up handing out each batch of committed changes.
     publish_delay: Mutex<Option<Duration>>,
+    /// How long each `sync_request`'s read takes longer.
+    sync_read_delay: Mutex<Option<Duration>>,
 }
 
 impl Faults {
@@ -50,6 +52,16 @@ impl Faults {
     /// The delay armed, if any.
     pub fn publish_delay(&self) -> Option<Duration> {
         *self.publish_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every `sync_request`'s read takes `delay` longer.
+    pub fn delay_sync_reads(&self, delay: Duration) {
+        *self.sync_read_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(delay);
+    }
+
+    /// The delay armed, if any.
+    pub fn sync_read_delay(&self) -> Option<Duration> {
+        *self.sync_read_delay.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {

@@ -86,6 +86,7 @@ pub async fn changes(
     tables: Option<&[String]>,
     critical: bool,
     limit: u64,
+    max_bytes: usize,
 ) -> Result<ChangesPage, DbErr> {
     let critical_only = [CRITICAL_EVENTS.to_owned()];
     let tables = if critical { Some(&critical_only[..]) } else { tables };
@@ -105,8 +106,21 @@ pub async fn changes(
         });
     }
     let mut rows = store::changes::page(&txn, since, tables, limit.saturating_add(1)).await?;
-    let has_more = rows.len() as u64 > limit;
+    let mut has_more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // And no more than `max_bytes` of changes (at least one): the rest is the next page.
+    let mut bytes = 0usize;
+    let fits = rows
+        .iter()
+        .position(|(_, text)| {
+            bytes = bytes.saturating_add(text.as_ref().map_or(0, String::len));
+            bytes > max_bytes
+        })
+        .map_or(rows.len(), |over| over.max(1));
+    if fits < rows.len() {
+        rows.truncate(fits);
+        has_more = true;
+    }
     let last_seq = rows.last().map_or(head_seq, |r| r.0);
     let rows: Vec<(u64, Option<Box<RawValue>>)> =
         rows.into_iter().map(|(seq, text)| (seq, raw(text))).collect();

@@ -2,7 +2,8 @@
 //! `POST /sync/push`): one per writer (a registered device, or a cashier's `clientId`) and id,
 //! written in the same transaction as the write, with the answer the writer was first given. A
 //! write sent again is answered from it and applied no second time. They replace the receipts
-//! of pushed events (`push_receipts`), which are carried over as devices' receipts.
+//! of pushed events (`push_receipts`), which are carried over as devices' receipts. The election
+//! log gets an index on its time, which retention deletes by.
 
 use sea_orm_migration::prelude::*;
 
@@ -52,10 +53,28 @@ impl MigrationTrait for Migration {
                  SELECT 'device', device_id, event_id, seq, NULL, created_at FROM push_receipts",
             )
             .await?;
-        manager.drop_table(Table::drop().table(PushReceipts::Table).to_owned()).await
+        manager.drop_table(Table::drop().table(PushReceipts::Table).to_owned()).await?;
+        // Retention deletes the election log's oldest entries too.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_master_election_logs_created_at")
+                    .table(MasterElectionLogs::Table)
+                    .col(MasterElectionLogs::CreatedAt)
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_master_election_logs_created_at")
+                    .table(MasterElectionLogs::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -88,6 +107,12 @@ enum WriteReceipts {
     WriteId,
     Seq,
     Answer,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum MasterElectionLogs {
+    Table,
     CreatedAt,
 }
 

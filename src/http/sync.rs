@@ -99,6 +99,9 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
     // together where they can be), each at most once per device and id; from the first that
     // fails on, none is applied. Each is answered on its own.
     let stop = Arc::new(AtomicBool::new(false));
+    // The log's head, for acknowledged positions: this node may not have published all of it
+    // yet (another node wrote it).
+    let head = app.published.get().max(store::changes::bounds(&app.db).await?.1);
     let mut pending = Vec::with_capacity(b.events.len());
     let mut failed = false;
     for event in &b.events {
@@ -109,9 +112,7 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
         }
         let command = match &id {
             None => Err(WireError::invalid(Some("events"), None, "every event needs an id (a string)")),
-            Some(id) => {
-                check_id("id", id).and_then(|()| pushed_command(&b.device_id, event, app.published.get()))
-            }
+            Some(id) => check_id("id", id).and_then(|()| pushed_command(&b.device_id, event, head)),
         };
         let outcome = command.map(|command| {
             let command = Command::Receipted {
@@ -141,15 +142,16 @@ async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Re
                 not_applied += 1;
                 Pushed::NotApplied
             }
-            Ok(Some(Applied { seq, outcome: Outcome::Repeat(first) })) => {
-                duplicates += 1;
-                last_seq = last_seq.max(seq);
-                match first {
-                    Receipt::Applied { seq, .. } => Pushed::Duplicate { seq },
-                    Receipt::Refused { error } => Pushed::Error(error),
-                    Receipt::Kept { conflict } => Pushed::Error(conflict_error(&conflict)),
+            // Sent before: its first answer again (an error stays an error).
+            Ok(Some(Applied { seq, outcome: Outcome::Repeat(first) })) => match first {
+                Receipt::Applied { seq: applied, .. } => {
+                    duplicates += 1;
+                    last_seq = last_seq.max(seq);
+                    Pushed::Duplicate { seq: applied }
                 }
-            }
+                Receipt::Refused { error } => Pushed::Error(error),
+                Receipt::Kept { conflict } => Pushed::Error(conflict_error(&conflict)),
+            },
             Ok(Some(Applied { outcome: Outcome::Conflict(conflict), .. })) => {
                 Pushed::Error(conflict_error(&conflict))
             }
@@ -323,7 +325,7 @@ async fn pull(
             None => Since::Seq(0),
         },
     };
-    let page = sync::changes(&app.db, since, tables.as_deref(), false, limit).await?;
+    let page = sync::changes(&app.db, since, tables.as_deref(), false, limit, usize::MAX).await?;
     if page.trimmed {
         return Ok(HttpResponse::Ok().json(PullReply {
             device_id: device_id.as_deref(),

@@ -60,10 +60,18 @@ pub async fn append<C: ConnectionTrait>(txn: &C, now: DateTime<Utc>, entry: Audi
     Ok(())
 }
 
-/// Deletes the entries written before `before` (retention).
-pub async fn prune<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+/// Deletes up to `limit` of the oldest entries written before `before` (retention); how many.
+pub async fn prune<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>, limit: u64) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let oldest = Query::select()
+        .column(sync_audit_log::Column::Id)
+        .from(sync_audit_log::Entity)
+        .and_where(sync_audit_log::Column::Timestamp.lt(before))
+        .order_by(sync_audit_log::Column::Id, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
     let done = sync_audit_log::Entity::delete_many()
-        .filter(sync_audit_log::Column::Timestamp.lt(before))
+        .filter(sync_audit_log::Column::Id.in_subquery(oldest))
         .exec(txn)
         .await?;
     Ok(done.rows_affected)

@@ -34,7 +34,11 @@ pub async fn frames_after<C: ConnectionTrait>(
         let sizes: Vec<(i64, i64)> = change_log::Entity::find()
             .select_only()
             .column(change_log::Column::Seq)
-            .column_as(Expr::cust("LENGTH(frame) + COALESCE(LENGTH(reply_frame), 0)"), "size")
+            // Bytes, as a 64-bit integer on both databases (OCTET_LENGTH: SQLite 3.43 and up).
+            .column_as(
+                Expr::cust("CAST(OCTET_LENGTH(frame) + COALESCE(OCTET_LENGTH(reply_frame), 0) AS BIGINT)"),
+                "size",
+            )
             .filter(change_log::Column::Seq.gt(to_db(after)))
             .order_by_asc(change_log::Column::Seq)
             .limit(limit)

@@ -175,10 +175,23 @@ pub async fn log_election<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Deletes the election log's entries written before `before` (retention).
-pub async fn prune_election_log<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
+/// Deletes up to `limit` of the election log's oldest entries written before `before`
+/// (retention); how many.
+pub async fn prune_election_log<C: ConnectionTrait>(
+    txn: &C,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let oldest = Query::select()
+        .column(master_election_log::Column::Id)
+        .from(master_election_log::Entity)
+        .and_where(master_election_log::Column::CreatedAt.lt(before))
+        .order_by(master_election_log::Column::Id, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
     let done = master_election_log::Entity::delete_many()
-        .filter(master_election_log::Column::CreatedAt.lt(before))
+        .filter(master_election_log::Column::Id.in_subquery(oldest))
         .exec(txn)
         .await?;
     Ok(done.rows_affected)

@@ -43,8 +43,7 @@ pub async fn spend_term<C: ConnectionTrait>(db: &C, spent: u64) -> Result<(), Db
 /// Stores the number `value` under `key` unless a higher one is there, in one statement: two
 /// writers racing (nodes sharing the database) cannot move it back. Whether it was raised.
 pub async fn raise<C: ConnectionTrait>(db: &C, key: &str, value: u64) -> Result<bool, DbErr> {
-    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func};
-    use sea_orm::{ColumnTrait, QueryFilter};
+    use sea_orm::{DbBackend, Statement};
     sync_meta::Entity::insert(sync_meta::ActiveModel {
         key: Set(key.to_owned()),
         value: Set("0".to_owned()),
@@ -53,14 +52,23 @@ pub async fn raise<C: ConnectionTrait>(db: &C, key: &str, value: u64) -> Result<
     .exec_without_returning(db)
     .await?;
     let value = i64::try_from(value).map_err(|_| DbErr::Custom(format!("{key}: {value} is out of range")))?;
-    let stored = Expr::expr(Func::cast_as(Expr::col(sync_meta::Column::Value), Alias::new("BIGINT")));
-    let raised = sync_meta::Entity::update_many()
-        .col_expr(sync_meta::Column::Value, Expr::value(value.to_string()))
-        .filter(sync_meta::Column::Key.eq(key))
-        .filter(stored.lt(value))
-        .exec(db)
-        .await?;
-    Ok(raised.rows_affected > 0)
+    // The cast reads only this key's value (the others need not be numbers), whatever order
+    // the database evaluates the conditions in.
+    let backend = db.get_database_backend();
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+        DbBackend::Postgres => (
+            "UPDATE sync_meta SET value = $1 \
+             WHERE key = $2 AND CAST(CASE WHEN key = $2 THEN value ELSE '0' END AS BIGINT) < $3",
+            vec![value.to_string().into(), key.into(), value.into()],
+        ),
+        _ => (
+            "UPDATE sync_meta SET value = ? \
+             WHERE key = ? AND CAST(CASE WHEN key = ? THEN value ELSE '0' END AS BIGINT) < ?",
+            vec![value.to_string().into(), key.into(), key.into(), value.into()],
+        ),
+    };
+    let raised = db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(raised.rows_affected() > 0)
 }
 
 async fn number<C: ConnectionTrait>(db: &C, key: &str) -> Result<u64, DbErr> {

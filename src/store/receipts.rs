@@ -66,11 +66,19 @@ pub async fn keep<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Deletes the receipts written before `before`.
-pub async fn prune<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    let done = write_receipt::Entity::delete_many()
-        .filter(write_receipt::Column::CreatedAt.lt(before))
-        .exec(txn)
-        .await?;
+/// Deletes up to `limit` of the oldest receipts written before `before`; how many.
+pub async fn prune<C: ConnectionTrait>(txn: &C, before: DateTime<Utc>, limit: u64) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    use write_receipt::Column;
+    let oldest = Query::select()
+        .columns([Column::WriterKind, Column::Writer, Column::WriteId])
+        .from(write_receipt::Entity)
+        .and_where(Column::CreatedAt.lt(before))
+        .order_by(Column::CreatedAt, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let key =
+        Expr::tuple([Expr::col(Column::WriterKind), Expr::col(Column::Writer), Expr::col(Column::WriteId)]);
+    let done = write_receipt::Entity::delete_many().filter(key.in_subquery(oldest)).exec(txn).await?;
     Ok(done.rows_affected)
 }

@@ -801,10 +801,12 @@ async fn changes_logged_before_their_sync_form_was_kept_are_sent_the_same() {
 }
 
 /// One `sync_request` is answered at a time per session: one sent while the one before is being
-/// answered is refused (`RATE_LIMITED`), and the first is answered.
+/// answered (its read held up here) is refused (`RATE_LIMITED`), and the first is answered.
+#[cfg(feature = "fault-injection")]
 #[actix_web::test]
 async fn one_sync_request_at_a_time_per_session() {
     let app = spawn_app().await;
+    app.state.sessions.faults.delay_sync_reads(std::time::Duration::from_millis(500));
     let (mut tablet, _) = app.device("tablet", 10).await;
     let request =
         |id: &str| json!({"type": "sync_request", "id": id, "device_id": "tablet", "sync_type": "full"});

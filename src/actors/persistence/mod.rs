@@ -359,11 +359,13 @@ impl Persistence {
         ctx.spawn(step.into_actor(self).map(|result, act, ctx| {
             act.committing = false;
             match result {
-                Ok(Ok(Some(floor))) => {
-                    tracing::debug!(floor = floor.seq, "change log pruned");
-                    act.floor.set(floor.seq);
+                Ok(Ok(pruned)) => {
+                    tracing::debug!(floor = pruned.floor.seq, "change log pruned");
+                    act.floor.set(pruned.floor.seq);
+                    if pruned.done {
+                        act.prune_due = false;
+                    }
                 }
-                Ok(Ok(None)) => act.prune_due = false,
                 Ok(Err(err)) => {
                     // Tried again at the next interval; writes are not held up by it.
                     tracing::warn!(%err, "change log not pruned");

@@ -89,13 +89,20 @@ pub fn cutoff_by_count(head: u64, keep_changes: Option<u64>) -> u64 {
     keep_changes.map_or(0, |keep| head.saturating_sub(keep))
 }
 
+/// What a prune step left: the log's floor, and whether nothing is left to prune.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pruned {
+    pub floor: Floor,
+    pub done: bool,
+}
+
 /// One prune step: deletes up to `PRUNE_BATCH` of the oldest changes that retention no longer
-/// keeps, and moves the floor. `None` when nothing is left to prune.
+/// keeps, and moves the floor.
 pub(super) async fn prune_step(
     db: &DatabaseConnection,
     retention: Retention,
     now: DateTime<Utc>,
-) -> Result<Option<Floor>, DbErr> {
+) -> Result<Pruned, DbErr> {
     let txn = begin_write(db).await?;
     let (floor, head) = store::changes::bounds(&txn).await?;
     let before = retention.cutoff_time(now);
@@ -114,17 +121,21 @@ pub(super) async fn prune_step(
                 .exec(&txn)
                 .await?;
         }
+        // A batch of each at a time: a write waits for one step at most.
+        let mut more = false;
         if let Some(pruned_at) = floor.at
             && let Some(before) = back(pruned_at, retention.receipt_margin)
         {
-            store::receipts::prune(&txn, before).await?;
+            more |= store::receipts::prune(&txn, before, PRUNE_BATCH).await? == PRUNE_BATCH;
         }
         if let Some(before) = retention.history_keep_for.and_then(|keep| back(now, keep)) {
-            store::audit::prune(&txn, before).await?;
-            store::devices::prune_election_log(&txn, before).await?;
+            more |= store::audit::prune(&txn, before, PRUNE_BATCH).await? == PRUNE_BATCH;
+            more |= store::devices::prune_election_log(&txn, before, PRUNE_BATCH).await? == PRUNE_BATCH;
         }
         txn.commit().await?;
-        return Ok(None);
+        // Nothing of the log is left to prune; the floor is the database's, which another node
+        // may have moved (several nodes share the log).
+        return Ok(Pruned { floor, done: !more });
     }
     let upper = cutoff.min(floor.seq + PRUNE_BATCH);
     let at = store::changes::committed_at(&txn, upper).await?.or(floor.at);
@@ -141,7 +152,7 @@ pub(super) async fn prune_step(
         store::meta::set(&txn, store::meta::LOG_FLOOR_AT, &at.to_rfc3339()).await?;
     }
     txn.commit().await?;
-    Ok(Some(Floor { seq: upper, at }))
+    Ok(Pruned { floor: Floor { seq: upper, at }, done: false })
 }
 
 #[cfg(test)]

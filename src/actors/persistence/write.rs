@@ -50,6 +50,12 @@ pub trait Write: Send + 'static {
     /// Applies it: the change it logs, if any, and its output. `reply_to` is the origin
     /// session's message id, for a write whose event has a reply of its own.
     fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, Self::Output>;
+
+    /// For a write in a queue applied in order (`InOrder`): the flag that stops the writes
+    /// after it, set when it is not stored for any reason (refused, or its batch failed).
+    fn stops(&self) -> Option<Arc<AtomicBool>> {
+        None
+    }
 }
 
 /// A station command, committed: the station after it (for a transfer, the target; for a
@@ -221,6 +227,10 @@ impl Write for InOrder {
     /// `None`: not applied, because an earlier event of the queue failed.
     type Output = Option<Applied>;
 
+    fn stops(&self) -> Option<Arc<AtomicBool>> {
+        Some(Arc::clone(&self.stop))
+    }
+
     fn apply<'a>(self, step: &'a mut Step<'_>, reply_to: Option<&'a str>) -> Applying<'a, Option<Applied>> {
         Box::pin(async move {
             if self.stop.load(Ordering::Acquire) {
@@ -258,6 +268,8 @@ pub(super) struct Job<W: Write> {
     state: JobState<W>,
     origin: Origin,
     reply: Option<oneshot::Sender<Result<W::Output, PersistError>>>,
+    /// Set when this job is not stored (see `Write::stops`).
+    stops: Option<Arc<AtomicBool>>,
 }
 
 enum JobState<W: Write> {
@@ -274,7 +286,8 @@ impl<W: Write> Job<W> {
         origin: Origin,
         reply: Option<oneshot::Sender<Result<W::Output, PersistError>>>,
     ) -> Self {
-        Self { state: JobState::Waiting(write), origin, reply }
+        let stops = write.stops();
+        Self { state: JobState::Waiting(write), origin, reply, stops }
     }
 }
 
@@ -306,6 +319,11 @@ impl<W: Write> Queued for Job<W> {
     }
 
     fn answer(self: Box<Self>, failure: Option<PersistError>) {
+        // Not stored (the batch failed, or the write was refused before it): the writes queued
+        // after it in its queue are not applied either. Answered before the next batch starts.
+        if let (Some(stops), Some(_)) = (&self.stops, &failure) {
+            stops.store(true, Ordering::Release);
+        }
         let Some(reply) = self.reply else { return };
         let result = match (failure, self.state) {
             (Some(failure), _) => Err(failure),

@@ -150,6 +150,8 @@ pub struct Session {
     silent: bool,
     /// Its `sync_request` answers.
     sync: sync::SyncAnswers,
+    /// Answers to writes sent again, waiting until the feed has sent the change they name.
+    answers_again: Vec<(u64, Frame)>,
     /// The `id` of the message being handled is its client's own (on Socket.IO an event's ack
     /// number stands in for a missing one; those restart at every connection and key no
     /// receipt).
@@ -190,6 +192,7 @@ impl Session {
             silent: false,
             own_id: true,
             sync: sync::SyncAnswers::default(),
+            answers_again: Vec::new(),
         }
     }
 
@@ -334,6 +337,11 @@ impl Session {
 
     /// Hands `input` to the feed and carries out what it asks for.
     fn feed(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: feed::Input<Frame>) {
+        self.carry_out(ctx, input);
+        self.answer_again_in_order(ctx);
+    }
+
+    fn carry_out(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: feed::Input<Frame>) {
         for effect in self.feed.on(input) {
             match effect {
                 feed::Effect::Send { frame, live: true } => self.write(ctx, frame),
@@ -388,7 +396,12 @@ impl Session {
         let db = self.cx.db.clone();
         // A chunk holds at most a quarter of the byte bound (and at least one change).
         let max_bytes = self.cx.limits.session_queue_bytes / 4;
-        let read = async move { store::changes::frames_after(&db, after, limit as u64, max_bytes).await };
+        let read = async move {
+            let rows = store::changes::frames_after(&db, after, limit as u64, max_bytes).await?;
+            // Read after the rows: on several nodes another node may have pruned the log.
+            let floor = store::changes::floor(&db).await?;
+            Ok((rows, floor.seq))
+        };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| act.on_log_chunk(ctx, after, result)));
     }
 
@@ -396,10 +409,10 @@ impl Session {
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         after: u64,
-        result: Result<Vec<store::changes::LoggedFrame>, sea_orm::DbErr>,
+        result: Result<(Vec<store::changes::LoggedFrame>, u64), sea_orm::DbErr>,
     ) {
-        let rows = match result {
-            Ok(rows) => rows,
+        let (rows, floor) = match result {
+            Ok(read) => read,
             Err(err) => {
                 tracing::error!(session = %self.id, %err, "change log could not be read for catch-up");
                 let error = WireError::new(
@@ -420,7 +433,7 @@ impl Session {
                 feed::Row { seq: row.seq, frame: frame.map(Frame::stored) }
             })
             .collect();
-        let (floor, head) = (self.cx.floor.get(), self.cx.published.get());
+        let (floor, head) = (floor.max(self.cx.floor.get()), self.cx.published.get());
         self.feed(ctx, feed::Input::Chunk { after, rows, floor, head });
     }
 
@@ -632,7 +645,8 @@ impl Session {
             (None, Some(client)) => Some(Writer::Client(client.clone())),
             (None, None) => None,
         };
-        let command = match (writer, reply_to.clone().filter(|_| self.own_id)) {
+        let key = reply_to.clone().filter(|id| self.own_id && inbound::is_id(id));
+        let command = match (writer, key) {
             (Some(writer), Some(id)) => Command::Receipted { writer, id, command: Box::new(command) },
             _ => command,
         };
@@ -664,23 +678,51 @@ impl Session {
         self.write(ctx, outbound::render(&SyncConflictResolved::kept(conflict), resolved_reply));
     }
 
-    /// A write sent again: its first answer, again (the change it made is not sent again).
+    /// A write sent again: its first answer, again (the change it made is not sent again). An
+    /// answer naming change `seq` goes once the session has sent everything up to it, as the
+    /// first answer went in `seq` order with the rest.
     fn answer_again(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         first: Receipt,
         reply_to: Option<String>,
     ) {
-        match first {
-            Receipt::Applied { reply: Some(reply), .. } => {
-                self.write(ctx, Frame::stored_reply(reply, reply_to.as_deref()));
+        let (seq, frame) = match first {
+            Receipt::Applied { seq, reply: Some(reply) } => {
+                // As it was sent, answering this id (a first answer given over REST had none).
+                let mut reply: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+                if let (Some(fields), Some(id)) = (reply.as_object_mut(), reply_to.as_deref()) {
+                    fields.insert("reply_to".to_owned(), serde_json::Value::String(id.to_owned()));
+                }
+                (seq, Frame::stored_reply(reply.to_string(), reply_to.as_deref()))
             }
             Receipt::Applied { seq: Some(seq), reply: None } => {
-                self.write(ctx, outbound::render(&Ack { seq }, reply_to.as_deref()));
+                (Some(seq), outbound::render(&Ack { seq }, reply_to.as_deref()))
             }
-            Receipt::Applied { seq: None, reply: None } => {}
-            Receipt::Refused { error } => self.send_error(ctx, &error, reply_to.as_deref()),
-            Receipt::Kept { conflict } => self.conflict_kept(ctx, &conflict, reply_to),
+            Receipt::Applied { seq: None, reply: None } => return,
+            Receipt::Refused { error } => return self.send_error(ctx, &error, reply_to.as_deref()),
+            Receipt::Kept { conflict } => return self.conflict_kept(ctx, &conflict, reply_to),
+        };
+        match seq {
+            Some(seq) => {
+                self.answers_again.push((seq, frame));
+                self.answer_again_in_order(ctx);
+            }
+            None => self.write(ctx, frame),
+        }
+    }
+
+    /// Sends the repeated answers whose change this session has sent (or passed) by now.
+    fn answer_again_in_order(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.answers_again.is_empty() || !self.feed.is_live() {
+            return;
+        }
+        let position = self.position().unwrap_or(0);
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.answers_again).into_iter().partition(|(seq, _)| *seq <= position);
+        self.answers_again = later;
+        for (_, frame) in due {
+            self.write(ctx, frame);
         }
     }
 

@@ -304,8 +304,15 @@ impl Session {
         self.cx.persistence.do_send(Persist::new(syncing, Origin::Rest, None));
         let (db, election, epoch) = (self.cx.db.clone(), self.cx.election.clone(), self.cx.epoch.clone());
         let reads = Arc::clone(&self.cx.sync_reads);
+        let max_bytes = self.cx.limits.session_queue_bytes / 4;
         self.sync.reading = true;
+        #[cfg(feature = "fault-injection")]
+        let delay = self.cx.faults.sync_read_delay();
         let read = async move {
+            #[cfg(feature = "fault-injection")]
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
             // Closed only at shutdown: then the read goes ahead as it would have.
             let _permit = reads.acquire_owned().await.ok();
             let master = election.send(MasterId).await.ok().flatten();
@@ -339,7 +346,8 @@ impl Session {
                     )
                     .await?;
                     let critical = kind == SyncType::Critical;
-                    let page = sync::changes(&db, since, tables, critical, request.limit).await?;
+                    // A page holds at most a quarter of the session's byte bound.
+                    let page = sync::changes(&db, since, tables, critical, request.limit, max_bytes).await?;
                     if page.trimmed {
                         return Ok(Err(page.head_seq));
                     }
