@@ -243,7 +243,7 @@ impl Broadcast {
                 seq: row.seq,
                 frame: Frame::stored(row.frame),
                 origin,
-                reply: row.reply_frame.map(Frame::stored),
+                reply: row.reply_frame.map(Frame::stored_answer),
             };
             self.deliver(&change);
         }

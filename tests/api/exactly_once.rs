@@ -171,6 +171,16 @@ async fn ack_numbers_are_not_write_ids() {
     assert_eq!(station["data"]["orders"].as_array().map(Vec::len), Some(2), "{station}");
 }
 
+/// Each pushed event's status, in order.
+fn statuses_of(pushed: &Value) -> Vec<&str> {
+    pushed["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect()
+}
+
 /// `POST /sync/push` applies a queue in order and stops at the first event that fails: the ones
 /// after it are answered `not_applied` and applied when they are sent again.
 #[actix_web::test]
@@ -188,12 +198,7 @@ async fn a_push_stops_at_the_first_failure() {
         async move { request.send().await.expect("push").json::<Value>().await.expect("json") }
     };
     let first = push(vec![write("e1", 1), bad.clone(), write("e3", 3), write("e4", 4)]).await;
-    let statuses: Vec<&str> = first["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["status"].as_str().unwrap_or(""))
-        .collect();
+    let statuses = statuses_of(&first);
     assert_eq!(statuses, ["applied", "error", "not_applied", "not_applied"], "{first}");
     assert_eq!(
         (first["success"].as_bool(), first["not_applied"].as_u64()),
@@ -204,12 +209,7 @@ async fn a_push_stops_at_the_first_failure() {
 
     // Sent again: the refusal stands and no longer stops the queue; the rest are applied, in order.
     let again = push(vec![write("e1", 1), bad, write("e3", 3), write("e4", 4)]).await;
-    let statuses: Vec<&str> = again["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["status"].as_str().unwrap_or(""))
-        .collect();
+    let statuses = statuses_of(&again);
     assert_eq!(statuses, ["duplicate", "error", "applied", "applied"], "{again}");
     let records: Vec<Value> = log(&app).await.iter().map(|c| c["record_id"].clone()).collect();
     assert_eq!(records, [json!(1), json!(3), json!(4)]);

@@ -555,3 +555,17 @@ async fn socket_io_can_be_turned_off() {
     assert!(tokio::time::timeout(WAIT, upgrade).await.expect("an answer in time").is_err(), "no upgrade");
     app.connect("till").await;
 }
+
+/// A Socket.IO client's own write answered from the log (the session read it there: its
+/// subscription to broadcasts was held up) is answered as an acknowledgement, as it is live.
+#[cfg(feature = "fault-injection")]
+#[actix_web::test]
+async fn an_answer_read_from_the_log_is_still_an_acknowledgement() {
+    let app = spawn_app().await;
+    app.create_station("pc1").await;
+    app.state.sessions.faults.delay_subscriptions(Duration::from_millis(700));
+    let (mut sio, _) = Sio::join(&app, json!({"clientId": "flutter"})).await;
+    sio.send("427[\"device_update\",{\"deviceId\":\"pc1\",\"data\":{\"notes\":\"x\"}}]").await;
+    let ack = sio.ack(7).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+}

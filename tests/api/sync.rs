@@ -829,26 +829,14 @@ async fn one_sync_request_at_a_time_per_session() {
 async fn a_pushed_acknowledge_beyond_the_head_is_refused() {
     let app = spawn_app().await;
     app.create_station("pc1").await;
-    let pushed: Value = app
-        .http
-        .post(app.url("/sync/push"))
-        .json(&json!({"device_id": "tablet", "events": [{"id": "a1", "type": "acknowledge", "device_id": "tablet", "seq": 1000}]}))
-        .send()
-        .await
-        .expect("push")
-        .json()
-        .await
-        .expect("json");
+    let acknowledge = |id: &str, seq: u64| {
+        let event = json!({"id": id, "type": "acknowledge", "device_id": "tablet", "seq": seq});
+        let request =
+            app.http.post(app.url("/sync/push")).json(&json!({"device_id": "tablet", "events": [event]}));
+        async move { request.send().await.expect("push").json::<Value>().await.expect("json") }
+    };
+    let pushed = acknowledge("a1", 1000).await;
     assert_eq!(pushed["results"][0]["error"]["code"], "INVALID_PAYLOAD", "{pushed}");
-    let fine: Value = app
-        .http
-        .post(app.url("/sync/push"))
-        .json(&json!({"device_id": "tablet", "events": [{"id": "a2", "type": "acknowledge", "device_id": "tablet", "seq": 1}]}))
-        .send()
-        .await
-        .expect("push")
-        .json()
-        .await
-        .expect("json");
+    let fine = acknowledge("a2", 1).await;
     assert_eq!(fine["results"][0]["status"], "applied", "{fine}");
 }

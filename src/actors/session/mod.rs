@@ -429,8 +429,13 @@ impl Session {
             .into_iter()
             .map(|row| {
                 let own = row.origin_session.as_deref() == Some(self.id_text.as_str());
-                let frame = if own { row.reply_frame } else { Some(row.frame) };
-                feed::Row { seq: row.seq, frame: frame.map(Frame::stored) }
+                let frame = match own {
+                    // The reply it was sent, answering the message it answered (on Socket.IO, an
+                    // acknowledgement).
+                    true => row.reply_frame.map(Frame::stored_answer),
+                    false => Some(Frame::stored(row.frame)),
+                };
+                feed::Row { seq: row.seq, frame }
             })
             .collect();
         let (floor, head) = (floor.max(self.cx.floor.get()), self.cx.published.get());

@@ -209,6 +209,17 @@ impl Frame {
         Self::stored_reply(json, None)
     }
 
+    /// A direct reply that was kept, as [`render`] made it, answering the message its
+    /// `reply_to` names.
+    pub fn stored_answer(json: String) -> Frame {
+        #[derive(serde::Deserialize)]
+        struct Answering {
+            reply_to: Option<String>,
+        }
+        let reply_to = serde_json::from_str::<Answering>(&json).ok().and_then(|a| a.reply_to);
+        Self::stored_reply(json, reply_to.as_deref())
+    }
+
     /// A direct reply to message `reply_to` that was kept, as [`render`] made it.
     pub fn stored_reply(json: String, reply_to: Option<&str>) -> Frame {
         let kind = stored_kind(&json);

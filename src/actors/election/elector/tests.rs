@@ -759,6 +759,7 @@ fn no_two_devices_are_ever_asked_to_be_master_in_one_term() {
     w.online("till-1", 50);
     w.online("till-2", 40);
     w.gone("office", Departure::Shutdown);
+    // As in `a_declined_role_change_skips_the_candidate_at_once`: till-1 declines, till-2 wins.
     w.ack("till-1", false);
     w.advance(100);
     w.ack("till-2", true);
