@@ -14,7 +14,8 @@ pub struct Faults {
     drop_before_reply: Mutex<HashSet<String>>,
     /// How long Broadcast holds up each new subscription.
     subscription_delay: Mutex<Option<Duration>>,
-    /// How long Broadcast holds up handing out each batch of committed changes.
+    /// How long Broadcast holds up handing out each batch of committed changes (its own, and
+    /// those read from the shared log).
     publish_delay: Mutex<Option<Duration>>,
     /// How long each `sync_request`'s read takes longer.
     sync_read_delay: Mutex<Option<Duration>>,

@@ -319,6 +319,18 @@ impl Handler<LogRows> for Broadcast {
     type Result = ();
 
     fn handle(&mut self, msg: LogRows, ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(delay) = self.faults.as_ref().and_then(|f| f.publish_delay()) {
+            ctx.run_later(delay, move |act, ctx| act.take_log_rows(msg, ctx));
+            return;
+        }
+        self.take_log_rows(msg, ctx);
+    }
+}
+
+impl Broadcast {
+    /// Changes read from the shared log, merged with this node's own in `seq` order.
+    fn take_log_rows(&mut self, msg: LogRows, ctx: &mut Context<Self>) {
         let Some(merge) = &mut self.merge else { return };
         let published = self.published.load(Ordering::Acquire);
         let first = msg.rows.first().map(|row| row.seq);
