@@ -232,12 +232,21 @@ impl Application {
         let app_state = state.clone();
         let workers = WorkerThreads::default();
         let starting = workers.clone();
+        let origins = {
+            let server = &state.settings.server;
+            http::origin::Origins::new(
+                server.allowed_origins.iter().chain(&state.settings.socketio.cors_origins),
+            )
+        };
         let server = HttpServer::new(move || {
             // Called once on each worker's thread, as it starts.
             starting.note_current();
             App::new()
                 .app_data(web::Data::new(app_state.clone()))
+                .app_data(web::Data::new(origins.clone()))
                 .configure(|cfg| http::routes(cfg, &app_state.settings))
+                .wrap(origins.cors())
+                .wrap(actix_web::middleware::from_fn(http::origin::guard))
         })
         .on_connect(move |conn, data| tune_socket(conn, data, user_timeout))
         .disable_signals()

@@ -39,6 +39,11 @@ pub struct ServerSettings {
     /// the answer rather than a reset.
     #[serde(default = "linger_s")]
     pub linger_s: f64,
+    /// Origins (`https://till.example:8443`) whose web pages may use the server besides its own
+    /// (`"*"`: any, which gives up the cross-site defence). A request from any other page is
+    /// refused with 403 (docs/SECURITY.md).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 fn linger_s() -> f64 {
@@ -199,7 +204,9 @@ pub struct SocketIoSettings {
     pub enabled: bool,
     pub ping_interval_s: f64,
     pub ping_timeout_s: f64,
-    /// Origins allowed to long-poll (`"*"` for any); empty: same origin only.
+    /// Before `server.allowed_origins`, the origins allowed to long-poll: still read, and
+    /// allowed everywhere as if listed there.
+    #[serde(default)]
     pub cors_origins: Vec<String>,
     /// Socket.IO sessions run the protocol test suite's handlers instead of the fleet's
     /// (`device-sync conformance`); never for a shop.
@@ -253,6 +260,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("election.backoff_ms")
+                    .with_list_parse_key("server.allowed_origins")
                     .try_parsing(true),
             )
             .build()?

@@ -1,11 +1,13 @@
-//! Reading request bodies: bounded by `limits.max_message_bytes` (413 past it), JSON (400 if
-//! not), and within the protocol's bounds. `JsonBody` is an extractor: a handler that takes one
+//! Reading request bodies: declared JSON (`Content-Type: application/json`, 415 if not: a web
+//! page on another site can send a `text/plain` POST without asking, never a JSON one), bounded
+//! by `limits.max_message_bytes` (413 past it), JSON (400 if not), and within the protocol's
+//! bounds. `JsonBody` is an extractor: a handler that takes one
 //! gets a body that passed all three.
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, mime};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
@@ -27,13 +29,34 @@ impl FromRequest for JsonBody {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<web::Data<AppState>>().map(|app| app.settings.limits.max_message_bytes);
+        let declared = declared_json(req);
         let payload = payload.take();
         Box::pin(async move {
+            declared?;
             let limit =
                 limit.ok_or_else(|| WireError::new(ErrorCode::ServerError, "no application state"))?;
             read_json(payload, limit).await
         })
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, or a `+json` type), or 415.
+fn declared_json(req: &HttpRequest) -> Result<(), ApiError> {
+    let declared = req.mime_type().ok().flatten();
+    let json = declared.as_ref().is_some_and(|mime| {
+        mime.type_() == mime::APPLICATION
+            && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+    });
+    if json {
+        return Ok(());
+    }
+    let named = declared.map_or_else(|| "none".to_owned(), |mime| mime.essence_str().to_owned());
+    let error = WireError::invalid(
+        None,
+        None,
+        format!("A body must be sent as Content-Type: application/json (this one: {named})"),
+    );
+    Err(ApiError::with_status(error, StatusCode::UNSUPPORTED_MEDIA_TYPE))
 }
 
 /// Reads the whole body, up to `limit` bytes, and parses it as JSON.

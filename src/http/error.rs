@@ -88,6 +88,11 @@ pub mod answers {
     #[response(status = 400)]
     pub struct Invalid(pub RestError<'static>);
 
+    /// INVALID_PAYLOAD: the body was not sent as `Content-Type: application/json`.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 415)]
+    pub struct NotJson(pub RestError<'static>);
+
     /// UNAUTHORIZED: the token is missing or wrong.
     #[derive(utoipa::IntoResponses)]
     #[response(status = 401)]

@@ -11,6 +11,7 @@
 //! - `routes`: the one table REST routes are registered through (and listed from).
 //! - `query`: query-string parameters, checked.
 //! - `auth`: the admin and device tokens.
+//! - `origin`: requests from other sites' pages refused; CORS for the allowed ones.
 //! - `body`: bounded JSON request bodies.
 //! - `error`: the JSON error answer every endpoint uses.
 
@@ -22,6 +23,7 @@ pub mod devices;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod origin;
 pub mod query;
 pub mod routes;
 pub mod socketio;

@@ -90,7 +90,8 @@ fn operations(
 
 /// The bounds the server holds every path and query parameter to, by name (the parameters of
 /// the same name mean the same thing on every path; `Query` and the path checks enforce them),
-/// and the 400 an operation that takes input may answer when one is out of bounds.
+/// the 400 an operation that takes input may answer when one is out of bounds, and the 415 of
+/// one that takes a body.
 fn bound_every_parameter(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::IntoResponses;
     use utoipa::openapi::path::ParameterIn;
@@ -106,6 +107,7 @@ fn bound_every_parameter(doc: &mut utoipa::openapi::OpenApi) {
             .maximum(Some(max))
     };
     let invalid = super::error::answers::Invalid::responses();
+    let not_json = super::error::answers::NotJson::responses();
     for operation in operations(doc) {
         let parameters = operation.parameters.iter_mut().flatten();
         let mut takes_input = operation.request_body.is_some();
@@ -121,8 +123,9 @@ fn bound_every_parameter(doc: &mut utoipa::openapi::OpenApi) {
             };
             parameter.schema = Some(schema.into());
         }
+        let bodies = operation.request_body.is_some().then_some(&not_json);
         if takes_input {
-            for (status, answer) in &invalid {
+            for (status, answer) in invalid.iter().chain(bodies.into_iter().flatten()) {
                 operation.responses.responses.entry(status.clone()).or_insert_with(|| answer.clone());
             }
         }

@@ -194,12 +194,21 @@ struct Browser {
 
 impl Browser {
     fn start(app: &TestApp, devices: &[&str], preferred: &str, screenshot: &str) -> Self {
+        let base = app.url("");
+        Self::run(
+            "admin_page.mjs",
+            &[base.trim_end_matches('/'), ADMIN_TOKEN, &devices.join(","), preferred, screenshot],
+        )
+    }
+
+    /// Runs one of the browser scripts in `tests/clients`.
+    fn run(script: &str, args: &[&str]) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
         let installed = std::path::Path::new(dir).join("node_modules/playwright-core");
         assert!(installed.exists(), "playwright-core is not installed in {dir}: run `make clients`");
         let mut child = Command::new("node")
-            .arg(format!("{dir}/admin_page.mjs"))
-            .args([app.url("").trim_end_matches('/'), ADMIN_TOKEN, &devices.join(","), preferred, screenshot])
+            .arg(format!("{dir}/{script}"))
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the browser driver");
@@ -275,5 +284,37 @@ async fn in_a_browser_the_page_lists_the_devices_and_elects_the_chosen_master() 
     for device in [till, tablet, office] {
         device.close().await;
     }
+    app.stop().await;
+}
+
+/// docs/SECURITY.md, "Other web sites": a page on another site, in a real browser on the shop's
+/// network, can neither open a session (`/ws`, Socket.IO) nor read a REST answer nor write with a
+/// text/plain POST; the same page on the server's own origin opens both (the admin page's own
+/// test shows the admin page still works).
+#[actix_web::test]
+async fn a_page_on_another_site_can_neither_connect_nor_write() {
+    let app = spawn_app().await;
+    let head = app.get_json("/sync/status").await["head_seq"].clone();
+    let base = app.url("");
+    let mut browser = Browser::run("cross_site_page.mjs", &[base.trim_end_matches('/')]);
+    let other = browser.step("other").await;
+    let origin = other["origin"].as_str().expect("origin");
+    assert!(
+        origin.starts_with("http://127.0.0.1:") && !origin.ends_with(&format!(":{}", app.port)),
+        "{other}"
+    );
+    assert_eq!(other["ws"], "refused", "{other}");
+    assert_eq!(other["socketio"], "refused", "{other}");
+    assert_eq!(other["read"], "refused", "{other}");
+    let own = browser.step("own").await;
+    assert_eq!(own["ws"], "open", "{own}");
+    assert_eq!(own["socketio"], "open", "{own}");
+    assert_eq!(own["read"], "read 200", "{own}");
+    // Neither page's text/plain push wrote anything: the other site's was refused for its
+    // origin, the own page's for not being JSON.
+    assert_eq!(app.get_json("/sync/status").await["head_seq"], head, "nothing was written");
+    let devices = app.get_json("/cashier/devices").await;
+    assert!(!devices.to_string().contains("intruder"), "{devices}");
+    drop(browser);
     app.stop().await;
 }

@@ -146,7 +146,11 @@ async fn every_endpoint_checks_its_token() {
     let app = spawn_app_with(|s| s.auth.device_token = "device-secret".into()).await;
     for (method, path, level) in ENDPOINTS {
         let call = |token: Option<&str>| {
-            let request = app.http.request(method.parse().expect("method"), app.url(path)).body("{}");
+            let request = app
+                .http
+                .request(method.parse().expect("method"), app.url(path))
+                .header("content-type", "application/json")
+                .body("{}");
             match token {
                 Some(t) => request.bearer_auth(t),
                 None => request,

@@ -201,7 +201,14 @@ async fn malformed_rest_bodies_get_a_4xx_with_the_error_body() {
     let app = spawn_app().await;
     app.create_station("pc1").await;
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
-        (app.http.patch(app.url("/cashier/devices/pc1")).body("{oops"), 400, "INVALID_PAYLOAD"),
+        (
+            app.http
+                .patch(app.url("/cashier/devices/pc1"))
+                .header("content-type", "application/json")
+                .body("{oops"),
+            400,
+            "INVALID_PAYLOAD",
+        ),
         (
             app.http.patch(app.url("/cashier/devices/pc1")).json(&json!({"elapsedSeconds": -1})),
             400,
@@ -240,9 +247,25 @@ async fn malformed_rest_bodies_get_a_4xx_with_the_error_body() {
             409,
             "DEVICE_EXISTS",
         ),
-        (app.admin(reqwest::Method::PUT, "/cashier/prices").body("not json"), 400, "INVALID_PAYLOAD"),
         (
             app.admin(reqwest::Method::PUT, "/cashier/prices")
+                .header("content-type", "application/json")
+                .body("not json"),
+            400,
+            "INVALID_PAYLOAD",
+        ),
+        (app.admin(reqwest::Method::PUT, "/cashier/prices").body("{}"), 415, "INVALID_PAYLOAD"),
+        (
+            app.http
+                .post(app.url("/sync/push"))
+                .header("content-type", "text/plain")
+                .body(r#"{"events":[]}"#),
+            415,
+            "INVALID_PAYLOAD",
+        ),
+        (
+            app.admin(reqwest::Method::PUT, "/cashier/prices")
+                .header("content-type", "application/json")
                 .body(vec![b'['; 100].into_iter().chain(vec![b']'; 100]).collect::<Vec<u8>>()),
             400,
             "INVALID_PAYLOAD",
@@ -264,7 +287,14 @@ async fn malformed_rest_bodies_get_a_4xx_with_the_error_body() {
         app.http.post(app.url("/cashier/devices/pc1/orders")).json(&big).send().await.expect("POST");
     assert_eq!(response.status(), 400, "a string past 65,536 characters");
     let huge = vec![b' '; 2 * 1024 * 1024];
-    let response = app.http.patch(app.url("/cashier/devices/pc1")).body(huge).send().await.expect("PATCH");
+    let response = app
+        .http
+        .patch(app.url("/cashier/devices/pc1"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("PATCH");
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.expect("JSON error body");
     assert_eq!(body["code"], "MESSAGE_TOO_LARGE");

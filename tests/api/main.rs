@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod broadcast;
+mod cross_site;
 mod election;
 // Its faults are injected: `make test` builds with them.
 #[cfg(feature = "fault-injection")]

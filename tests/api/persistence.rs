@@ -32,8 +32,13 @@ async fn every_change_survives_a_restart() {
     a.send(json!({"type": "device_deleted", "id": "9", "deviceId": "pc1"})).await;
     let last = seq(&a.expect("ack").await);
     let categories = r#"{"مشروبات":["كولا","شاي"]}"#;
-    let response =
-        app.admin(reqwest::Method::PUT, "/cashier/categories").body(categories).send().await.expect("PUT");
+    let response = app
+        .admin(reqwest::Method::PUT, "/cashier/categories")
+        .header("content-type", "application/json")
+        .body(categories)
+        .send()
+        .await
+        .expect("PUT");
     assert_eq!(response.status(), 200);
 
     let before = app.get_json("/cashier/devices").await;

@@ -456,6 +456,7 @@ async fn long_polling_takes_a_body_up_to_max_payload() {
     assert!(pong.contains("\"reply_to\":\"big\""), "{pong}");
 }
 
+/// `socketio.cors_origins`, the setting before `server.allowed_origins`, still allows its origins.
 #[actix_web::test]
 async fn cors_answers_only_the_configured_origins() {
     let app = spawn_app_with(|s| s.socketio.cors_origins = vec!["http://till.local".into()]).await;
@@ -467,6 +468,7 @@ async fn cors_answers_only_the_configured_origins() {
         Some("http://till.local")
     );
     let other = http.get(&url).header("Origin", "http://elsewhere.example").send().await.expect("get");
+    assert_eq!(other.status(), 403);
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 

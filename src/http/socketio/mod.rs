@@ -14,7 +14,6 @@ mod upgrade;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws as actix_ws;
 use serde::Serialize;
@@ -36,7 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in ["/socket.io/", "/socket.io"] {
         cfg.route(path, web::get().to(get))
             .route(path, web::post().to(post))
-            .route(path, web::method(actix_web::http::Method::OPTIONS).to(preflight))
+            // A browser's preflight is answered by the CORS middleware (`http::origin`).
+            .route(path, web::method(actix_web::http::Method::OPTIONS).to(HttpResponse::NoContent))
             .route(path, web::to(|| async { refuse(2, "Bad handshake method") }));
     }
 }
@@ -125,7 +125,7 @@ async fn get(
             };
             let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
             let stream = actix_ws::WebsocketContext::with_codec(socket, payload, codec);
-            Ok(cors(&req, &app, &mut response).streaming(outbox::drive(stream, outbox)))
+            Ok(response.streaming(outbox::drive(stream, outbox)))
         }
         (false, None) => handshake(&req, &app).await,
         (false, Some(sid)) => {
@@ -134,7 +134,7 @@ async fn get(
                 return Ok(refuse(3, "Bad request: the session has upgraded to websocket"));
             }
             let wait = app.settings.socketio.ping_interval() + Duration::from_secs(1);
-            Ok(answer_poll(&req, &app, &sid, bridge.poll(wait).await))
+            Ok(answer_poll(&app, &sid, bridge.poll(wait).await))
         }
     }
 }
@@ -155,10 +155,10 @@ async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Ap
         sid.clone(),
     );
     app.polling.insert(sid.clone(), Arc::clone(&bridge));
-    Ok(answer_poll(req, app, &sid, bridge.poll(Duration::from_secs(5)).await))
+    Ok(answer_poll(app, &sid, bridge.poll(Duration::from_secs(5)).await))
 }
 
-fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken>) -> HttpResponse {
+fn answer_poll(app: &AppState, sid: &str, taken: Option<Taken>) -> HttpResponse {
     let body = match taken {
         // Engine.IO allows one GET at a time: a second one is a protocol error.
         None => return refuse(3, "Bad request: a poll is already waiting"),
@@ -173,8 +173,7 @@ fn answer_poll(req: &HttpRequest, app: &AppState, sid: &str, taken: Option<Taken
         }
         Some(Taken::Upgraded) => return refuse(3, "Bad request: the session has upgraded to websocket"),
     };
-    let mut response = HttpResponse::Ok();
-    cors(req, app, &mut response).content_type("text/plain; charset=UTF-8").body(body)
+    HttpResponse::Ok().content_type("text/plain; charset=UTF-8").body(body)
 }
 
 async fn post(
@@ -206,8 +205,7 @@ async fn post(
         app.polling.remove(&sid);
         return Ok(refuse(1, "Session ID unknown"));
     }
-    let mut response = HttpResponse::Ok();
-    Ok(cors(&req, &app, &mut response).content_type("text/html").body("ok"))
+    Ok(HttpResponse::Ok().content_type("text/html").body("ok"))
 }
 
 /// The request's body, or `None` past `limit` bytes (or when the connection fails).
@@ -223,33 +221,6 @@ async fn read_body(payload: web::Payload, limit: usize) -> Option<web::BytesMut>
         body.extend_from_slice(&chunk);
     }
     Some(body)
-}
-
-async fn preflight(req: HttpRequest, app: web::Data<AppState>) -> HttpResponse {
-    let mut response = HttpResponse::NoContent();
-    cors(&req, &app, &mut response)
-        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, authorization"))
-        .finish()
-}
-
-/// Adds CORS headers when the request's origin is one `socketio.cors_origins` allows.
-fn cors<'a>(
-    req: &HttpRequest,
-    app: &AppState,
-    response: &'a mut actix_web::HttpResponseBuilder,
-) -> &'a mut actix_web::HttpResponseBuilder {
-    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    let allowed = &app.settings.socketio.cors_origins;
-    if let Some(origin) = origin
-        && allowed.iter().any(|a| a == "*" || a == origin)
-    {
-        response
-            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.to_owned()))
-            .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
-            .insert_header((header::VARY, "Origin"));
-    }
-    response
 }
 
 mod tokio_stream_shim {
