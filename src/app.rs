@@ -49,6 +49,12 @@ pub enum StartError {
     Database(#[from] DbErr),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(
+        "refusing to listen on {host} with no device authentication: anyone on the network could act as any device. \
+         Set auth.device_token (the fleet token) or auth.require_device_token = true and issue devices their own \
+         tokens (device-sync token issue DEVICE); or listen on 127.0.0.1; or, knowingly, set auth.allow_open_network = true"
+    )]
+    Open { host: String },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
@@ -130,8 +136,11 @@ impl Application {
             tracing::info!(path = %path.display(), "admin token generated; read it from this file");
         }
         if !tokens.device_required() {
+            if settings.opens_the_network() {
+                return Err(StartError::Open { host: settings.server.host.clone() });
+            }
             tracing::warn!(
-                "auth.device_token is empty: /ws and the device endpoints are open to anyone who can reach the port"
+                "no device token is required: /ws and the device endpoints are open to anyone who can reach the port"
             );
         }
 
@@ -224,6 +233,12 @@ impl Application {
         });
 
         store::checkpoint::spawn(state.db.clone(), state.stopping.subscribe());
+        watch_revocations(
+            state.db.clone(),
+            state.registry.clone(),
+            state.settings.heartbeat.interval() / 2,
+            state.stopping.subscribe(),
+        );
 
         let address = state.settings.server.bind_address();
         let listener = TcpListener::bind(&address).map_err(io(format!("binding {address}")))?;
@@ -420,4 +435,37 @@ pub async fn open_database(
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     }
     Ok(store::connect(settings, max_connections).await?)
+}
+
+/// Closes, within `period`, the sessions on this node opened with a device's token that any node
+/// (or `device-sync token revoke`) revoked: the database is read for tokens revoked in the last
+/// ten minutes (clocks of nodes may differ that much), and each is told once.
+fn watch_revocations(
+    db: DatabaseConnection,
+    registry: actix::Addr<Registry>,
+    period: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    actix_web::rt::spawn(async move {
+        let mut told = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                _ = stopping.changed() => return,
+            }
+            let since = Utc::now() - chrono::Duration::minutes(10);
+            match store::tokens::revoked_since(&db, since).await {
+                Ok(revoked) => {
+                    let fresh: Vec<String> =
+                        revoked.iter().filter(|id| !told.contains(*id)).cloned().collect();
+                    told = revoked.into_iter().collect();
+                    if !fresh.is_empty() {
+                        tracing::info!(tokens = fresh.len(), "closing the sessions of revoked device tokens");
+                        registry.do_send(crate::actors::registry::RevokeTokens(fresh));
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "the revoked device tokens could not be read"),
+            }
+        }
+    });
 }

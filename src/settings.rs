@@ -73,7 +73,16 @@ pub enum Durability {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub admin_token: String,
+    /// The fleet token: it may speak for any device. Empty: none.
     pub device_token: String,
+    /// Sessions and device endpoints need a token even without a fleet token: then only
+    /// devices' own tokens (and the admin token) open them.
+    #[serde(default)]
+    pub require_device_token: bool,
+    /// Listen beyond loopback with no device authentication (no fleet token, none required):
+    /// refused at start unless this says so.
+    #[serde(default)]
+    pub allow_open_network: bool,
 }
 
 /// How a token is shown: never its value.
@@ -87,6 +96,8 @@ impl std::fmt::Debug for AuthSettings {
         f.debug_struct("AuthSettings")
             .field("admin_token", &redacted(&self.admin_token))
             .field("device_token", &redacted(&self.device_token))
+            .field("require_device_token", &self.require_device_token)
+            .field("allow_open_network", &self.allow_open_network)
             .finish()
     }
 }
@@ -95,9 +106,11 @@ impl Serialize for AuthSettings {
     // Serialized only to be shown (`check-config`): the tokens are redacted.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut auth = serializer.serialize_struct("AuthSettings", 2)?;
+        let mut auth = serializer.serialize_struct("AuthSettings", 4)?;
         auth.serialize_field("admin_token", redacted(&self.admin_token))?;
         auth.serialize_field("device_token", redacted(&self.device_token))?;
+        auth.serialize_field("require_device_token", &self.require_device_token)?;
+        auth.serialize_field("allow_open_network", &self.allow_open_network)?;
         auth.end()
     }
 }
@@ -279,7 +292,29 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Whether these settings would open the device side to the network: a host beyond
+    /// loopback, no device token required, and `auth.allow_open_network` not set.
+    pub fn opens_the_network(&self) -> bool {
+        let auth = &self.auth;
+        !self.server.on_loopback()
+            && auth.device_token.is_empty()
+            && !auth.require_device_token
+            && !auth.allow_open_network
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
+        if self.opens_the_network() {
+            return Err(SettingsError::Invalid {
+                key: "auth.device_token",
+                problem: format!(
+                    "is empty and server.host {} is reachable from the network: anyone there could act as any \
+                     device. Set auth.device_token (the fleet token), or auth.require_device_token = true and \
+                     issue devices their own tokens (device-sync token issue DEVICE), or listen on 127.0.0.1; \
+                     or, knowingly, set auth.allow_open_network = true",
+                    self.server.host
+                ),
+            });
+        }
         let durations = [
             ("server.linger_s", self.server.linger_s),
             ("heartbeat.interval_s", self.heartbeat.interval_s),
@@ -466,6 +501,14 @@ impl ServerSettings {
     pub fn linger(&self) -> Duration {
         seconds(self.linger_s)
     }
+
+    /// Whether the server listens on loopback only (`127.0.0.1`, `::1`, `localhost`): nothing
+    /// else on the network can reach it.
+    pub fn on_loopback(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl DatabaseSettings {
@@ -587,7 +630,12 @@ mod tests {
 
     #[test]
     fn tokens_are_not_shown_by_debug() {
-        let auth = AuthSettings { admin_token: "s3cret".into(), device_token: String::new() };
+        let auth = AuthSettings {
+            admin_token: "s3cret".into(),
+            device_token: String::new(),
+            require_device_token: false,
+            allow_open_network: false,
+        };
         let shown = format!("{auth:?}");
         assert!(!shown.contains("s3cret"));
     }

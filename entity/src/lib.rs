@@ -6,6 +6,7 @@
 //! - `sync_meta`: small server facts that must survive restarts (the log's epoch).
 //! - `sync_audit_log`: who did what, when, with what outcome.
 //! - `device_role`: the devices of the fleet, their priority and role.
+//! - `device_token`: credentials issued to single devices (a hash of each).
 //! - `sync_state`: each device's position against the change log.
 //! - `master_election_log`: every successful election, with its term.
 //! - `record`: generic records (table, id, JSON, version, tombstone).
@@ -16,6 +17,7 @@
 pub mod catalogue;
 pub mod change_log;
 pub mod device_role;
+pub mod device_token;
 pub mod enums;
 pub mod master_election_log;
 pub mod order;

@@ -3,6 +3,7 @@
 pub use super::catalogue::Entity as Catalogue;
 pub use super::change_log::Entity as ChangeLog;
 pub use super::device_role::Entity as DeviceRole;
+pub use super::device_token::Entity as DeviceToken;
 pub use super::master_election_log::Entity as MasterElectionLog;
 pub use super::order::Entity as Order;
 pub use super::record::Entity as Record;

@@ -22,6 +22,7 @@ mod m20261202_000016_change_log_sync_change;
 mod m20261202_000017_create_cluster;
 mod m20261202_000018_create_cluster_bus;
 mod m20261207_000019_create_write_receipts;
+mod m20261208_000020_create_device_tokens;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_create_cluster::Migration),
             Box::new(m20261202_000018_create_cluster_bus::Migration),
             Box::new(m20261207_000019_create_write_receipts::Migration),
+            Box::new(m20261208_000020_create_device_tokens::Migration),
         ]
     }
 }

@@ -37,6 +37,9 @@ pub enum Outbound {
     CutOff,
     /// Close the session with this WebSocket close code.
     Close { code: u16, reason: &'static str },
+    /// These devices' own tokens were revoked: a session opened with one of them is closed
+    /// (4011).
+    Revoked(std::sync::Arc<[String]>),
 }
 
 /// Start sending committed changes to this session.

@@ -307,3 +307,23 @@ impl Handler<Stats> for Registry {
         }
     }
 }
+
+/// These devices' own tokens were revoked: every session opened with one of them is closed
+/// (4011). Each session knows its own token; the registry tells them all.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RevokeTokens(pub Vec<String>);
+
+impl Handler<RevokeTokens> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeTokens, _: &mut Context<Self>) {
+        if msg.0.is_empty() {
+            return;
+        }
+        let tokens: std::sync::Arc<[String]> = msg.0.into();
+        for entry in self.sessions.values() {
+            entry.recipient.do_send(Outbound::Revoked(std::sync::Arc::clone(&tokens)));
+        }
+    }
+}

@@ -115,6 +115,20 @@ pub enum FleetWrite {
     SyncState(SyncStateWrite),
     /// A device retired: its record, role and sync state go.
     Retire(String),
+    /// A credential issued to one device.
+    TokenIssued(IssuedToken),
+    /// Every credential of this device revoked.
+    TokensRevoked(String),
+}
+
+/// A credential issued to one device, as stored: a hash of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub id: String,
+    pub device_id: String,
+    pub secret_hash: String,
+    /// Who issued it (the admin token's name, or `cli`).
+    pub issued_by: String,
 }
 
 /// A change to a device's sync state; fields left `None` stay as they are.

@@ -1,33 +1,48 @@
-//! The admin and device tokens (PROTOCOL.md section 8): who may call which endpoint.
+//! The tokens (PROTOCOL.md section 8, docs/SECURITY.md): who may call which endpoint, and who
+//! a session speaks as.
 //!
-//! Admin endpoints need the admin token. Device endpoints and `/ws` need the device token when
-//! one is set (the admin token opens them too); without one they are open. Tokens are compared
-//! in constant time and never logged.
+//! Admin endpoints need the admin token. Device endpoints and sessions take the fleet token
+//! (`auth.device_token`, any device), a device's own token (`dst_…`, issued by an admin: that
+//! device only) or the admin token; without a fleet token and with `auth.require_device_token`
+//! off they are open to anyone. Tokens are compared in constant time and never logged; of a
+//! device's own token only a hash of its secret is stored.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::{Ready, ready};
+use futures_util::future::{LocalBoxFuture, Ready, ready};
 use rand::RngCore;
+use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+pub use crate::domain::caller::Caller;
+use crate::domain::fleet::IssuedToken;
 use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
 use crate::settings::AuthSettings;
+use crate::store;
 
 /// The tokens in force.
 #[derive(Clone)]
 pub struct Tokens {
     admin: String,
-    device: Option<String>,
+    /// The fleet token (`auth.device_token`): it may speak for any device.
+    fleet: Option<String>,
+    /// Device endpoints and sessions need a token even without a fleet token (only devices'
+    /// own tokens then open them).
+    required: bool,
 }
 
 /// Where the generated admin token is written, under the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The name the admin token's actions are recorded under.
+pub const ADMIN_NAME: &str = "admin";
 
 /// What an endpoint requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,65 +51,160 @@ pub enum Access {
     Device,
 }
 
+/// What the settings' tokens make of a presented token, before a device's own is looked up.
+enum Settled {
+    Known(Caller),
+    /// A device's own token, to look up: its id and secret.
+    LookUp {
+        id: String,
+        secret: String,
+    },
+    Refused(ApiError),
+}
+
 impl Tokens {
     /// The tokens of the settings; an empty admin token is replaced by a random one written to
     /// `<data_dir>/admin-token` with mode 0600. Returns the tokens and, when one was made, the
     /// file it went to.
     pub fn from_settings(auth: &AuthSettings, data_dir: &Path) -> std::io::Result<(Self, Option<PathBuf>)> {
-        let device = (!auth.device_token.is_empty()).then(|| auth.device_token.clone());
+        let fleet = (!auth.device_token.is_empty()).then(|| auth.device_token.clone());
+        let required = auth.require_device_token;
         if !auth.admin_token.is_empty() {
-            return Ok((Self { admin: auth.admin_token.clone(), device }, None));
+            return Ok((Self { admin: auth.admin_token.clone(), fleet, required }, None));
         }
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let admin: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let admin = random_hex(32);
         let path = data_dir.join(ADMIN_TOKEN_FILE);
         write_secret(&path, &admin)?;
-        Ok((Self { admin, device }, Some(path)))
+        Ok((Self { admin, fleet, required }, Some(path)))
     }
 
-    /// Whether `token` opens a session: the device token, or the admin token (any token when no
-    /// device token is set).
-    pub fn opens_session(&self, token: &str) -> bool {
-        same(token, &self.admin) || self.device.as_deref().is_none_or(|device| same(token, device))
-    }
-
-    /// Whether a device token is required on `/ws` and the device endpoints.
+    /// Whether a token is required on `/ws` and the device endpoints.
     pub fn device_required(&self) -> bool {
-        self.device.is_some()
+        self.required || self.fleet.is_some()
     }
 
-    /// Checks the request's token for `access`: 401 without a valid token, 403 when a valid
-    /// device token is used on an admin endpoint.
-    pub fn check(&self, req: &HttpRequest, access: Access, allow_query: bool) -> Result<(), ApiError> {
-        let presented = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
-        let is_admin = presented.as_deref().is_some_and(|t| same(t, &self.admin));
-        let is_device = match (&self.device, presented.as_deref()) {
-            (Some(device), Some(t)) => same(t, device),
-            _ => false,
-        };
-        match access {
-            Access::Admin if is_admin => Ok(()),
-            Access::Admin if is_device => Err(forbidden()),
-            Access::Admin => Err(unauthorized("This endpoint needs the admin token")),
-            Access::Device if self.device.is_none() || is_admin || is_device => Ok(()),
-            Access::Device => Err(unauthorized("This endpoint needs the device token")),
+    /// Checks the request's token for an admin endpoint: 401 without a valid token, 403 when a
+    /// device's token (the fleet's or its own) is used on one.
+    pub fn check_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let presented = bearer(req);
+        match presented.as_deref() {
+            Some(t) if same(t, &self.admin) => Ok(()),
+            Some(t) if self.fleet.as_deref().is_some_and(|fleet| same(t, fleet)) => Err(forbidden()),
+            Some(t) if DeviceToken::parse(t).is_some() => Err(forbidden()),
+            _ => Err(unauthorized("This endpoint needs the admin token")),
         }
     }
+
+    /// Who the request speaks as on a device endpoint or session: its token (the bearer header,
+    /// or `?token=` where `allow_query`), looked up in `db` when it is a device's own.
+    pub async fn caller(
+        &self,
+        db: &DatabaseConnection,
+        req: &HttpRequest,
+        allow_query: bool,
+    ) -> Result<Caller, ApiError> {
+        let presented = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
+        self.caller_of(db, presented.as_deref()).await
+    }
+
+    /// Who a presented token (or none) speaks as.
+    pub async fn caller_of(
+        &self,
+        db: &DatabaseConnection,
+        presented: Option<&str>,
+    ) -> Result<Caller, ApiError> {
+        match self.settle(presented) {
+            Settled::Known(caller) => Ok(caller),
+            Settled::Refused(error) => Err(error),
+            Settled::LookUp { id, secret } => {
+                let row = store::tokens::find(db, &id).await.map_err(ApiError::from)?;
+                match row {
+                    Some(row)
+                        if row.revoked_at.is_none() && same(&hash_secret(&secret), &row.secret_hash) =>
+                    {
+                        Ok(Caller::Device { device_id: row.device_id, token_id: row.id })
+                    }
+                    _ => Err(unauthorized("The token is not valid (unknown, or revoked)")),
+                }
+            }
+        }
+    }
+
+    fn settle(&self, presented: Option<&str>) -> Settled {
+        let Some(token) = presented else {
+            return match self.device_required() {
+                true => Settled::Refused(unauthorized("This endpoint needs a device token")),
+                false => Settled::Known(Caller::Open),
+            };
+        };
+        if same(token, &self.admin) {
+            return Settled::Known(Caller::Admin);
+        }
+        if self.fleet.as_deref().is_some_and(|fleet| same(token, fleet)) {
+            return Settled::Known(Caller::Fleet);
+        }
+        if let Some(parsed) = DeviceToken::parse(token) {
+            return Settled::LookUp { id: parsed.id.to_owned(), secret: parsed.secret.to_owned() };
+        }
+        match self.device_required() {
+            true => Settled::Refused(unauthorized("The token is not valid")),
+            false => Settled::Known(Caller::Open),
+        }
+    }
+}
+
+/// A device's own token as written: `dst_<id>_<secret>`.
+pub struct DeviceToken<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+}
+
+impl<'a> DeviceToken<'a> {
+    const PREFIX: &'static str = "dst_";
+
+    fn parse(token: &'a str) -> Option<Self> {
+        let (id, secret) = token.strip_prefix(Self::PREFIX)?.split_once('_')?;
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex(id, 16) && hex(secret, 64)).then_some(Self { id, secret })
+    }
+
+    /// A new token for `device_id`: the token to hand over once, and what is stored of it.
+    pub fn issue(device_id: &str, issued_by: &str) -> (String, IssuedToken) {
+        let (id, secret) = (random_hex(8), random_hex(32));
+        let token = format!("{}{id}_{secret}", Self::PREFIX);
+        let stored = IssuedToken {
+            id,
+            device_id: device_id.to_owned(),
+            secret_hash: hash_secret(&secret),
+            issued_by: issued_by.to_owned(),
+        };
+        (token, stored)
+    }
+}
+
+/// SHA-256 of a token's secret part, in hex. The secret is 256 random bits: a fast hash
+/// suffices (nothing to guess that a slow one would protect).
+fn hash_secret(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A request that carries the admin token (an extractor: the handler runs only if it does).
 pub struct AdminAuth;
 
-/// A request that may use the device endpoints: the device token when one is set, or the admin
-/// token (an extractor).
-pub struct DeviceAuth;
+/// A request that may use the device endpoints, and who it speaks as (an extractor).
+pub struct DeviceAuth(pub Caller);
 
-fn check_access(req: &HttpRequest, access: Access) -> Result<(), ApiError> {
-    let app = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::from(WireError::new(ErrorCode::ServerError, "no application state")))?;
-    app.tokens.check(req, access, false)
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::from(WireError::new(ErrorCode::ServerError, "no application state")))
 }
 
 impl FromRequest for AdminAuth {
@@ -102,16 +212,27 @@ impl FromRequest for AdminAuth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check_access(req, Access::Admin).map(|()| Self))
+        ready(app_state(req).and_then(|app| app.tokens.check_admin(req)).map(|()| Self))
     }
 }
 
 impl FromRequest for DeviceAuth {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check_access(req, Access::Device).map(|()| Self))
+        let req = req.clone();
+        Box::pin(async move {
+            let app = app_state(&req)?;
+            app.tokens.caller(&app.db, &req, false).await.map(Self)
+        })
+    }
+}
+
+impl DeviceAuth {
+    /// Whether the caller may speak for `device_id` (403 if not).
+    pub fn speaks_for(&self, device_id: &str) -> Result<(), ApiError> {
+        self.0.speaks_for(device_id).map_err(|error| ApiError::with_status(error, StatusCode::FORBIDDEN))
     }
 }
 
@@ -170,57 +291,82 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn tokens(device: Option<&str>) -> Tokens {
-        Tokens { admin: "admin-secret".into(), device: device.map(str::to_owned) }
+    fn tokens(fleet: Option<&str>) -> Tokens {
+        Tokens { admin: "admin-secret".into(), fleet: fleet.map(str::to_owned), required: false }
     }
 
     fn with_bearer(token: &str) -> HttpRequest {
         TestRequest::default().insert_header((AUTHORIZATION, format!("Bearer {token}"))).to_http_request()
     }
 
+    fn settled(t: &Tokens, token: Option<&str>) -> Result<Caller, ErrorCode> {
+        match t.settle(token) {
+            Settled::Known(caller) => Ok(caller),
+            Settled::Refused(error) => Err(error.error.code),
+            Settled::LookUp { .. } => panic!("a device's own token"),
+        }
+    }
+
     #[test]
     fn the_admin_token_opens_admin_and_device_endpoints() {
         let t = tokens(Some("dev"));
-        assert!(t.check(&with_bearer("admin-secret"), Access::Admin, false).is_ok());
-        assert!(t.check(&with_bearer("admin-secret"), Access::Device, false).is_ok());
+        assert!(t.check_admin(&with_bearer("admin-secret")).is_ok());
+        assert_eq!(settled(&t, Some("admin-secret")), Ok(Caller::Admin));
     }
 
     #[test]
     fn a_device_token_on_an_admin_endpoint_is_forbidden() {
-        let err = tokens(Some("dev")).check(&with_bearer("dev"), Access::Admin, false).expect_err("refused");
+        let err = tokens(Some("dev")).check_admin(&with_bearer("dev")).expect_err("refused");
+        assert_eq!(err.error.code, ErrorCode::InsufficientPermissions);
+        let (own, _) = DeviceToken::issue("till-1", "admin");
+        let err = tokens(None).check_admin(&with_bearer(&own)).expect_err("refused");
         assert_eq!(err.error.code, ErrorCode::InsufficientPermissions);
     }
 
     #[test]
     fn a_wrong_or_missing_token_is_unauthorized() {
         let t = tokens(Some("dev"));
-        let err = t.check(&with_bearer("nope"), Access::Device, false).expect_err("refused");
-        assert_eq!(err.error.code, ErrorCode::Unauthorized);
+        assert_eq!(settled(&t, Some("nope")), Err(ErrorCode::Unauthorized));
+        assert_eq!(settled(&t, None), Err(ErrorCode::Unauthorized));
         let bare = TestRequest::default().to_http_request();
-        assert_eq!(
-            t.check(&bare, Access::Admin, false).expect_err("refused").error.code,
-            ErrorCode::Unauthorized
-        );
+        assert_eq!(t.check_admin(&bare).expect_err("refused").error.code, ErrorCode::Unauthorized);
+        let required = Tokens { required: true, ..tokens(None) };
+        assert_eq!(settled(&required, None), Err(ErrorCode::Unauthorized));
     }
 
     #[test]
     fn device_endpoints_are_open_without_a_device_token() {
-        let bare = TestRequest::default().to_http_request();
-        assert!(tokens(None).check(&bare, Access::Device, false).is_ok());
+        assert_eq!(settled(&tokens(None), None), Ok(Caller::Open));
+        assert_eq!(settled(&tokens(Some("dev")), Some("dev")), Ok(Caller::Fleet));
     }
 
     #[test]
-    fn the_query_token_is_read_only_where_allowed() {
-        let req = TestRequest::default().uri("/ws?token=dev").to_http_request();
-        let t = tokens(Some("dev"));
-        assert!(t.check(&req, Access::Device, true).is_ok());
-        assert!(t.check(&req, Access::Device, false).is_err());
+    fn a_devices_own_token_is_looked_up_and_speaks_for_its_device_only() {
+        let (token, stored) = DeviceToken::issue("till-1", "admin");
+        assert!(token.starts_with("dst_"), "{token}");
+        assert!(!token.contains(&stored.secret_hash), "only a hash is stored");
+        let Settled::LookUp { id, secret } = tokens(None).settle(Some(&token)) else { panic!("looked up") };
+        assert_eq!(id, stored.id);
+        assert_eq!(hash_secret(&secret), stored.secret_hash);
+        let caller = Caller::Device { device_id: "till-1".into(), token_id: id };
+        assert!(caller.speaks_for("till-1").is_ok());
+        assert_eq!(
+            caller.speaks_for("till-2").expect_err("refused").code,
+            ErrorCode::InsufficientPermissions
+        );
+        assert!(Caller::Fleet.speaks_for("till-2").is_ok());
+        assert!(DeviceToken::parse("dst_1234_abcd").is_none());
     }
 
     #[test]
     fn a_generated_admin_token_is_written_owner_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let auth = AuthSettings { admin_token: String::new(), device_token: String::new() };
+        let auth = AuthSettings {
+            admin_token: String::new(),
+            device_token: String::new(),
+            require_device_token: false,
+            allow_open_network: false,
+        };
         let (t, path) = Tokens::from_settings(&auth, dir.path()).expect("tokens");
         let path = path.expect("a file was written");
         let stored = std::fs::read_to_string(&path).expect("read");

@@ -109,12 +109,13 @@ struct RegisterBody {
     security((), ("device_token" = []))
 )]
 async fn register(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     app: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let b: RegisterBody = parse(&body.value)?;
     inbound::check_id("device_id", &b.device_id)?;
+    auth.speaks_for(&b.device_id)?;
     if b.priority.is_some_and(|p| !(0..=MAX_PRIORITY).contains(&p)) {
         return Err(WireError::invalid(Some("priority"), None, "must be an integer within 0..=100").into());
     }

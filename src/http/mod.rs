@@ -6,6 +6,7 @@
 //! - `devices`: device registration and roles, manual elections, election and audit logs.
 //! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
+//! - `tokens`: devices' own tokens, issued and revoked by an admin.
 //! - `metrics`: the Prometheus figures.
 //! - `openapi`: the API description (`/openapi.json`) and its page (`/docs/`).
 //! - `routes`: the one table REST routes are registered through (and listed from).
@@ -30,6 +31,7 @@ pub mod socketio;
 pub mod state;
 pub mod sync;
 pub mod system;
+pub mod tokens;
 pub mod ws;
 
 use actix_web::{HttpResponse, ResponseError, web};
@@ -60,6 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &crate::settings::Settings
 fn rest(r: &mut Routes<'_>) {
     cashier::routes(r);
     devices::routes(r);
+    tokens::routes(r);
     sync::routes(r);
     system::routes(r);
     metrics::routes(r);

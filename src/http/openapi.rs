@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::error::RestError;
-use super::{admin, cashier, devices, metrics, sync, system};
+use super::{admin, cashier, devices, metrics, sync, system, tokens};
 use crate::protocol::inbound::{MAX_ID_CHARS, MAX_LIMIT, MAX_NUMBER};
 
 /// Where the description is served.
@@ -50,6 +50,7 @@ fn build() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi()
         .merge_from(cashier::Api::openapi())
         .merge_from(devices::Api::openapi())
+        .merge_from(tokens::Api::openapi())
         .merge_from(sync::Api::openapi())
         .merge_from(system::Api::openapi())
         .merge_from(metrics::Api::openapi())

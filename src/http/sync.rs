@@ -89,9 +89,10 @@ fn pushed_command(device_id: &str, event: &Value, head: u64) -> Result<Command, 
     responses((status = 200, description = "Each event's result; `success` is false when any failed", body = PushReply), Invalid, Unauthorized, Unavailable),
     security((), ("device_token" = []))
 )]
-async fn push(_auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
+async fn push(auth: DeviceAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: PushBody = inbound::parse_body(&body.value)?;
     check_id("device_id", &b.device_id)?;
+    auth.speaks_for(&b.device_id)?;
     if b.events.len() > MAX_ITEMS {
         return Err(WireError::invalid(Some("events"), None, format!("at most {MAX_ITEMS} events")).into());
     }
@@ -304,12 +305,15 @@ struct StateReply {
     security((), ("device_token" = []))
 )]
 async fn pull(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     req: HttpRequest,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let device_id = query.id("device_id")?.map(str::to_owned);
+    if let Some(device_id) = &device_id {
+        auth.speaks_for(device_id)?;
+    }
     let limit = query.number("limit")?.unwrap_or(DEFAULT_SYNC_LIMIT);
     if !(1..=inbound::MAX_LIMIT).contains(&limit) {
         return Err(WireError::invalid(Some("limit"), None, "must be within 1..=10000").into());
@@ -397,11 +401,12 @@ async fn status(
     security((), ("device_token" = []))
 )]
 async fn get_state(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     check_id("device_id", &path)?;
+    auth.speaks_for(&path)?;
     // A registered device has a sync state from registration on; only an unknown one has none
     // (a device may also have one without registering, by `PUT`).
     let known = store::devices::exists(&app.db, &path).await?
@@ -434,13 +439,14 @@ struct StateBody {
     security((), ("device_token" = []))
 )]
 async fn put_state(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
     check_id("device_id", &device_id)?;
+    auth.speaks_for(&device_id)?;
     let b: StateBody = inbound::parse_body(&body.value)?;
     let status = match b.sync_status.as_deref() {
         None => None,

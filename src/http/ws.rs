@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use std::sync::Arc;
 
-use super::auth::Access;
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::actors::outbox::{self, Connection, Outbox, OutboxBody};
 use crate::actors::session::{ConnectionSlot, Session, Wire};
@@ -21,24 +21,26 @@ pub async fn upgrade(
     payload: web::Payload,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    app.tokens.check(&req, Access::Device, true)?;
-    start(&req, payload, &app, Wire::Plain)
+    let caller = app.tokens.caller(&app.db, &req, true).await?;
+    start(&req, payload, &app, Wire::Plain, Some(caller))
 }
 
 /// Admits a session (the connection limit), completes the WebSocket handshake and starts the
-/// Session actor speaking `wire`, driven by its pump.
+/// Session actor speaking `wire` for `caller` (a Socket.IO session learns its caller later),
+/// driven by its pump.
 pub fn start(
     req: &HttpRequest,
     payload: web::Payload,
     app: &AppState,
     wire: Wire,
+    caller: Option<Caller>,
 ) -> Result<HttpResponse, ApiError> {
     let slot = admit(app)?;
     let mut response = ws::handshake(req).map_err(|err| {
         ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
     })?;
     let connection = req.conn_data::<Connection>().copied();
-    Ok(response.streaming(spawn(app, wire, slot, payload, connection)))
+    Ok(response.streaming(spawn(app, wire, caller, slot, payload, connection)))
 }
 
 /// A slot for one more session, or 503 at the connection limit.
@@ -57,6 +59,7 @@ pub fn admit(app: &AppState) -> Result<ConnectionSlot, ApiError> {
 pub fn spawn<S>(
     app: &AppState,
     wire: Wire,
+    caller: Option<Caller>,
     slot: ConnectionSlot,
     input: S,
     connection: Option<Connection>,
@@ -65,7 +68,7 @@ where
     S: futures_util::Stream<Item = Result<Bytes, PayloadError>> + 'static,
 {
     let outbox = Outbox::on(connection);
-    let session = Session::new(Arc::clone(&app.sessions), wire, outbox.clone(), slot);
+    let session = Session::new(Arc::clone(&app.sessions), wire, outbox.clone(), slot, caller);
     let codec = actix_http::ws::Codec::new().max_size(app.settings.limits.max_message_bytes);
     let stream = ws::WebsocketContext::with_codec(session, input, codec);
     outbox::drive(stream, outbox)

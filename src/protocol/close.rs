@@ -21,3 +21,5 @@ pub const SLOW_CONSUMER: u16 = 4008;
 pub const SESSION_REPLACED: u16 = 4009;
 /// The device was retired by an admin (`DELETE /device/{id}`).
 pub const RETIRED: u16 = 4010;
+/// The device's own token, which opened the session, was revoked.
+pub const REVOKED: u16 = 4011;

@@ -14,6 +14,7 @@
 //! - `receipts`: receipts of writes sent with an id, with their first answer.
 //! - `records`: generic records.
 //! - `sync_states`: each device's position against the log.
+//! - `tokens`: credentials issued to single devices.
 
 pub mod audit;
 pub mod catalogue;
@@ -27,6 +28,7 @@ pub mod receipts;
 pub mod records;
 pub mod stations;
 pub mod sync_states;
+pub mod tokens;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@ mod bad_input;
 mod binary;
 mod broadcast;
 mod cross_site;
+mod device_tokens;
 mod election;
 // Its faults are injected: `make test` builds with them.
 #[cfg(feature = "fault-injection")]

@@ -804,3 +804,39 @@ async fn a_reconnected_master_is_answered_for_by_its_live_session_after_a_takeov
     c.keep(&heard, &mut terms);
     assert!(terms.0.values().all(|master| master == "m"), "no other master: {:?}", terms.0);
 }
+
+/// A device's own token revoked through one node closes the session it opened on another
+/// (4011, within a heartbeat: each node reads the revocations every half heartbeat), and opens
+/// nothing on any node afterwards.
+#[actix_web::test]
+async fn a_revoked_token_closes_its_session_on_every_node() {
+    let url = site_database();
+    let nodes: Vec<Server> =
+        (1..=2).map(|n| start_node_with(n, &url, "require_device_token = true\n")).collect();
+    let http = reqwest::Client::builder().timeout(WAIT).build().expect("http client");
+    wait_for_cluster(&http, &nodes).await;
+    let first = nodes[0].url("");
+    let token = crate::device_tokens::issue(&http, first.trim_end_matches('/'), "tablet").await;
+    let on_second = WsClient::open(&format!("{}?token={token}", nodes[1].ws_url())).await;
+    let mut tablet = TestDevice::from_ws(on_second, "tablet");
+    let online =
+        tablet.request(json!({"type": "device_online", "device_id": "tablet", "priority": 10})).await;
+    assert_eq!(online["type"], "device_online_ack", "{online}");
+
+    let revoked = http
+        .delete(nodes[0].url("/device/tablet/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    let (close, frames) = tablet.recv_close().await;
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4011), "{frames:?}");
+    for node in &nodes {
+        let again = tokio_tungstenite::connect_async(format!("{}?token={token}", node.ws_url())).await;
+        assert!(
+            matches!(&again, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+            "refused on every node"
+        );
+    }
+}

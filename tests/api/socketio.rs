@@ -69,7 +69,7 @@ impl Sio {
     }
 
     /// Reads events until one named `name`.
-    async fn event_named(&mut self, name: &str) -> Value {
+    pub(crate) async fn event_named(&mut self, name: &str) -> Value {
         loop {
             let (got, body) = self.event().await;
             if got == name {
@@ -77,6 +77,26 @@ impl Sio {
                 return body;
             }
         }
+    }
+
+    /// Reads until the server closes the socket; returns the packets before and the close code.
+    pub(crate) async fn closed(&mut self) -> (Vec<String>, Option<u16>) {
+        let mut before = Vec::new();
+        let reading = async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
+                        let _ = self.stream.send(Message::text("3")).await;
+                    }
+                    Some(Ok(Message::Text(text))) => before.push(text.to_string()),
+                    Some(Ok(_)) => {}
+                }
+            }
+        };
+        let code = tokio::time::timeout(WAIT, reading).await.expect("closed in time");
+        (before, code)
     }
 
     /// Reads packets until the acknowledgement `id`, returning its object.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, python_tool, seq, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, TestApp, python_tool, seq, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -325,7 +325,13 @@ walk_throughs! {
 /// The server is left idle and answering on every worker (the harness checks it when the test
 /// ends); a session ended while its GET waited used to leave a task spinning on its worker.
 async fn polling_sessions_end(kind: Kind, transport: &str) {
-    let app = spawn_app().await;
+    // An ended session's last packets wait for a GET up to pingInterval + pingTimeout (a client
+    // that left without one, seen under load, leaves its side that long): shorter than WAIT.
+    let app = spawn_app_with(|s| {
+        s.socketio.ping_interval_s = 2.0;
+        s.socketio.ping_timeout_s = 3.0;
+    })
+    .await;
     let mut client = Client::start(kind, &app, transport, "tablet");
     for n in 0..4 {
         client.ask(json!({"do": "connect", "auth": {"clientId": "tablet"}})).await;

@@ -33,6 +33,10 @@ pub(super) async fn apply(
             FleetWrite::Audit(entry) => store::audit::append(txn, now, entry).await?,
             FleetWrite::SyncState(state) => store::sync_states::write(txn, now, state).await?,
             FleetWrite::Retire(device_id) => store::devices::retire(txn, &device_id).await?,
+            FleetWrite::TokenIssued(token) => store::tokens::issue(txn, now, token).await?,
+            FleetWrite::TokensRevoked(device_id) => {
+                store::tokens::revoke(txn, now, &device_id).await?;
+            }
         }
     }
     Ok(())

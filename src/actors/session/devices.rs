@@ -26,6 +26,9 @@ impl Session {
         reply_to: Option<String>,
         online: DeviceOnline,
     ) {
+        if let Err(error) = self.may_speak_for(Some(&online.device_id)) {
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
         if let Some(bound) = self.device_id.as_ref().filter(|bound| **bound != online.device_id) {
             let error = WireError::new(
                 ErrorCode::InsufficientPermissions,

@@ -32,6 +32,7 @@ use super::election::{Online, Seen};
 use super::outbox::{self, Outbox};
 use super::persistence::{Applied, Origin, Outcome, persist};
 use super::registry::{Identify, Latency, Register, Stats, Transport, Unregister};
+use crate::domain::caller::Caller;
 use crate::domain::commands::{Command, Writer};
 use crate::domain::feed::{self, Feed};
 use crate::domain::records::Conflict;
@@ -62,7 +63,7 @@ mod socketio;
 mod sync;
 
 pub use context::{ConnectionSlot, ConnectionSlots, SessionContext};
-pub use socketio::{SocketIoWire, TokenCheck, Wire};
+pub use socketio::{Authenticate, SocketIoWire, Wire};
 
 /// The outbound queue fell low enough to read more of the log.
 #[derive(Message)]
@@ -123,6 +124,9 @@ pub struct Session {
     outbox: Outbox,
     _slot: ConnectionSlot,
     client_id: Option<String>,
+    /// Who its token speaks as: a device's own token may register and write as that device
+    /// only.
+    caller: Option<Caller>,
     /// The device this session registered as (`device_online`, `register_device`).
     device_id: Option<String>,
     last_seen: Instant,
@@ -159,7 +163,15 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(cx: Arc<SessionContext>, wire: Wire, outbox: Outbox, slot: ConnectionSlot) -> Self {
+    /// A session speaking `wire`; `caller` is who its token speaks as (a Socket.IO session
+    /// learns it when its client joins the namespace).
+    pub fn new(
+        cx: Arc<SessionContext>,
+        wire: Wire,
+        outbox: Outbox,
+        slot: ConnectionSlot,
+        caller: Option<Caller>,
+    ) -> Self {
         let id = Uuid::new_v4();
         let now = Instant::now();
         let opened_at = cx.published.get();
@@ -175,6 +187,7 @@ impl Session {
             _slot: slot,
             client_id: None,
             device_id: None,
+            caller,
             last_seen: now,
             last_ping: now,
             ping_sent_at: None,
@@ -545,12 +558,24 @@ impl Session {
         reply_to: Option<String>,
         connect: Connect,
     ) {
+        if let Err(error) = self.may_speak_for(connect.client_id.as_deref()) {
+            return self.send_error(ctx, &error, reply_to.as_deref());
+        }
         if let Some(client_id) = connect.client_id {
             self.cx.registry.do_send(Identify { session: self.id, client_id: client_id.clone() });
             self.client_id = Some(client_id);
         }
         self.resume(ctx, connect.last_seq, connect.epoch.as_deref());
         self.reply_when_live(ctx, Reply::Connected { reply_to });
+    }
+
+    /// Whether the session's token may speak for `id` (a device, or a cashier's `clientId`): a
+    /// device's own token speaks for that device only.
+    fn may_speak_for(&self, id: Option<&str>) -> Result<(), WireError> {
+        match (&self.caller, id) {
+            (Some(caller), Some(id)) => caller.speaks_for(id),
+            _ => Ok(()),
+        }
     }
 
     /// Sends `reply` now if the session is live, or once its catch-up is done.
@@ -866,6 +891,12 @@ impl Handler<Outbound> for Session {
             }
             Outbound::Frame { seq: None, frame } => self.write(ctx, frame),
             Outbound::Close { code, reason } => self.close(ctx, code, reason),
+            Outbound::Revoked(tokens) => {
+                let token = self.caller.as_ref().and_then(Caller::token_id);
+                if token.is_some_and(|token| tokens.iter().any(|t| t == token)) {
+                    self.close(ctx, close::REVOKED, "token revoked");
+                }
+            }
         }
     }
 }

@@ -7,18 +7,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::prelude::*;
 use actix_web_actors::ws;
 use bytestring::ByteString;
+use futures_util::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 
 use super::{Session, duration_ms};
+use crate::domain::caller::Caller;
 use crate::protocol::inbound::{self, ClientEvent, Rejected};
 use crate::protocol::outbound::Frame;
 use crate::protocol::socketio::{self, EnginePacket, PacketError, SioPacket};
 use crate::protocol::{ErrorCode, WireError};
 
-/// Whether a token opens a session (the device token, or the admin token).
-pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Who a token in the CONNECT payload speaks as, or `None` when it opens nothing (a device's own
+/// token is looked up in the database).
+pub type Authenticate = Arc<dyn Fn(String) -> LocalBoxFuture<'static, Option<Caller>>>;
 
 /// How a session's frames are spoken.
 pub enum Wire {
@@ -36,9 +40,10 @@ pub struct SocketIoWire {
     upgrades: bool,
     /// The client joined the default namespace.
     joined: bool,
-    /// The handshake request carried a token that opens a session (`?token=` or the header).
-    authorized: bool,
-    check_token: TokenCheck,
+    /// Who the handshake request's token speaks as (`?token=` or the header), if it opens a
+    /// session.
+    handshake_caller: Option<Caller>,
+    authenticate: Authenticate,
     /// Events waiting for their acknowledgement: the reply's `reply_to` → the ack id.
     acks: HashMap<String, u64>,
     ping_interval: Duration,
@@ -61,8 +66,8 @@ impl SocketIoWire {
     pub fn new(
         sid: String,
         upgrades: bool,
-        authorized: bool,
-        check_token: TokenCheck,
+        handshake_caller: Option<Caller>,
+        authenticate: Authenticate,
         ping_interval: Duration,
         ping_timeout: Duration,
     ) -> Self {
@@ -70,8 +75,8 @@ impl SocketIoWire {
             sid,
             upgrades,
             joined: false,
-            authorized,
-            check_token,
+            handshake_caller,
+            authenticate,
             acks: HashMap::new(),
             ping_interval,
             ping_timeout,
@@ -228,19 +233,41 @@ impl Session {
     /// with the payload's `clientId`, `last_seq` and `epoch`.
     fn on_sio_connect(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut auth: Map<String, Value>) {
         let Wire::SocketIo(sio) = &mut self.wire else { return };
-        let token = auth.remove("token");
-        let allowed =
-            sio.authorized || token.as_ref().and_then(Value::as_str).is_some_and(|t| (sio.check_token)(t));
-        if !allowed {
-            let message =
-                if token.is_some() { "The token is not valid" } else { "This server needs a token" };
+        match auth.remove("token") {
+            // The payload's token is looked up before anything else the client sent is read.
+            Some(Value::String(token)) => {
+                let lookup = (sio.authenticate)(token);
+                ctx.wait(
+                    lookup.into_actor(self).map(|caller, act, ctx| act.sio_join(ctx, caller, true, auth)),
+                );
+            }
+            Some(_) => self.sio_join(ctx, None, true, auth),
+            None => {
+                let caller = sio.handshake_caller.clone();
+                self.sio_join(ctx, caller, false, auth);
+            }
+        }
+    }
+
+    /// Joins the namespace as `caller`, or refuses the CONNECT without one.
+    fn sio_join(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        caller: Option<Caller>,
+        presented: bool,
+        mut auth: Map<String, Value>,
+    ) {
+        let Wire::SocketIo(sio) = &mut self.wire else { return };
+        let Some(caller) = caller else {
+            let message = if presented { "The token is not valid" } else { "This server needs a token" };
             let refusal = socketio::connect_error("/", message, Some(ErrorCode::Unauthorized.as_str()));
             return self.send_packet(ctx, refusal);
-        }
+        };
         if sio.joined {
             return;
         }
         sio.joined = true;
+        self.caller = Some(caller);
         let joined = socketio::connected(&sio.sid);
         self.send_packet(ctx, joined);
         auth.insert("type".to_owned(), Value::String("connect".to_owned()));

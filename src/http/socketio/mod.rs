@@ -21,12 +21,11 @@ use tokio_stream_shim::receiver_stream;
 
 pub use self::polling::PollingSessions;
 use self::polling::{Bridge, Taken};
-use super::auth::Access;
 use super::error::ApiError;
 use super::query::Query;
 use super::ws;
 use crate::actors::outbox::{self, Outbox};
-use crate::actors::session::{SocketIoWire, TokenCheck, Wire};
+use crate::actors::session::{Authenticate, SocketIoWire, Wire};
 use crate::http::state::AppState;
 use crate::protocol::socketio::{ENGINE_IO_VERSION, RECORD_SEPARATOR};
 
@@ -72,16 +71,19 @@ fn target(query: &Query) -> Result<Target, (u8, &'static str)> {
 }
 
 /// A new session's Socket.IO state.
-fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire {
-    let authorized = app.tokens.check(req, Access::Device, true).is_ok();
-    let tokens = app.tokens.clone();
-    let check_token: TokenCheck = Arc::new(move |token| tokens.opens_session(token));
+async fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire {
+    let handshake_caller = app.tokens.caller(&app.db, req, true).await.ok();
+    let (tokens, db) = (app.tokens.clone(), app.db.clone());
+    let authenticate: Authenticate = Arc::new(move |token| {
+        let (tokens, db) = (tokens.clone(), db.clone());
+        Box::pin(async move { tokens.caller_of(&db, Some(&token)).await.ok() })
+    });
     let socketio = &app.settings.socketio;
     let wire = SocketIoWire::new(
         sid,
         upgrades,
-        authorized,
-        check_token,
+        handshake_caller,
+        authenticate,
         socketio.ping_interval(),
         socketio.ping_timeout(),
     );
@@ -104,8 +106,8 @@ async fn get(
     };
     match (target.websocket, target.sid) {
         (true, None) => {
-            let wire = wire(&req, &app, new_sid(), false);
-            ws::start(&req, payload, &app, wire)
+            let wire = wire(&req, &app, new_sid(), false).await;
+            ws::start(&req, payload, &app, wire, None)
         }
         (true, Some(sid)) => {
             let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
@@ -144,7 +146,8 @@ async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, Ap
     let slot = ws::admit(app)?;
     let sid = new_sid();
     let (input, frames) = tokio::sync::mpsc::unbounded_channel();
-    let body = ws::spawn(app, wire(req, app, sid.clone(), true), slot, receiver_stream(frames), None);
+    let wire = wire(req, app, sid.clone(), true).await;
+    let body = ws::spawn(app, wire, None, slot, receiver_stream(frames), None);
     let socketio = &app.settings.socketio;
     let bridge = Bridge::start(
         input,

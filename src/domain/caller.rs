@@ -1,0 +1,38 @@
+//! Who a request or a session speaks as, by the token it presented (docs/SECURITY.md, "What
+//! each token allows"): `http::auth` finds it, sessions and handlers hold it.
+
+use crate::protocol::{ErrorCode, WireError};
+
+/// Who a request or a session speaks as (docs/SECURITY.md, "What each token allows").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token: anything.
+    Admin,
+    /// The fleet token: any device.
+    Fleet,
+    /// A device's own token: that device only.
+    Device { device_id: String, token_id: String },
+    /// No device authentication is configured: anyone who reaches the port, as any device.
+    Open,
+}
+
+impl Caller {
+    /// Whether it may speak for `device_id`; `INSUFFICIENT_PERMISSIONS` if not.
+    pub fn speaks_for(&self, device_id: &str) -> Result<(), WireError> {
+        match self {
+            Self::Device { device_id: own, .. } if own != device_id => Err(WireError::new(
+                ErrorCode::InsufficientPermissions,
+                format!("This token speaks for device {own} only, not {device_id}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The device token it presented, if it is one.
+    pub fn token_id(&self) -> Option<&str> {
+        match self {
+            Self::Device { token_id, .. } => Some(token_id),
+            _ => None,
+        }
+    }
+}
