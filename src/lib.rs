@@ -21,6 +21,7 @@
 //! - `metrics`: the Prometheus figures, counted where things happen, one registry per server.
 //! - `sync`: sync reads (change pages, full snapshots, device sync states) for WebSocket and REST.
 //! - `faults`: faults tests inject into a running server (`fault-injection` builds only).
+//! - `tokens`: `device-sync token`, devices' own tokens from the command line.
 //!
 //! The terminal client, the load generator and the benchmark are the workspace member `tools/`
 //! (`device-sync-tools`): they import nothing of the server.
@@ -38,3 +39,4 @@ pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tokens;

@@ -33,6 +33,14 @@ enum Commands {
     CheckConfig,
     /// Serve the Socket.IO protocol test suite's handlers on port 3000 (`make conformance`).
     Conformance,
+    /// A device's own tokens, on the server's database (running or not): `issue` prints a new
+    /// one once, `list` shows them without secrets, `revoke` shuts them all out.
+    Token {
+        #[arg(value_enum)]
+        action: TokenVerb,
+        /// The device's id.
+        device: String,
+    },
     /// Talk to a server by hand (`device-sync-tools client`; `--help` there).
     #[command(disable_help_flag = true)]
     Client {
@@ -60,11 +68,19 @@ enum Commands {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenVerb {
+    Issue,
+    List,
+    Revoke,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => serve(cli.config, |_| {}),
         Commands::CheckConfig => check_config(cli.config.as_deref()),
+        Commands::Token { action, device } => token(cli.config.as_deref(), action, &device),
         Commands::Conformance => serve(cli.config, |s| {
             // What `socketio/socket.io-protocol`'s test-suite expects of the server it checks.
             s.server.port = 3000;
@@ -108,6 +124,33 @@ fn check_config(config: Option<&Path>) -> ExitCode {
         Err(err) => {
             eprintln!("device-sync check-config: {err}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn token(config: Option<&Path>, verb: TokenVerb, device: &str) -> ExitCode {
+    use device_sync::tokens::TokenAction;
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("device-sync token: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let action = match verb {
+        TokenVerb::Issue => TokenAction::Issue,
+        TokenVerb::List => TokenAction::List,
+        TokenVerb::Revoke => TokenAction::Revoke,
+    };
+    let done = actix_web::rt::System::new().block_on(device_sync::tokens::run(&settings, action, device));
+    match done {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("device-sync token: {err}");
+            ExitCode::FAILURE
         }
     }
 }

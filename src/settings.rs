@@ -50,11 +50,67 @@ fn linger_s() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
     pub durability: Durability,
+}
+
+impl DatabaseSettings {
+    /// The URL as it may be shown: its password (in the user part or a `password=` parameter)
+    /// redacted.
+    pub fn shown_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// `url` with any password in it redacted.
+pub fn redact_url(url: &str) -> String {
+    let mut shown = url.to_owned();
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = url[start..at].find(':').map(|i| start + i)
+        {
+            shown = format!("{}<redacted>{}", &url[..=colon], &url[at..]);
+        }
+    }
+    match shown.find('?') {
+        None => shown,
+        Some(q) => {
+            let (base, query) = shown.split_at(q + 1);
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=<redacted>"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}{}", query.join("&"))
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    // A password in the URL never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.shown_url())
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+impl Serialize for DatabaseSettings {
+    // Serialized only to be shown (`check-config`): the password is redacted.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut database = serializer.serialize_struct("DatabaseSettings", 2)?;
+        database.serialize_field("url", &self.shown_url())?;
+        database.serialize_field("durability", &self.durability)?;
+        database.end()
+    }
 }
 
 /// What a commit survives.
@@ -528,6 +584,28 @@ impl DatabaseSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_password_is_never_shown() {
+        let cases = [
+            ("postgres://shop:hunter2@db:5432/shop", "postgres://shop:<redacted>@db:5432/shop"),
+            (
+                "postgres://shop:p%40ss@db/shop?sslmode=require",
+                "postgres://shop:<redacted>@db/shop?sslmode=require",
+            ),
+            (
+                "postgres://db/shop?user=shop&password=hunter2",
+                "postgres://db/shop?user=shop&password=<redacted>",
+            ),
+            ("postgres://shop@db/shop", "postgres://shop@db/shop"),
+            ("sqlite://data/device-sync.db?mode=rwc", "sqlite://data/device-sync.db?mode=rwc"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
+            let settings = DatabaseSettings { url: url.into(), durability: Durability::Full };
+            assert!(!format!("{settings:?}").contains("hunter2"));
+        }
+    }
 
     #[test]
     fn built_in_defaults_are_those_of_the_protocol() {

@@ -169,3 +169,38 @@ async fn a_revoked_token_closes_its_sessions_and_opens_nothing_again() {
     till.close().await;
     app.stop().await;
 }
+
+/// `device-sync token` on a running server's database: the token it prints opens a session for
+/// its device, and `revoke` closes that session (4011; the server reads recent revocations
+/// every half heartbeat) and shuts the token out.
+#[actix_web::test]
+async fn the_command_line_issues_and_revokes_beside_a_running_server() {
+    let server = crate::process::Server::start(crate::process::Launch {
+        settings: "require_device_token = true\n[heartbeat]\ninterval_s = 0.2\ntimeout_s = 2\n".into(),
+        ..Default::default()
+    });
+    let config = server.dir.path().join("site.toml");
+    let token = |verb: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_device-sync"))
+            .args(["token", verb, "kiosk", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run device-sync token");
+        assert!(out.status.success(), "token {verb}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let issued = token("issue");
+    let issued = issued.trim();
+    assert!(issued.starts_with("dst_"), "{issued}");
+    let mut kiosk =
+        TestDevice::from_ws(WsClient::open(&format!("{}?token={issued}", server.ws_url())).await, "kiosk");
+    let online = kiosk.request(json!({"type": "device_online", "device_id": "kiosk", "priority": 10})).await;
+    assert_eq!(online["type"], "device_online_ack", "{online}");
+    assert!(token("list").contains("live"));
+    assert!(token("revoke").contains("revoked 1"));
+    let (close, _) = kiosk.recv_close().await;
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(4011));
+    let again = tokio_tungstenite::connect_async(format!("{}?token={issued}", server.ws_url())).await;
+    assert!(matches!(&again, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401));
+    assert!(token("list").contains("revoked"));
+}

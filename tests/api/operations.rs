@@ -150,3 +150,110 @@ async fn under_systemd_the_server_says_ready_once_it_listens_and_stopping_on_sig
     let n = socket.recv(&mut buf).expect("a notification in time");
     assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "STOPPING=1");
 }
+
+/// docs/SECURITY.md, "Safe defaults": the package's settings listen on the LAN, so without a
+/// device token the server refuses them (check-config says why, the server does not start);
+/// the package's install step (`packaging/debian/fleet-token`, run by postinst) writes a fleet
+/// token, after which they are valid; run again (an upgrade) it changes nothing.
+#[test]
+fn the_packages_settings_refuse_an_open_lan_listener_until_install_makes_a_fleet_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("settings.toml");
+    let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/settings.toml");
+    std::fs::copy(packaged, &file).expect("copy the package's settings");
+    let path = file.to_str().expect("path");
+    let checked = device_sync(&["check-config", "--config", path]);
+    assert_eq!(checked.status.code(), Some(2));
+    let said = text(&checked.stderr);
+    assert!(said.contains("auth.device_token") && said.contains("allow_open_network"), "{said}");
+    let served = device_sync(&["serve", "--config", path]);
+    assert_eq!(served.status.code(), Some(2));
+    assert!(!text(&served.stdout).contains("listening on"));
+
+    let install = || {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/debian/fleet-token"))
+            .arg(&file)
+            .output()
+            .expect("run fleet-token");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::read_to_string(&file).expect("read")
+    };
+    let installed = install();
+    let token = installed
+        .lines()
+        .find_map(|l| l.strip_prefix("device_token = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("a device_token line");
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert_eq!(install(), installed, "an upgrade keeps the token");
+    let checked = device_sync(&["check-config", "--config", path]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
+    assert!(!text(&checked.stdout).contains(token), "the token is redacted");
+}
+
+/// No secret in any log line or in check-config's output: the admin token, the fleet token, a
+/// device's own token and the database's password, through a server's whole life (a session
+/// with each token, a bad token, an issued and a revoked token, a stop) and a failed start.
+#[actix_web::test]
+async fn no_secret_reaches_a_log_line_or_check_config() {
+    let fleet = "fleet-secret-0123456789";
+    let launch = Launch {
+        settings: format!("device_token = \"{fleet}\"\n[log]\nlevel = \"debug\"\n"),
+        ..Launch::default()
+    };
+    let mut server = Server::start(launch);
+    let http = reqwest::Client::new();
+    let base = server.url("");
+    let own = crate::device_tokens::issue(&http, base.trim_end_matches('/'), "till-1").await;
+    for token in [fleet, own.as_str(), crate::helpers::ADMIN_TOKEN] {
+        let mut ws = WsClient::open(&format!("{}?token={token}", server.ws_url())).await;
+        ws.roundtrip("p").await;
+        ws.close().await;
+    }
+    let wrong = tokio_tungstenite::connect_async(format!(
+        "{}?token=dst_0011223344556677_{}",
+        server.ws_url(),
+        "ab".repeat(32)
+    ));
+    assert!(wrong.await.is_err());
+    let revoked =
+        http.delete(server.url("/device/till-1/tokens")).bearer_auth(crate::helpers::ADMIN_TOKEN).send();
+    assert_eq!(revoked.await.expect("revoke").status(), 200);
+    assert_eq!(server.terminate().code(), Some(0));
+    let secret = &own[own.len() - 64..];
+    let mut logged = server.logs().join("\n");
+
+    let file = server.dir.path().join("site.toml");
+    let config = std::fs::read_to_string(&file).expect("read settings");
+    let checked = device_sync(&["check-config", "--config", file.to_str().expect("path")]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stderr));
+    logged += &text(&checked.stdout);
+    // A database that cannot be reached, its password in the URL: the failed start's lines.
+    let bad = dir_with(&config, "postgres://shop:hunter2-password@127.0.0.1:9/shop");
+    let bad_file = bad.path().join("site.toml");
+    let failed = device_sync(&["serve", "--config", bad_file.to_str().expect("path")]);
+    assert_ne!(failed.status.code(), Some(0));
+    logged += &(text(&failed.stdout) + &text(&failed.stderr));
+    let shown = device_sync(&["check-config", "--config", bad_file.to_str().expect("path")]);
+    logged += &text(&shown.stdout);
+    assert!(text(&shown.stdout).contains("shop:<redacted>@127.0.0.1"), "{}", text(&shown.stdout));
+    for secret in [fleet, crate::helpers::ADMIN_TOKEN, secret, "hunter2-password"] {
+        assert!(!logged.contains(secret), "a secret in the logs: {secret}");
+    }
+}
+
+/// A directory with `config`'s settings but the database at `url`.
+fn dir_with(config: &str, url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut lines: Vec<String> = Vec::new();
+    for line in config.lines() {
+        if line.starts_with("url = ") {
+            lines.push(format!("url = \"{url}\""));
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    std::fs::write(dir.path().join("site.toml"), lines.join("\n") + "\n").expect("write");
+    dir
+}
