@@ -223,6 +223,7 @@ impl Application {
         });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
+            anonymous: ConnectionSlots::new(settings.limits.max_anonymous),
             sessions,
             tokens,
             polling: Arc::default(),
@@ -253,6 +254,8 @@ impl Application {
                 server.allowed_origins.iter().chain(&state.settings.socketio.cors_origins),
             )
         };
+        let rate_limit = http::rate::rate_limit(&state.settings.limits);
+        http::rate::spawn_pruning(&rate_limit, state.stopping.subscribe());
         let server = HttpServer::new(move || {
             // Called once on each worker's thread, as it starts.
             starting.note_current();
@@ -262,6 +265,7 @@ impl Application {
                 .configure(|cfg| http::routes(cfg, &app_state.settings))
                 .wrap(origins.cors())
                 .wrap(actix_web::middleware::from_fn(http::origin::guard))
+                .wrap(actix_governor::Governor::new(&rate_limit))
         })
         .on_connect(move |conn, data| tune_socket(conn, data, user_timeout))
         .disable_signals()

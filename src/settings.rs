@@ -258,6 +258,35 @@ pub struct LimitSettings {
     /// first.
     #[serde(default = "total_queue_bytes")]
     pub total_queue_bytes: usize,
+    /// Socket.IO sessions whose client has not yet joined with a token, at once: they hold no
+    /// slot of `max_connections` until they join.
+    #[serde(default = "max_anonymous")]
+    pub max_anonymous: usize,
+    /// Requests (REST calls and upgrades) a second from one address, and the burst above it
+    /// (429 with Retry-After past them).
+    #[serde(default = "requests_per_second_per_address")]
+    pub requests_per_second_per_address: u32,
+    #[serde(default = "request_burst_per_address")]
+    pub request_burst_per_address: u32,
+    /// Whether loopback (tools and a reverse proxy on this machine) is rate-limited too.
+    #[serde(default)]
+    pub rate_limit_loopback: bool,
+}
+
+fn connect_timeout_s() -> f64 {
+    10.0
+}
+
+fn max_anonymous() -> usize {
+    256
+}
+
+fn requests_per_second_per_address() -> u32 {
+    50
+}
+
+fn request_burst_per_address() -> u32 {
+    200
 }
 
 fn total_queue_bytes() -> usize {
@@ -273,6 +302,9 @@ pub struct SocketIoSettings {
     pub enabled: bool,
     pub ping_interval_s: f64,
     pub ping_timeout_s: f64,
+    /// How long a new session may take to join the namespace (its CONNECT, with the token).
+    #[serde(default = "connect_timeout_s")]
+    pub connect_timeout_s: f64,
     /// Before `server.allowed_origins`, the origins allowed to long-poll: still read, and
     /// allowed everywhere as if listed there.
     #[serde(default)]
@@ -382,6 +414,7 @@ impl Settings {
             ("limits.idle_timeout_s", self.limits.idle_timeout_s),
             ("socketio.ping_interval_s", self.socketio.ping_interval_s),
             ("socketio.ping_timeout_s", self.socketio.ping_timeout_s),
+            ("socketio.connect_timeout_s", self.socketio.connect_timeout_s),
             ("cluster.lease_ttl_s", self.cluster.lease_ttl_s),
         ];
         for (key, value) in durations {
@@ -413,6 +446,9 @@ impl Settings {
             ("limits.session_queue_bytes", self.limits.session_queue_bytes),
             ("limits.messages_per_second", self.limits.messages_per_second as usize),
             ("limits.total_queue_bytes", self.limits.total_queue_bytes),
+            ("limits.max_anonymous", self.limits.max_anonymous),
+            ("limits.requests_per_second_per_address", self.limits.requests_per_second_per_address as usize),
+            ("limits.request_burst_per_address", self.limits.request_burst_per_address as usize),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -545,6 +581,10 @@ impl SocketIoSettings {
 
     pub fn ping_timeout(&self) -> Duration {
         seconds(self.ping_timeout_s)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        seconds(self.connect_timeout_s)
     }
 }
 

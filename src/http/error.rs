@@ -67,6 +67,13 @@ pub struct RestError<'a> {
     body: ErrorBody<'a>,
 }
 
+impl<'a> RestError<'a> {
+    /// The body of `error`.
+    pub fn of(error: &'a WireError) -> Self {
+        Self { success: false, body: error.body(None) }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status

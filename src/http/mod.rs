@@ -11,6 +11,7 @@
 //! - `openapi`: the API description (`/openapi.json`) and its page (`/docs/`).
 //! - `routes`: the one table REST routes are registered through (and listed from).
 //! - `query`: query-string parameters, checked.
+//! - `rate`: the rate limit per client address.
 //! - `auth`: the admin and device tokens.
 //! - `origin`: requests from other sites' pages refused; CORS for the allowed ones.
 //! - `body`: bounded JSON request bodies.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod origin;
 pub mod query;
+pub mod rate;
 pub mod routes;
 pub mod socketio;
 pub mod state;

@@ -25,6 +25,8 @@ pub struct Shared {
     pub sessions: Arc<SessionContext>,
     /// The admission gate for WebSocket sessions (`limits.max_connections`).
     pub slots: Arc<ConnectionSlots>,
+    /// The admission gate for Socket.IO sessions until they join (`limits.max_anonymous`).
+    pub anonymous: Arc<ConnectionSlots>,
     pub tokens: Tokens,
     /// The Socket.IO sessions on long-polling, by Engine.IO session id.
     pub polling: Arc<PollingSessions>,

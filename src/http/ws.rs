@@ -22,25 +22,39 @@ pub async fn upgrade(
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = app.tokens.caller(&app.db, &req, true).await?;
-    start(&req, payload, &app, Wire::Plain, Some(caller))
+    let slot = admit(&app)?;
+    start(&req, payload, &app, Wire::Plain, Some(caller), slot)
 }
 
-/// Admits a session (the connection limit), completes the WebSocket handshake and starts the
-/// Session actor speaking `wire` for `caller` (a Socket.IO session learns its caller later),
-/// driven by its pump.
+/// Completes the WebSocket handshake and starts the Session actor, admitted with `slot`,
+/// speaking `wire` for `caller` (a Socket.IO session learns its caller later), driven by its
+/// pump.
 pub fn start(
     req: &HttpRequest,
     payload: web::Payload,
     app: &AppState,
     wire: Wire,
     caller: Option<Caller>,
+    slot: ConnectionSlot,
 ) -> Result<HttpResponse, ApiError> {
-    let slot = admit(app)?;
     let mut response = ws::handshake(req).map_err(|err| {
         ApiError::from(WireError::invalid(None, None, format!("not a WebSocket upgrade: {err}")))
     })?;
     let connection = req.conn_data::<Connection>().copied();
     Ok(response.streaming(spawn(app, wire, caller, slot, payload, connection)))
+}
+
+/// A slot for one more Socket.IO session that has not joined with its token yet, or 503 past
+/// `limits.max_anonymous`: such sessions cannot take the slots of devices.
+pub fn admit_anonymous(app: &AppState) -> Result<ConnectionSlot, ApiError> {
+    app.anonymous.try_acquire().ok_or_else(|| {
+        tracing::warn!(max = app.settings.limits.max_anonymous, "too many sessions waiting to join");
+        let error = WireError::new(
+            ErrorCode::ServerError,
+            format!("Too many sessions are waiting to join ({})", app.settings.limits.max_anonymous),
+        );
+        ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE)
+    })
 }
 
 /// A slot for one more session, or 503 at the connection limit.

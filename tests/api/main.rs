@@ -8,6 +8,7 @@ mod metrics;
 mod process;
 
 mod admin;
+mod admission;
 mod auth;
 mod bad_input;
 mod binary;

@@ -115,6 +115,7 @@ impl Sio {
 fn quick_pings(s: &mut device_sync::settings::Settings) {
     s.socketio.ping_interval_s = 0.2;
     s.socketio.ping_timeout_s = 0.3;
+    s.socketio.connect_timeout_s = 1.0;
 }
 
 #[actix_web::test]
@@ -526,7 +527,7 @@ async fn other_methods_are_refused_and_a_client_that_never_joins_is_closed() {
         reqwest::Client::new().put(app.url("/socket.io/?EIO=4&transport=polling")).send().await.expect("put");
     assert_eq!(put.status(), 400);
     let mut sio = Sio::open(&app, "").await;
-    // It answers pings but never sends CONNECT: closed after pingInterval + pingTimeout.
+    // It answers pings but never sends CONNECT: closed after `socketio.connect_timeout_s`.
     let ended = tokio::time::timeout(WAIT, async {
         loop {
             match sio.stream.next().await {

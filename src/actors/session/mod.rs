@@ -122,7 +122,9 @@ pub struct Session {
     /// `/ws` or Socket.IO.
     wire: Wire,
     outbox: Outbox,
-    _slot: ConnectionSlot,
+    /// Its admission: a device session's slot, or, until a Socket.IO client joins, one of the
+    /// few kept for sessions not yet joined.
+    slot: ConnectionSlot,
     client_id: Option<String>,
     /// Who its token speaks as: a device's own token may register and write as that device
     /// only.
@@ -184,7 +186,7 @@ impl Session {
             cx,
             wire,
             outbox,
-            _slot: slot,
+            slot,
             client_id: None,
             device_id: None,
             caller,

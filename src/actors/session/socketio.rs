@@ -13,12 +13,12 @@ use bytestring::ByteString;
 use futures_util::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 
-use super::{Session, duration_ms};
+use super::{ConnectionSlots, Session, duration_ms};
 use crate::domain::caller::Caller;
 use crate::protocol::inbound::{self, ClientEvent, Rejected};
 use crate::protocol::outbound::Frame;
 use crate::protocol::socketio::{self, EnginePacket, PacketError, SioPacket};
-use crate::protocol::{ErrorCode, WireError};
+use crate::protocol::{ErrorCode, WireError, close};
 
 /// Who a token in the CONNECT payload speaks as, or `None` when it opens nothing (a device's own
 /// token is looked up in the database).
@@ -56,6 +56,9 @@ pub struct SocketIoWire {
     opened: Instant,
     /// How long it may take to join the namespace.
     connect_timeout: Duration,
+    /// The pool of device sessions' slots: joining takes one (the session's slot until then is
+    /// one of the few kept for sessions not yet joined).
+    joining: Option<Arc<ConnectionSlots>>,
     /// Binary attachments still to come of a binary packet already refused: they are part of
     /// it, and dropped without a word.
     attachments_due: usize,
@@ -82,6 +85,7 @@ impl SocketIoWire {
             ping_timeout,
             opened: Instant::now(),
             connect_timeout: ping_interval + ping_timeout,
+            joining: None,
             conformance: None,
             attachments_due: 0,
         }
@@ -99,6 +103,13 @@ impl SocketIoWire {
     /// The client joined the default namespace.
     pub fn joined(&self) -> bool {
         self.joined
+    }
+
+    /// Must join within `timeout`, and then takes a slot of `slots` in place of its own.
+    pub fn joining_within(mut self, timeout: Duration, slots: Arc<ConnectionSlots>) -> Self {
+        self.connect_timeout = timeout;
+        self.joining = Some(slots);
+        self
     }
 
     /// Serves the protocol test suite's handlers instead of the fleet's.
@@ -265,6 +276,18 @@ impl Session {
         };
         if sio.joined {
             return;
+        }
+        if let Some(slots) = sio.joining.take() {
+            match slots.try_acquire() {
+                Some(slot) => self.slot = slot,
+                None => {
+                    let message = "The server is at its connection limit";
+                    let refusal =
+                        socketio::connect_error("/", message, Some(ErrorCode::ServerError.as_str()));
+                    self.send_packet(ctx, refusal);
+                    return self.close(ctx, close::GOING_AWAY, "connection limit");
+                }
+            }
         }
         sio.joined = true;
         self.caller = Some(caller);

@@ -86,7 +86,8 @@ async fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) ->
         authenticate,
         socketio.ping_interval(),
         socketio.ping_timeout(),
-    );
+    )
+    .joining_within(socketio.connect_timeout(), Arc::clone(&app.slots));
     Wire::SocketIo(Box::new(if socketio.conformance { wire.for_conformance() } else { wire }))
 }
 
@@ -106,8 +107,9 @@ async fn get(
     };
     match (target.websocket, target.sid) {
         (true, None) => {
+            let slot = ws::admit_anonymous(&app)?;
             let wire = wire(&req, &app, new_sid(), false).await;
-            ws::start(&req, payload, &app, wire, None)
+            ws::start(&req, payload, &app, wire, None, slot)
         }
         (true, Some(sid)) => {
             let Some(bridge) = app.polling.get(&sid) else { return Ok(refuse(1, "Session ID unknown")) };
@@ -143,7 +145,7 @@ async fn get(
 
 /// A long-polling handshake: a new session, and its open packet as the first poll's answer.
 async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, ApiError> {
-    let slot = ws::admit(app)?;
+    let slot = ws::admit_anonymous(app)?;
     let sid = new_sid();
     let (input, frames) = tokio::sync::mpsc::unbounded_channel();
     let wire = wire(req, app, sid.clone(), true).await;
