@@ -49,6 +49,8 @@ pub enum StartError {
     Database(#[from] DbErr),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(#[from] http::tls::TlsError),
     #[error(
         "refusing to listen on {host} with no device authentication: anyone on the network could act as any device. \
          Set auth.device_token (the fleet token) or auth.require_device_token = true and issue devices their own \
@@ -72,6 +74,8 @@ pub struct Application {
     /// Watched from before the `listening on` line, so a signal sent right after it still stops
     /// the server cleanly.
     signals: StopSignals,
+    /// With TLS on: the certificate, to read again on SIGHUP.
+    certificates: Option<Arc<http::tls::Certificates>>,
 }
 
 /// Asks a running server to shut down as it would on SIGTERM.
@@ -270,14 +274,35 @@ impl Application {
         .on_connect(move |conn, data| tune_socket(conn, data, user_timeout))
         .disable_signals()
         .shutdown_timeout(DRAIN_TIMEOUT_S)
-        .client_disconnect_timeout(state.settings.server.linger())
-        .listen(listener)
+        .client_disconnect_timeout(state.settings.server.linger());
+        let certificates = match state.settings.server.tls() {
+            None => None,
+            Some((cert, key)) => Some(http::tls::Certificates::load(cert, key)?),
+        };
+        let server = match &certificates {
+            None => server.listen(listener),
+            Some(certificates) => server.listen_rustls_0_23(listener, certificates.server_config()?),
+        }
         .map_err(io("listening"))?
         .run();
 
         let signals = StopSignals::watch();
-        tracing::info!("listening on http://{}:{}", state.settings.server.host, local.port());
-        Ok(Self { port: local.port(), server, state, workers, shutdown: Arc::new(Notify::new()), signals })
+        let scheme = if certificates.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{}:{}", state.settings.server.host, local.port());
+        Ok(Self {
+            port: local.port(),
+            server,
+            state,
+            workers,
+            shutdown: Arc::new(Notify::new()),
+            signals,
+            certificates,
+        })
+    }
+
+    /// With TLS on, the certificate in use (`reload` reads its files again).
+    pub fn certificates(&self) -> Option<Arc<http::tls::Certificates>> {
+        self.certificates.clone()
     }
 
     /// The port the server listens on (the real one when the settings said 0).
@@ -410,8 +435,11 @@ impl StopSignals {
 /// noted in the connection's data, so a WebSocket session can end its reading side
 /// (`Outbox::end_reading`).
 fn tune_socket(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions, user_timeout: Duration) {
-    let Some(tcp) = conn.downcast_ref::<TcpStream>() else {
-        return;
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<TcpStream>;
+    let tcp = match (conn.downcast_ref::<TcpStream>(), conn.downcast_ref::<Tls>()) {
+        (Some(tcp), _) => tcp,
+        (None, Some(tls)) => tls.get_ref().0,
+        (None, None) => return,
     };
     if let Err(err) = tcp.set_nodelay(true) {
         tracing::debug!(%err, "TCP_NODELAY");

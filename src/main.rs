@@ -170,7 +170,8 @@ fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCod
     let log_level = telemetry::init(&settings.log);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await.map_err(|err| err.to_string())?;
-        reload_on_hangup(config, log_level).map_err(|err| format!("watching SIGHUP: {err}"))?;
+        reload_on_hangup(config, log_level, app.certificates())
+            .map_err(|err| format!("watching SIGHUP: {err}"))?;
         // Migrated and bound: tell systemd (`Type=notify`), when it started us.
         notify_systemd(sd_notify::NotifyState::Ready);
         let stopped = app.run_until_stopped().await.map_err(|err| err.to_string());
@@ -195,10 +196,22 @@ fn notify_systemd(state: sd_notify::NotifyState<'_>) {
 
 /// On SIGHUP, reads the settings again and applies their log level (the other settings take
 /// a restart). A bad file changes nothing and says why.
-fn reload_on_hangup(config: Option<PathBuf>, log_level: telemetry::LogLevel) -> std::io::Result<()> {
+fn reload_on_hangup(
+    config: Option<PathBuf>,
+    log_level: telemetry::LogLevel,
+    certificates: Option<std::sync::Arc<device_sync::http::tls::Certificates>>,
+) -> std::io::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     actix_web::rt::spawn(async move {
         while hangups.recv().await.is_some() {
+            // New connections get the new certificate; open ones keep theirs.
+            match certificates.as_ref().map(|c| c.reload()) {
+                Some(Ok(())) => tracing::warn!("SIGHUP: TLS certificate reloaded"),
+                Some(Err(err)) => {
+                    tracing::error!(%err, "SIGHUP: TLS certificate not reloaded; the old one stays")
+                }
+                None => {}
+            }
             match Settings::load(config.as_deref()) {
                 Ok(settings) => match log_level.set(&settings.log.level) {
                     Ok(()) => tracing::warn!(level = %settings.log.level, "SIGHUP: log level reloaded"),

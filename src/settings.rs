@@ -44,6 +44,12 @@ pub struct ServerSettings {
     /// refused with 403 (docs/SECURITY.md).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// A PEM certificate chain and its key: with both, the port serves `https://` and `wss://`
+    /// only. Read again on SIGHUP.
+    #[serde(default)]
+    pub tls_cert: PathBuf,
+    #[serde(default)]
+    pub tls_key: PathBuf,
 }
 
 fn linger_s() -> f64 {
@@ -391,6 +397,13 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        let (cert, key) = (&self.server.tls_cert, &self.server.tls_key);
+        if cert.as_os_str().is_empty() != key.as_os_str().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "server.tls_cert",
+                problem: "and server.tls_key go together: name both files, or neither".into(),
+            });
+        }
         if self.opens_the_network() {
             return Err(SettingsError::Invalid {
                 key: "auth.device_token",
@@ -596,6 +609,13 @@ impl ServerSettings {
 
     pub fn linger(&self) -> Duration {
         seconds(self.linger_s)
+    }
+
+    /// Whether TLS is on (both files named).
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        let named = |p: &PathBuf| !p.as_os_str().is_empty();
+        (named(&self.tls_cert) && named(&self.tls_key))
+            .then(|| (self.tls_cert.as_path(), self.tls_key.as_path()))
     }
 
     /// Whether the server listens on loopback only (`127.0.0.1`, `::1`, `localhost`): nothing

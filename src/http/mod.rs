@@ -6,6 +6,7 @@
 //! - `devices`: device registration and roles, manual elections, election and audit logs.
 //! - `sync`: push, pull, sync status and state.
 //! - `system`: health and network status.
+//! - `tls`: HTTPS and WSS with the configured certificate, reloaded on SIGHUP.
 //! - `tokens`: devices' own tokens, issued and revoked by an admin.
 //! - `metrics`: the Prometheus figures.
 //! - `openapi`: the API description (`/openapi.json`) and its page (`/docs/`).
@@ -33,6 +34,7 @@ pub mod socketio;
 pub mod state;
 pub mod sync;
 pub mod system;
+pub mod tls;
 pub mod tokens;
 pub mod ws;
 

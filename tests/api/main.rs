@@ -37,3 +37,4 @@ mod socketio;
 mod socketio_clients;
 mod sync;
 mod sync_state;
+mod tls;

@@ -105,11 +105,12 @@ impl Server {
                 let _ = child.wait();
                 panic!("no `listening on` line in time: {:?}", lines.lock().expect("lines"));
             };
-            if let Some(at) = line.find("listening on http://") {
-                let address: String = line[at + "listening on http://".len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
+            let after = ["listening on http://", "listening on https://"]
+                .iter()
+                .find_map(|said| line.find(said).map(|at| at + said.len()));
+            if let Some(at) = after {
+                let address: String =
+                    line[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
                 break address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
             }
         };

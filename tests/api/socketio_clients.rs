@@ -35,6 +35,18 @@ pub(crate) enum Kind {
 
 impl Client {
     pub(crate) fn start(kind: Kind, app: &TestApp, transport: &str, device: &str) -> Self {
+        Self::start_at(kind, &app.url(""), transport, device, None)
+    }
+
+    /// A client of the server at `url`, trusting the certificate authority in `ca` (a PEM file)
+    /// besides the system's.
+    pub(crate) fn start_at(
+        kind: Kind,
+        url: &str,
+        transport: &str,
+        device: &str,
+        ca: Option<&std::path::Path>,
+    ) -> Self {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
         let (program, script) = match kind {
             Kind::Python => (python_tool("python"), format!("{dir}/fleet_client.py")),
@@ -44,9 +56,13 @@ impl Client {
                 (PathBuf::from("node"), format!("{dir}/fleet_client.mjs"))
             }
         };
-        let url = app.url("");
-        let mut child = Command::new(program)
-            .args([script.as_str(), "--url", &url, "--transport", transport, "--device", device])
+        let mut command = Command::new(program);
+        if let Some(ca) = ca {
+            // Python's ssl (through aiohttp) reads SSL_CERT_FILE; Node adds NODE_EXTRA_CA_CERTS.
+            command.env("SSL_CERT_FILE", ca).env("NODE_EXTRA_CA_CERTS", ca);
+        }
+        let mut child = command
+            .args([script.as_str(), "--url", url, "--transport", transport, "--device", device])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -72,14 +88,14 @@ impl Client {
     }
 
     /// Connects with `auth` (and, on polling, waits for the upgrade to websocket).
-    async fn connect(&mut self, auth: Value) {
+    pub(crate) async fn connect(&mut self, auth: Value) {
         self.ask(json!({"do": "connect", "auth": auth})).await;
         let upgraded = self.ask(json!({"do": "upgraded"})).await;
         assert_eq!(upgraded["transport"], "websocket", "a polling client upgrades");
     }
 
     /// Emits `event` with an acknowledgement and returns the reply it carried.
-    async fn call(&mut self, event: &str, data: Value) -> Value {
+    pub(crate) async fn call(&mut self, event: &str, data: Value) -> Value {
         self.ask(json!({"do": "call", "event": event, "data": data})).await["reply"].take()
     }
 
