@@ -615,7 +615,7 @@ impl ServerSettings {
     pub fn tls(&self) -> Option<(&Path, &Path)> {
         let named = |p: &PathBuf| !p.as_os_str().is_empty();
         (named(&self.tls_cert) && named(&self.tls_key))
-            .then(|| (self.tls_cert.as_path(), self.tls_key.as_path()))
+            .then_some((self.tls_cert.as_path(), self.tls_key.as_path()))
     }
 
     /// Whether the server listens on loopback only (`127.0.0.1`, `::1`, `localhost`): nothing
