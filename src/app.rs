@@ -193,6 +193,7 @@ impl Application {
         .start();
         let registry = Registry::new(broadcast.clone(), election.clone()).start();
 
+        let reads = db.clone();
         let sessions = Arc::new(SessionContext {
             limits: settings.limits.clone(),
             heartbeat: settings.heartbeat.clone(),
@@ -208,6 +209,14 @@ impl Application {
             metrics,
             sync_reads: Arc::new(tokio::sync::Semaphore::new(SYNC_READS)),
             queue_budget: crate::actors::outbox::QueueBudget::new(settings.limits.total_queue_bytes),
+            authenticate: {
+                let (tokens, db) = (tokens.clone(), reads.clone());
+                Arc::new(move |token: String| {
+                    let (tokens, db) = (tokens.clone(), db.clone());
+                    Box::pin(async move { tokens.caller_of(&db, Some(&token)).await.ok() })
+                })
+            },
+            token_refresh: settings.auth.jwt_refresh(),
             #[cfg(feature = "fault-injection")]
             faults,
         });

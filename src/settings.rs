@@ -145,6 +145,52 @@ pub struct AuthSettings {
     /// refused at start unless this says so.
     #[serde(default)]
     pub allow_open_network: bool,
+    /// Devices' JWTs signed with this HMAC secret (HS256) are taken; empty: none.
+    #[serde(default)]
+    pub jwt_secret: String,
+    /// A JWKS file of public keys (RSA: RS256, EC P-256: ES256) devices' JWTs may be signed
+    /// with; empty: none.
+    #[serde(default)]
+    pub jwt_jwks_file: PathBuf,
+    /// The `iss` and `aud` a JWT must carry, when set.
+    #[serde(default)]
+    pub jwt_issuer: String,
+    #[serde(default)]
+    pub jwt_audience: String,
+    /// How long past its token's `exp` a session may stay open to send a new one (`refresh`)
+    /// before it is closed (4012).
+    #[serde(default = "jwt_refresh_s")]
+    pub jwt_refresh_s: f64,
+}
+
+fn jwt_refresh_s() -> f64 {
+    30.0
+}
+
+impl AuthSettings {
+    /// No token of any kind (tests start from it).
+    pub fn open() -> Self {
+        Self {
+            admin_token: String::new(),
+            device_token: String::new(),
+            require_device_token: false,
+            allow_open_network: false,
+            jwt_secret: String::new(),
+            jwt_jwks_file: PathBuf::new(),
+            jwt_issuer: String::new(),
+            jwt_audience: String::new(),
+            jwt_refresh_s: jwt_refresh_s(),
+        }
+    }
+
+    /// Whether devices' JWTs are taken.
+    pub fn jwt(&self) -> bool {
+        !self.jwt_secret.is_empty() || !self.jwt_jwks_file.as_os_str().is_empty()
+    }
+
+    pub fn jwt_refresh(&self) -> Duration {
+        seconds(self.jwt_refresh_s)
+    }
 }
 
 /// How a token is shown: never its value.
@@ -160,6 +206,11 @@ impl std::fmt::Debug for AuthSettings {
             .field("device_token", &redacted(&self.device_token))
             .field("require_device_token", &self.require_device_token)
             .field("allow_open_network", &self.allow_open_network)
+            .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("jwt_jwks_file", &self.jwt_jwks_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_refresh_s", &self.jwt_refresh_s)
             .finish()
     }
 }
@@ -168,11 +219,16 @@ impl Serialize for AuthSettings {
     // Serialized only to be shown (`check-config`): the tokens are redacted.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut auth = serializer.serialize_struct("AuthSettings", 4)?;
+        let mut auth = serializer.serialize_struct("AuthSettings", 9)?;
         auth.serialize_field("admin_token", redacted(&self.admin_token))?;
         auth.serialize_field("device_token", redacted(&self.device_token))?;
         auth.serialize_field("require_device_token", &self.require_device_token)?;
         auth.serialize_field("allow_open_network", &self.allow_open_network)?;
+        auth.serialize_field("jwt_secret", redacted(&self.jwt_secret))?;
+        auth.serialize_field("jwt_jwks_file", &self.jwt_jwks_file)?;
+        auth.serialize_field("jwt_issuer", &self.jwt_issuer)?;
+        auth.serialize_field("jwt_audience", &self.jwt_audience)?;
+        auth.serialize_field("jwt_refresh_s", &self.jwt_refresh_s)?;
         auth.end()
     }
 }
@@ -393,6 +449,7 @@ impl Settings {
         !self.server.on_loopback()
             && auth.device_token.is_empty()
             && !auth.require_device_token
+            && !auth.jwt()
             && !auth.allow_open_network
     }
 
@@ -418,6 +475,7 @@ impl Settings {
         }
         let durations = [
             ("server.linger_s", self.server.linger_s),
+            ("auth.jwt_refresh_s", self.auth.jwt_refresh_s),
             ("heartbeat.interval_s", self.heartbeat.interval_s),
             ("heartbeat.timeout_s", self.heartbeat.timeout_s),
             ("election.ack_timeout_s", self.election.ack_timeout_s),
@@ -771,8 +829,7 @@ mod tests {
         let auth = AuthSettings {
             admin_token: "s3cret".into(),
             device_token: String::new(),
-            require_device_token: false,
-            allow_open_network: false,
+            ..AuthSettings::open()
         };
         let shown = format!("{auth:?}");
         assert!(!shown.contains("s3cret"));

@@ -1,7 +1,12 @@
 //! Who a request or a session speaks as, by the token it presented (docs/SECURITY.md, "What
 //! each token allows"): `http::auth` finds it, sessions and handlers hold it.
 
+use chrono::{DateTime, Utc};
+
 use crate::protocol::{ErrorCode, WireError};
+
+/// The `token_id` of a session opened with a JWT (never revoked here: its `exp` ends it).
+pub const JWT: &str = "jwt";
 
 /// Who a request or a session speaks as (docs/SECURITY.md, "What each token allows").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,8 +15,9 @@ pub enum Caller {
     Admin,
     /// The fleet token: any device.
     Fleet,
-    /// A device's own token: that device only.
-    Device { device_id: String, token_id: String },
+    /// A device's own token (issued here, or a JWT of the shop's identity provider): that
+    /// device only, until `expires` (JWTs).
+    Device { device_id: String, token_id: String, expires: Option<DateTime<Utc>> },
     /// No device authentication is configured: anyone who reaches the port, as any device.
     Open,
 }
@@ -32,6 +38,14 @@ impl Caller {
     pub fn token_id(&self) -> Option<&str> {
         match self {
             Self::Device { token_id, .. } => Some(token_id),
+            _ => None,
+        }
+    }
+
+    /// When its token expires, if it does.
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Device { expires, .. } => *expires,
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -20,7 +21,8 @@ use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-pub use crate::domain::caller::Caller;
+use super::jwt::JwtVerifier;
+pub use crate::domain::caller::{self, Caller};
 use crate::domain::fleet::IssuedToken;
 use crate::http::state::AppState;
 use crate::protocol::{ErrorCode, WireError};
@@ -36,6 +38,8 @@ pub struct Tokens {
     /// Device endpoints and sessions need a token even without a fleet token (only devices'
     /// own tokens then open them).
     required: bool,
+    /// Devices' JWTs, when a key for them is configured.
+    jwt: Option<Arc<JwtVerifier>>,
 }
 
 /// Where the generated admin token is written, under the data directory.
@@ -69,18 +73,22 @@ impl Tokens {
     pub fn from_settings(auth: &AuthSettings, data_dir: &Path) -> std::io::Result<(Self, Option<PathBuf>)> {
         let fleet = (!auth.device_token.is_empty()).then(|| auth.device_token.clone());
         let required = auth.require_device_token;
+        let jwt =
+            JwtVerifier::new(&auth.jwt_secret, &auth.jwt_jwks_file, &auth.jwt_issuer, &auth.jwt_audience)
+                .map_err(|err| std::io::Error::other(format!("auth.jwt_jwks_file: {err}")))?
+                .map(Arc::new);
         if !auth.admin_token.is_empty() {
-            return Ok((Self { admin: auth.admin_token.clone(), fleet, required }, None));
+            return Ok((Self { admin: auth.admin_token.clone(), fleet, required, jwt }, None));
         }
         let admin = random_hex(32);
         let path = data_dir.join(ADMIN_TOKEN_FILE);
         write_secret(&path, &admin)?;
-        Ok((Self { admin, fleet, required }, Some(path)))
+        Ok((Self { admin, fleet, required, jwt }, Some(path)))
     }
 
     /// Whether a token is required on `/ws` and the device endpoints.
     pub fn device_required(&self) -> bool {
-        self.required || self.fleet.is_some()
+        self.required || self.fleet.is_some() || self.jwt.is_some()
     }
 
     /// Checks the request's token for an admin endpoint: 401 without a valid token, 403 when a
@@ -122,7 +130,7 @@ impl Tokens {
                     Some(row)
                         if row.revoked_at.is_none() && same(&hash_secret(&secret), &row.secret_hash) =>
                     {
-                        Ok(Caller::Device { device_id: row.device_id, token_id: row.id })
+                        Ok(Caller::Device { device_id: row.device_id, token_id: row.id, expires: None })
                     }
                     _ => Err(unauthorized("The token is not valid (unknown, or revoked)")),
                 }
@@ -142,6 +150,18 @@ impl Tokens {
         }
         if self.fleet.as_deref().is_some_and(|fleet| same(token, fleet)) {
             return Settled::Known(Caller::Fleet);
+        }
+        if let Some(jwt) = self.jwt.as_ref().filter(|_| JwtVerifier::looks_like(token)) {
+            return match jwt.verify(token) {
+                Ok(verified) => Settled::Known(Caller::Device {
+                    device_id: verified.device_id,
+                    token_id: caller::JWT.to_owned(),
+                    expires: Some(verified.expires),
+                }),
+                Err(why) => Settled::Refused(
+                    WireError::new(ErrorCode::Unauthorized, format!("The token is not valid: {why}")).into(),
+                ),
+            };
         }
         if let Some(parsed) = DeviceToken::parse(token) {
             return Settled::LookUp { id: parsed.id.to_owned(), secret: parsed.secret.to_owned() };
@@ -292,7 +312,7 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn tokens(fleet: Option<&str>) -> Tokens {
-        Tokens { admin: "admin-secret".into(), fleet: fleet.map(str::to_owned), required: false }
+        Tokens { admin: "admin-secret".into(), fleet: fleet.map(str::to_owned), required: false, jwt: None }
     }
 
     fn with_bearer(token: &str) -> HttpRequest {
@@ -348,7 +368,7 @@ mod tests {
         let Settled::LookUp { id, secret } = tokens(None).settle(Some(&token)) else { panic!("looked up") };
         assert_eq!(id, stored.id);
         assert_eq!(hash_secret(&secret), stored.secret_hash);
-        let caller = Caller::Device { device_id: "till-1".into(), token_id: id };
+        let caller = Caller::Device { device_id: "till-1".into(), token_id: id, expires: None };
         assert!(caller.speaks_for("till-1").is_ok());
         assert_eq!(
             caller.speaks_for("till-2").expect_err("refused").code,
@@ -361,12 +381,7 @@ mod tests {
     #[test]
     fn a_generated_admin_token_is_written_owner_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let auth = AuthSettings {
-            admin_token: String::new(),
-            device_token: String::new(),
-            require_device_token: false,
-            allow_open_network: false,
-        };
+        let auth = AuthSettings::open();
         let (t, path) = Tokens::from_settings(&auth, dir.path()).expect("tokens");
         let path = path.expect("a file was written");
         let stored = std::fs::read_to_string(&path).expect("read");

@@ -14,6 +14,7 @@
 //! - `query`: query-string parameters, checked.
 //! - `rate`: the rate limit per client address.
 //! - `auth`: the admin and device tokens.
+//! - `jwt`: devices' JWTs from the shop's identity provider.
 //! - `origin`: requests from other sites' pages refused; CORS for the allowed ones.
 //! - `body`: bounded JSON request bodies.
 //! - `error`: the JSON error answer every endpoint uses.
@@ -24,6 +25,7 @@ pub mod body;
 pub mod cashier;
 pub mod devices;
 pub mod error;
+pub mod jwt;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;

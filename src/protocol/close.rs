@@ -23,3 +23,5 @@ pub const SESSION_REPLACED: u16 = 4009;
 pub const RETIRED: u16 = 4010;
 /// The device's own token, which opened the session, was revoked.
 pub const REVOKED: u16 = 4011;
+/// The session's token (a JWT) expired and no new one came within `auth.jwt_refresh_s`.
+pub const TOKEN_EXPIRED: u16 = 4012;

@@ -22,6 +22,7 @@ mod exactly_once;
 mod framing;
 mod fuzz;
 mod heartbeat;
+mod jwt;
 mod network;
 mod openapi;
 mod operations;

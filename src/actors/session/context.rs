@@ -38,6 +38,10 @@ pub struct SessionContext {
     pub sync_reads: Arc<tokio::sync::Semaphore>,
     /// Every session's queue together (`limits.total_queue_bytes`).
     pub queue_budget: Arc<crate::actors::outbox::QueueBudget>,
+    /// Who a token speaks as (a Socket.IO CONNECT's, a `refresh`'s), or `None`.
+    pub authenticate: super::Authenticate,
+    /// How long past its JWT's `exp` a session may stay open to send a new one.
+    pub token_refresh: std::time::Duration,
     /// Faults the tests arm.
     #[cfg(feature = "fault-injection")]
     pub faults: Arc<crate::faults::Faults>,

@@ -183,6 +183,7 @@ impl Session {
             // Handled before: connect, ping, station commands, device_online.
             ClientEvent::Connect(_)
             | ClientEvent::Ping
+            | ClientEvent::Refresh { .. }
             | ClientEvent::Station(_)
             | ClientEvent::DeviceOnline(_) => {}
         }

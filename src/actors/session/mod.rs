@@ -492,6 +492,7 @@ impl Session {
                     let frame = outbound::render(&Pong {}, id.as_deref());
                     self.write(ctx, frame);
                 }
+                ClientEvent::Refresh { token } => self.on_refresh(ctx, id, token),
                 event @ ClientEvent::Station(_) => {
                     // Stations need no device identity (cashier clients).
                     self.ensure_attached(ctx);
@@ -569,6 +570,68 @@ impl Session {
         }
         self.resume(ctx, connect.last_seq, connect.epoch.as_deref());
         self.reply_when_live(ctx, Reply::Connected { reply_to });
+    }
+
+    /// `refresh`: a new JWT for the same device; the session's expiry moves to the new token's.
+    /// A token that is not valid, or speaks for another device, is refused and the old one
+    /// stays.
+    fn on_refresh(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply_to: Option<String>, token: String) {
+        let lookup = (self.cx.authenticate)(token);
+        ctx.wait(lookup.into_actor(self).map(move |caller, act, ctx| {
+            let same_device = |caller: &Caller| match (caller, &act.caller) {
+                (Caller::Device { device_id: new, .. }, Some(Caller::Device { device_id: old, .. })) => {
+                    new == old
+                }
+                (Caller::Device { .. }, _) => true,
+                _ => false,
+            };
+            match caller {
+                Some(caller) if same_device(&caller) => {
+                    act.caller = Some(caller);
+                    act.watch_expiry(ctx);
+                    let frame = outbound::render(
+                        &Ack { seq: act.position().unwrap_or(act.opened_at) },
+                        reply_to.as_deref(),
+                    );
+                    act.write(ctx, frame);
+                }
+                _ => {
+                    let error = WireError::new(
+                        ErrorCode::Unauthorized,
+                        "The new token is not valid, or not a token of this session's device",
+                    );
+                    act.send_error(ctx, &error, reply_to.as_deref());
+                }
+            }
+        }));
+    }
+
+    /// With a token that expires (a JWT): at its `exp` the client is told to send a new one
+    /// (`refresh`), and once `auth.jwt_refresh_s` more have passed without one the session is
+    /// closed (4012).
+    fn watch_expiry(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(expires) = self.caller.as_ref().and_then(Caller::expires) else { return };
+        let until =
+            |at: chrono::DateTime<chrono::Utc>| (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        let refresh = self.cx.token_refresh;
+        ctx.run_later(until(expires), move |act, ctx| {
+            if act.caller.as_ref().and_then(Caller::expires) == Some(expires) {
+                let error = WireError::new(
+                    ErrorCode::Unauthorized,
+                    format!(
+                        "The session's token has expired: send `refresh` with a new one within {} s",
+                        refresh.as_secs_f64()
+                    ),
+                );
+                act.send_error(ctx, &error, None);
+            }
+        });
+        ctx.run_later(until(expires) + refresh, move |act, ctx| {
+            // A refreshed session has a later expiry (and its own timers).
+            if act.caller.as_ref().and_then(Caller::expires) == Some(expires) {
+                act.close(ctx, close::TOKEN_EXPIRED, "token expired");
+            }
+        });
     }
 
     /// Whether the session's token may speak for `id` (a device, or a cashier's `clientId`): a
@@ -855,6 +918,7 @@ impl Actor for Session {
         let recipient = ctx.address().recipient();
         self.outbox.join_budget(&self.cx.queue_budget, self.id, recipient.clone());
         self.cx.registry.do_send(Register { session: self.id, recipient, transport });
+        self.watch_expiry(ctx);
         let tick = self.ping_every().min(self.cx.limits.idle_timeout()) / 2;
         ctx.run_interval(tick.max(Duration::from_millis(10)), |act, ctx| act.on_tick(ctx));
         if let Wire::SocketIo(_) = self.wire {

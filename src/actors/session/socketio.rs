@@ -22,7 +22,7 @@ use crate::protocol::{ErrorCode, WireError, close};
 
 /// Who a token in the CONNECT payload speaks as, or `None` when it opens nothing (a device's own
 /// token is looked up in the database).
-pub type Authenticate = Arc<dyn Fn(String) -> LocalBoxFuture<'static, Option<Caller>>>;
+pub type Authenticate = Arc<dyn Fn(String) -> LocalBoxFuture<'static, Option<Caller>> + Send + Sync>;
 
 /// How a session's frames are spoken.
 pub enum Wire {
@@ -43,7 +43,6 @@ pub struct SocketIoWire {
     /// Who the handshake request's token speaks as (`?token=` or the header), if it opens a
     /// session.
     handshake_caller: Option<Caller>,
-    authenticate: Authenticate,
     /// Events waiting for their acknowledgement: the reply's `reply_to` → the ack id.
     acks: HashMap<String, u64>,
     ping_interval: Duration,
@@ -70,7 +69,6 @@ impl SocketIoWire {
         sid: String,
         upgrades: bool,
         handshake_caller: Option<Caller>,
-        authenticate: Authenticate,
         ping_interval: Duration,
         ping_timeout: Duration,
     ) -> Self {
@@ -79,7 +77,6 @@ impl SocketIoWire {
             upgrades,
             joined: false,
             handshake_caller,
-            authenticate,
             acks: HashMap::new(),
             ping_interval,
             ping_timeout,
@@ -247,7 +244,7 @@ impl Session {
         match auth.remove("token") {
             // The payload's token is looked up before anything else the client sent is read.
             Some(Value::String(token)) => {
-                let lookup = (sio.authenticate)(token);
+                let lookup = (self.cx.authenticate)(token);
                 ctx.wait(
                     lookup.into_actor(self).map(|caller, act, ctx| act.sio_join(ctx, caller, true, auth)),
                 );
@@ -290,8 +287,9 @@ impl Session {
             }
         }
         sio.joined = true;
-        self.caller = Some(caller);
         let joined = socketio::connected(&sio.sid);
+        self.caller = Some(caller);
+        self.watch_expiry(ctx);
         self.send_packet(ctx, joined);
         auth.insert("type".to_owned(), Value::String("connect".to_owned()));
         match inbound::decode_message(&Value::Object(auth)) {

@@ -25,7 +25,7 @@ use super::error::ApiError;
 use super::query::Query;
 use super::ws;
 use crate::actors::outbox::{self, Outbox};
-use crate::actors::session::{Authenticate, SocketIoWire, Wire};
+use crate::actors::session::{SocketIoWire, Wire};
 use crate::http::state::AppState;
 use crate::protocol::socketio::{ENGINE_IO_VERSION, RECORD_SEPARATOR};
 
@@ -73,21 +73,10 @@ fn target(query: &Query) -> Result<Target, (u8, &'static str)> {
 /// A new session's Socket.IO state.
 async fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire {
     let handshake_caller = app.tokens.caller(&app.db, req, true).await.ok();
-    let (tokens, db) = (app.tokens.clone(), app.db.clone());
-    let authenticate: Authenticate = Arc::new(move |token| {
-        let (tokens, db) = (tokens.clone(), db.clone());
-        Box::pin(async move { tokens.caller_of(&db, Some(&token)).await.ok() })
-    });
     let socketio = &app.settings.socketio;
-    let wire = SocketIoWire::new(
-        sid,
-        upgrades,
-        handshake_caller,
-        authenticate,
-        socketio.ping_interval(),
-        socketio.ping_timeout(),
-    )
-    .joining_within(socketio.connect_timeout(), Arc::clone(&app.slots));
+    let wire =
+        SocketIoWire::new(sid, upgrades, handshake_caller, socketio.ping_interval(), socketio.ping_timeout())
+            .joining_within(socketio.connect_timeout(), Arc::clone(&app.slots));
     Wire::SocketIo(Box::new(if socketio.conformance { wire.for_conformance() } else { wire }))
 }
 

@@ -59,6 +59,8 @@ pub enum ClientEvent {
     Connect(Connect),
     /// `ping`: answered by `pong`.
     Ping,
+    /// `refresh`: a new token (a JWT) for the session before its current one expires.
+    Refresh { token: String },
     /// A cashier command on stations (document 002).
     Station(StationCommand),
     /// `device_online`, or the legacy `register_device`: registers the session as a device.
@@ -111,7 +113,11 @@ impl ClientEvent {
             | Self::Heartbeat { device_id }
             | Self::RoleChangeAck { device_id, .. } => Some(device_id),
             Self::Sync(event) => Some(event.device_id()),
-            Self::Connect(_) | Self::Ping | Self::Station(_) | Self::MasterElection { .. } => None,
+            Self::Connect(_)
+            | Self::Ping
+            | Self::Refresh { .. }
+            | Self::Station(_)
+            | Self::MasterElection { .. } => None,
         }
     }
 }
@@ -146,6 +152,7 @@ pub const TYPES: &[&str] = &[
     "ping",
     "queue_status",
     "queue_status_request",
+    "refresh",
     "register_device",
     "role_change_ack",
     "sync_complete",
@@ -183,6 +190,7 @@ pub(crate) fn fields_of(kind: &str) -> Option<super::asyncapi::Described> {
         "order_updated" => described::<OrderUpdatedMsg>(),
         "ping" => described::<NoFields>(),
         "queue_status" | "queue_status_request" => described::<QueueStatusMsg>(),
+        "refresh" => described::<RefreshMsg>(),
         "role_change_ack" => described::<RoleChangeAckMsg>(),
         "sync_complete" => described::<SyncCompleteMsg>(),
         "sync_error" => described::<SyncErrorMsg>(),
@@ -268,6 +276,13 @@ pub(super) struct ConnectMsg {
     epoch: Option<String>,
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct RefreshMsg {
+    /// The new token.
+    #[schema(max_length = 8192)]
+    token: String,
+}
+
 fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, WireError> {
     check_bounds(map)?;
     if let Some(ts) = map.get("timestamp")
@@ -291,6 +306,10 @@ fn parse_event(map: &Map<String, Value>, value: &Value) -> Result<ClientEvent, W
             })
         }
         "ping" => ClientEvent::Ping,
+        "refresh" => {
+            let m: RefreshMsg = parse(value)?;
+            ClientEvent::Refresh { token: m.token }
+        }
         other => {
             for family in [devices::event, sync::event, stations::event] {
                 if let Some(event) = family(other, value, map)? {
