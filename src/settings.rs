@@ -135,6 +135,10 @@ pub enum Durability {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub admin_token: String,
+    /// More admin tokens, each with a name its actions are recorded under (the audit log);
+    /// `admin_token`'s name is `admin`.
+    #[serde(default)]
+    pub admin_tokens: Vec<NamedToken>,
     /// The fleet token: it may speak for any device. Empty: none.
     pub device_token: String,
     /// Sessions and device endpoints need a token even without a fleet token: then only
@@ -167,11 +171,37 @@ fn jwt_refresh_s() -> f64 {
     30.0
 }
 
+/// An admin token with the name its actions are recorded under.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedToken {
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NamedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedToken").field("name", &self.name).field("token", &redacted(&self.token)).finish()
+    }
+}
+
+impl Serialize for NamedToken {
+    // Shown (`check-config`) with the token redacted.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut named = serializer.serialize_struct("NamedToken", 2)?;
+        named.serialize_field("name", &self.name)?;
+        named.serialize_field("token", redacted(&self.token))?;
+        named.end()
+    }
+}
+
 impl AuthSettings {
     /// No token of any kind (tests start from it).
     pub fn open() -> Self {
         Self {
             admin_token: String::new(),
+            admin_tokens: Vec::new(),
             device_token: String::new(),
             require_device_token: false,
             allow_open_network: false,
@@ -203,6 +233,7 @@ impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("admin_token", &redacted(&self.admin_token))
+            .field("admin_tokens", &self.admin_tokens)
             .field("device_token", &redacted(&self.device_token))
             .field("require_device_token", &self.require_device_token)
             .field("allow_open_network", &self.allow_open_network)
@@ -219,8 +250,9 @@ impl Serialize for AuthSettings {
     // Serialized only to be shown (`check-config`): the tokens are redacted.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut auth = serializer.serialize_struct("AuthSettings", 9)?;
+        let mut auth = serializer.serialize_struct("AuthSettings", 10)?;
         auth.serialize_field("admin_token", redacted(&self.admin_token))?;
+        auth.serialize_field("admin_tokens", &self.admin_tokens)?;
         auth.serialize_field("device_token", redacted(&self.device_token))?;
         auth.serialize_field("require_device_token", &self.require_device_token)?;
         auth.serialize_field("allow_open_network", &self.allow_open_network)?;
@@ -454,6 +486,17 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        for named in &self.auth.admin_tokens {
+            if named.name.is_empty() || named.name.len() > 64 || named.token.len() < 16 {
+                return Err(SettingsError::Invalid {
+                    key: "auth.admin_tokens",
+                    problem: format!(
+                        "each needs a name of 1 to 64 characters and a token of 16 or more (not {:?})",
+                        named.name
+                    ),
+                });
+            }
+        }
         let (cert, key) = (&self.server.tls_cert, &self.server.tls_key);
         if cert.as_os_str().is_empty() != key.as_os_str().is_empty() {
             return Err(SettingsError::Invalid {

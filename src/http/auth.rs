@@ -33,6 +33,8 @@ use crate::store;
 #[derive(Clone)]
 pub struct Tokens {
     admin: String,
+    /// The named admin tokens (`auth.admin_tokens`).
+    admins: Vec<(String, String)>,
     /// The fleet token (`auth.device_token`): it may speak for any device.
     fleet: Option<String>,
     /// Device endpoints and sessions need a token even without a fleet token (only devices'
@@ -73,17 +75,18 @@ impl Tokens {
     pub fn from_settings(auth: &AuthSettings, data_dir: &Path) -> std::io::Result<(Self, Option<PathBuf>)> {
         let fleet = (!auth.device_token.is_empty()).then(|| auth.device_token.clone());
         let required = auth.require_device_token;
+        let admins = auth.admin_tokens.iter().map(|n| (n.name.clone(), n.token.clone())).collect();
         let jwt =
             JwtVerifier::new(&auth.jwt_secret, &auth.jwt_jwks_file, &auth.jwt_issuer, &auth.jwt_audience)
                 .map_err(|err| std::io::Error::other(format!("auth.jwt_jwks_file: {err}")))?
                 .map(Arc::new);
         if !auth.admin_token.is_empty() {
-            return Ok((Self { admin: auth.admin_token.clone(), fleet, required, jwt }, None));
+            return Ok((Self { admin: auth.admin_token.clone(), admins, fleet, required, jwt }, None));
         }
         let admin = random_hex(32);
         let path = data_dir.join(ADMIN_TOKEN_FILE);
         write_secret(&path, &admin)?;
-        Ok((Self { admin, fleet, required, jwt }, Some(path)))
+        Ok((Self { admin, admins, fleet, required, jwt }, Some(path)))
     }
 
     /// Whether a token is required on `/ws` and the device endpoints.
@@ -91,12 +94,25 @@ impl Tokens {
         self.required || self.fleet.is_some() || self.jwt.is_some()
     }
 
-    /// Checks the request's token for an admin endpoint: 401 without a valid token, 403 when a
-    /// device's token (the fleet's or its own) is used on one.
-    pub fn check_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
+    /// The name of the admin token `token` is, if it is one (every token is compared).
+    fn admin_name(&self, token: &str) -> Option<&str> {
+        let mut found = same(token, &self.admin).then_some(ADMIN_NAME);
+        for (name, admin) in &self.admins {
+            if same(token, admin) {
+                found = found.or(Some(name));
+            }
+        }
+        found
+    }
+
+    /// Checks the request's token for an admin endpoint and gives the admin token's name: 401
+    /// without a valid token, 403 when a device's token (the fleet's or its own) is used on one.
+    pub fn check_admin(&self, req: &HttpRequest) -> Result<String, ApiError> {
         let presented = bearer(req);
+        if let Some(name) = presented.as_deref().and_then(|t| self.admin_name(t)) {
+            return Ok(name.to_owned());
+        }
         match presented.as_deref() {
-            Some(t) if same(t, &self.admin) => Ok(()),
             Some(t) if self.fleet.as_deref().is_some_and(|fleet| same(t, fleet)) => Err(forbidden()),
             Some(t) if DeviceToken::parse(t).is_some() => Err(forbidden()),
             _ => Err(unauthorized("This endpoint needs the admin token")),
@@ -145,7 +161,7 @@ impl Tokens {
                 false => Settled::Known(Caller::Open),
             };
         };
-        if same(token, &self.admin) {
+        if self.admin_name(token).is_some() {
             return Settled::Known(Caller::Admin);
         }
         if self.fleet.as_deref().is_some_and(|fleet| same(token, fleet)) {
@@ -215,8 +231,9 @@ fn random_hex(bytes: usize) -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A request that carries the admin token (an extractor: the handler runs only if it does).
-pub struct AdminAuth;
+/// A request that carries an admin token, and that token's name (an extractor: the handler
+/// runs only if it does).
+pub struct AdminAuth(pub String);
 
 /// A request that may use the device endpoints, and who it speaks as (an extractor).
 pub struct DeviceAuth(pub Caller);
@@ -232,7 +249,7 @@ impl FromRequest for AdminAuth {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(app_state(req).and_then(|app| app.tokens.check_admin(req)).map(|()| Self))
+        ready(app_state(req).and_then(|app| app.tokens.check_admin(req)).map(Self))
     }
 }
 
@@ -246,6 +263,22 @@ impl FromRequest for DeviceAuth {
             let app = app_state(&req)?;
             app.tokens.caller(&app.db, &req, false).await.map(Self)
         })
+    }
+}
+
+impl AdminAuth {
+    /// Records an admin action done (its operation, device and details) in the audit log
+    /// under the token's name. A failure to record is logged; the action stands.
+    pub async fn record(&self, app: &AppState, operation: &str, device_id: Option<&str>, details: &str) {
+        use crate::actors::persistence::{self, Origin};
+        use crate::domain::fleet::{AuditEntry, FleetWrite};
+        let details = format!("by {}: {details}", self.0);
+        let entry = AuditEntry::success("admin", operation, device_id, &details);
+        if let Err(err) =
+            persistence::persist(&app.persistence, vec![FleetWrite::Audit(entry)], Origin::Rest).await
+        {
+            tracing::error!(%err, operation, "an admin action could not be recorded in the audit log");
+        }
     }
 }
 
@@ -312,7 +345,13 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn tokens(fleet: Option<&str>) -> Tokens {
-        Tokens { admin: "admin-secret".into(), fleet: fleet.map(str::to_owned), required: false, jwt: None }
+        Tokens {
+            admin: "admin-secret".into(),
+            admins: vec![("alice".into(), "alice-secret-token".into())],
+            fleet: fleet.map(str::to_owned),
+            required: false,
+            jwt: None,
+        }
     }
 
     fn with_bearer(token: &str) -> HttpRequest {
@@ -330,7 +369,9 @@ mod tests {
     #[test]
     fn the_admin_token_opens_admin_and_device_endpoints() {
         let t = tokens(Some("dev"));
-        assert!(t.check_admin(&with_bearer("admin-secret")).is_ok());
+        assert_eq!(t.check_admin(&with_bearer("admin-secret")).ok().as_deref(), Some("admin"));
+        assert_eq!(t.check_admin(&with_bearer("alice-secret-token")).ok().as_deref(), Some("alice"));
+        assert_eq!(settled(&t, Some("alice-secret-token")), Ok(Caller::Admin));
         assert_eq!(settled(&t, Some("admin-secret")), Ok(Caller::Admin));
     }
 

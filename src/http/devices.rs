@@ -47,13 +47,14 @@ pub fn routes(r: &mut Routes<'_>) {
     security(("admin_token" = []))
 )]
 async fn retire(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
     inbound::check_id("device_id", &device_id)?;
-    app.election.send(RetireDevice { device_id }).await??;
+    app.election.send(RetireDevice { device_id: device_id.clone() }).await??;
+    auth.record(&app, "retire_device", Some(&device_id), "retired").await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -190,7 +191,7 @@ struct SetRoleBody {
     security(("admin_token" = []))
 )]
 async fn set_role(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
     body: JsonBody,
@@ -234,6 +235,8 @@ async fn set_role(
         Some(e) if e.announcement.new_master_id == device_id => Role::Master,
         _ => Role::Client,
     };
+    let done = format!("asked {:?}, now {new_role:?} ({reason})", b.role);
+    auth.record(&app, "set_role", Some(&device_id), &done).await;
     Ok(HttpResponse::Ok().json(RoleSet {
         success: true,
         device_id: &device_id,
@@ -261,7 +264,7 @@ struct ElectBody {
     responses((status = 200, body = ElectionHeld), Invalid, Unauthorized, Forbidden, (status = 409, description = "NO_CANDIDATES: no active device to elect", body = RestError), (status = 503, description = "ELECTION_FAILED (no candidate confirmed) or DATABASE_UNAVAILABLE", body = RestError)),
     security(("admin_token" = []))
 )]
-async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
+async fn elect(auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let b: ElectBody = if body.raw.is_empty() {
         ElectBody { reason: None, initiated_by: None, preferred_master: None }
     } else {
@@ -281,6 +284,8 @@ async fn elect(_auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Re
             exclude_master: false,
         }))
         .await??;
+    let done = format!("term {}, master {}", a.term, a.new_master_id);
+    auth.record(&app, "master_election", Some(&a.new_master_id), &done).await;
     Ok(HttpResponse::Ok().json(ElectionHeld {
         success: true,
         election_id: &a.election_id,

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::auth::{ADMIN_NAME, AdminAuth, DeviceToken};
+use super::auth::{AdminAuth, DeviceToken};
 use super::error::ApiError;
 use super::error::answers::{Forbidden, Invalid, Unauthorized, Unavailable};
 use super::routes::Routes;
@@ -34,6 +34,24 @@ struct Issued {
     token_id: String,
     /// The token itself (`dst_…`): give it to the device; the server keeps only a hash.
     token: String,
+    /// What a device scans to enrol: `{"server": …, "device_id": …, "token": …}` as JSON, the
+    /// server's address as this request reached it.
+    enrolment: String,
+    /// `enrolment` as a QR code (an SVG image).
+    qr_svg: String,
+}
+
+/// The enrolment payload, and its QR code as SVG.
+fn enrolment(server: &str, device_id: &str, token: &str) -> Result<(String, String), ApiError> {
+    let payload = serde_json::json!({"server": server, "device_id": device_id, "token": token}).to_string();
+    let code = qrcode::QrCode::new(payload.as_bytes()).map_err(|err| {
+        ApiError::from(crate::protocol::WireError::new(
+            crate::protocol::ErrorCode::ServerError,
+            format!("the QR code could not be made: {err}"),
+        ))
+    })?;
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
+    Ok((payload, svg))
 }
 
 /// One of a device's tokens, without its secret.
@@ -79,17 +97,23 @@ pub async fn issue_for(app: &AppState, device_id: &str, by: &str) -> Result<(Str
     security(("admin_token" = []))
 )]
 async fn issue_token(
-    _auth: AdminAuth,
+    auth: AdminAuth,
+    req: actix_web::HttpRequest,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
     inbound::check_id("device_id", &device_id)?;
-    let (token_id, token) = issue_for(&app, &device_id, ADMIN_NAME).await?;
-    tracing::info!(device = %device_id, token = %token_id, by = ADMIN_NAME, "device token issued");
+    let (token_id, token) = issue_for(&app, &device_id, &auth.0).await?;
+    tracing::info!(device = %device_id, token = %token_id, by = %auth.0, "device token issued");
+    let server = {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    };
+    let (enrolment, qr_svg) = enrolment(&server, &device_id, &token)?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(Issued { device_id, token_id, token }))
+        .json(Issued { device_id, token_id, token, enrolment, qr_svg }))
 }
 
 #[utoipa::path(
@@ -131,7 +155,7 @@ async fn list_tokens(
     security(("admin_token" = []))
 )]
 async fn revoke_tokens(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -143,11 +167,11 @@ async fn revoke_tokens(
         .filter(|row| row.revoked_at.is_none())
         .map(|row| row.id)
         .collect();
-    let details = format!("{} tokens by {ADMIN_NAME}", live.len());
+    let details = format!("{} tokens by {}", live.len(), auth.0);
     let audit = AuditEntry::success("device_token", "revoke", Some(&device_id), &details);
     let writes = vec![FleetWrite::TokensRevoked(device_id.clone()), FleetWrite::Audit(audit)];
     persistence::persist(&app.persistence, writes, Origin::Rest).await?;
-    tracing::info!(device = %device_id, tokens = live.len(), by = ADMIN_NAME, "device tokens revoked");
+    tracing::info!(device = %device_id, tokens = live.len(), by = %auth.0, "device tokens revoked");
     let revoked = live.len();
     app.registry.do_send(RevokeTokens(live));
     Ok(HttpResponse::Ok().json(Revoked { device_id, revoked }))

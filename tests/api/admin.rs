@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, TestApp, TestDevice, WsClient, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -272,6 +272,26 @@ async fn in_a_browser_the_page_lists_the_devices_and_elects_the_chosen_master() 
     assert_eq!(roles["master_device_id"], "tablet-2", "{roles}");
     let logs = app.election_logs("").await;
     assert_eq!(logs["logs"][0]["new_master_id"], "tablet-2", "{logs}");
+
+    // The page enrolled a device: its token opens a session for that device, and the audit log
+    // names the admin token that issued it, on the page too.
+    let enrolled = browser.step("enrolled").await;
+    assert_eq!(enrolled["qr"], true, "{enrolled}");
+    let token = enrolled["token"].as_str().expect("token");
+    let mut kiosk =
+        TestDevice::from_ws(WsClient::open(&format!("{}?token={token}", app.ws_url())).await, "kiosk-9");
+    let online = kiosk.request(json!({"type": "device_online", "device_id": "kiosk-9", "priority": 1})).await;
+    assert_eq!(online["type"], "device_online_ack", "{online}");
+    let refused = kiosk.request(json!({"type": "device_online", "device_id": "till-1", "priority": 1})).await;
+    assert_eq!(refused["code"], "INSUFFICIENT_PERMISSIONS", "{refused}");
+    let audit = app.admin(reqwest::Method::GET, "/sync/audit-logs?limit=50").send().await.expect("audit");
+    let audit = audit.text().await.expect("body");
+    assert!(
+        audit.contains("by admin: term"),
+        "the page's election is recorded with its token's name: {audit}"
+    );
+    assert!(audit.contains("token") && audit.contains("by admin"), "{audit}");
+    kiosk.close().await;
 
     let done = browser.step("done").await;
     assert_eq!(done["token_in_urls"], 0, "the token went into a URL: {done}");

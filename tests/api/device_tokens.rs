@@ -204,3 +204,58 @@ async fn the_command_line_issues_and_revokes_beside_a_running_server() {
     assert!(matches!(&again, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401));
     assert!(token("list").contains("revoked"));
 }
+
+/// Every admin action is in the audit log with the name of the admin token that did it
+/// (`auth.admin_tokens`), and a device's token opens no admin endpoint.
+#[actix_web::test]
+async fn admin_actions_are_recorded_with_the_tokens_name() {
+    let alice = "alice-admin-token-0123";
+    let app = spawn_app_with(|s| {
+        s.auth.admin_tokens =
+            vec![device_sync::settings::NamedToken { name: "alice".into(), token: alice.into() }];
+    })
+    .await;
+    let (till, _) = app.device("till", 50).await;
+    let (tablet, _) = app.device("tablet", 40).await;
+    let call =
+        |method: reqwest::Method, path: &str| app.http.request(method, app.url(path)).bearer_auth(alice);
+    let issued = call(reqwest::Method::POST, "/device/tablet/tokens").send().await.expect("issue");
+    assert_eq!(issued.status(), StatusCode::CREATED);
+    let elected = call(reqwest::Method::POST, "/master-election")
+        .json(&json!({"preferred_master": "tablet"}))
+        .send()
+        .await
+        .expect("elect");
+    assert_eq!(elected.status(), StatusCode::OK);
+    let role = call(reqwest::Method::PUT, "/device/roles/till")
+        .json(&json!({"role": "master", "reason": "opening"}))
+        .send()
+        .await
+        .expect("role");
+    assert_eq!(role.status(), StatusCode::OK);
+    let revoked = call(reqwest::Method::DELETE, "/device/tablet/tokens").send().await.expect("revoke");
+    assert_eq!(revoked.status(), StatusCode::OK);
+    tablet.close().await;
+    app.wait_for_sessions(1).await;
+    let retired = call(reqwest::Method::DELETE, "/device/tablet").send().await.expect("retire");
+    assert_eq!(retired.status(), StatusCode::NO_CONTENT);
+    let audit = audit_of(&app, "admin").await;
+    let admin_rows: Vec<&Value> = audit["logs"].as_array().expect("logs").iter().collect();
+    let said = |operation: &str| {
+        admin_rows.iter().any(|r| {
+            r["operation"] == operation && r["details"].as_str().is_some_and(|d| d.starts_with("by alice"))
+        })
+    };
+    assert!(said("master_election") && said("set_role") && said("retire_device"), "{audit}");
+    let tokens = audit_of(&app, "device_token").await.to_string();
+    assert!(tokens.contains("by alice"), "{tokens}");
+    till.close().await;
+    app.stop().await;
+}
+
+/// The latest audit entries of `event_type`, read as the admin.
+async fn audit_of(app: &TestApp, event_type: &str) -> Value {
+    let path = format!("/sync/audit-logs?limit=100&event_type={event_type}");
+    let response = app.admin(reqwest::Method::GET, &path).send().await.expect("audit");
+    response.json().await.expect("JSON")
+}

@@ -71,6 +71,16 @@ try {
     elections: await page.$$eval('#elections tbody tr', (trs) => trs.length),
   });
 
+  // Enrol a device: its token is shown once, with the QR code to scan.
+  await page.fill('#enrol-device', 'kiosk-9');
+  await page.click('#enrol');
+  await page.waitForFunction(() => document.getElementById('enrol-token').textContent.startsWith('dst_'));
+  say({
+    step: 'enrolled',
+    token: await page.textContent('#enrol-token'),
+    qr: await page.$eval('#enrol-qr', (img) => img.complete && img.naturalWidth > 0 && img.src.startsWith('data:image/svg+xml')),
+  });
+
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   say({
     step: 'done',

@@ -181,6 +181,7 @@ function showFleet(fleet) {
     cell(tr, a.event_type);
     cell(tr, a.device_id);
     cell(tr, a.status);
+    cell(tr, [a.operation, a.details].filter(Boolean).join(': '));
   });
 }
 
@@ -225,6 +226,52 @@ $('elect-form').addEventListener('submit', (event) => {
   if (preferred) body.preferred_master = preferred;
   act($('elect'), 'POST', '/master-election', body);
 });
+
+// A device's own token: issued (shown once, with its QR code) or revoked.
+$('enrol-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const device = $('enrol-device').value.trim();
+  const answer = await tokenCall($('enrol'), 'POST', device);
+  if (!answer) return;
+  $('enrol-token').textContent = answer.token;
+  $('enrol-qr').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(answer.qr_svg)}`;
+  $('enrolled').hidden = false;
+  $('enrol-result').textContent = `A token for ${answer.device_id} was issued.`;
+});
+
+$('revoke').addEventListener('click', async () => {
+  const device = $('enrol-device').value.trim();
+  if (!device) return;
+  const answer = await tokenCall($('revoke'), 'DELETE', device);
+  if (!answer) return;
+  $('enrolled').hidden = true;
+  $('enrol-token').textContent = '';
+  $('enrol-result').textContent = `${answer.revoked} token(s) of ${answer.device_id} revoked; its sessions are closed.`;
+});
+
+async function tokenCall(button, method, device) {
+  const result = $('enrol-result');
+  button.disabled = true;
+  result.className = '';
+  result.textContent = 'Working…';
+  try {
+    const response = await fetch(`/device/${encodeURIComponent(device)}/tokens`, authorized({ method }));
+    const answer = await response.json().catch(() => ({}));
+    if (response.status === 401) { askForToken('That token does not open the admin page.'); return null; }
+    if (!response.ok) {
+      result.className = 'error';
+      result.textContent = `${answer.code || response.status}: ${answer.message || 'the server refused'}`;
+      return null;
+    }
+    return answer;
+  } catch (error) {
+    result.className = 'error';
+    result.textContent = `The server could not be reached (${error.message}).`;
+    return null;
+  } finally {
+    button.disabled = false;
+  }
+}
 
 async function act(button, method, path, body) {
   const result = $('action-result');
