@@ -211,9 +211,9 @@ impl Application {
             queue_budget: crate::actors::outbox::QueueBudget::new(settings.limits.total_queue_bytes),
             authenticate: {
                 let (tokens, db) = (tokens.clone(), reads.clone());
-                Arc::new(move |token: String| {
+                Arc::new(move |token: Option<String>| {
                     let (tokens, db) = (tokens.clone(), db.clone());
-                    Box::pin(async move { tokens.caller_of(&db, Some(&token)).await.ok() })
+                    Box::pin(async move { tokens.caller_of(&db, token.as_deref()).await.ok() })
                 })
             },
             token_refresh: settings.auth.jwt_refresh(),
@@ -236,7 +236,11 @@ impl Application {
         });
         let state = AppState::new(Shared {
             slots: ConnectionSlots::new(settings.limits.max_connections),
-            anonymous: ConnectionSlots::new(settings.limits.max_anonymous),
+            anonymous: ConnectionSlots::per_address(
+                settings.limits.max_anonymous,
+                settings.limits.max_anonymous_per_address,
+                !settings.limits.rate_limit_loopback,
+            ),
             sessions,
             tokens,
             polling: Arc::default(),
@@ -262,10 +266,16 @@ impl Application {
         let workers = WorkerThreads::default();
         let starting = workers.clone();
         let origins = {
-            let server = &state.settings.server;
-            http::origin::Origins::new(
-                server.allowed_origins.iter().chain(&state.settings.socketio.cors_origins),
-            )
+            // The older setting meant CORS for long-polling only: its "*" does not turn the
+            // cross-site check off for everything.
+            let legacy = &state.settings.socketio.cors_origins;
+            if legacy.iter().any(|o| o == "*") {
+                tracing::warn!(
+                    "socketio.cors_origins = [\"*\"] is no longer honoured; list the origins in server.allowed_origins"
+                );
+            }
+            let listed = state.settings.server.allowed_origins.iter();
+            http::origin::Origins::new(listed.chain(legacy.iter().filter(|o| *o != "*")))
         };
         let rate_limit = http::rate::rate_limit(&state.settings.limits);
         http::rate::spawn_pruning(&rate_limit, state.stopping.subscribe());
@@ -480,7 +490,8 @@ pub async fn open_database(
 
 /// Closes, within `period`, the sessions on this node opened with a device's token that any node
 /// (or `device-sync token revoke`) revoked: the database is read for tokens revoked in the last
-/// ten minutes (clocks of nodes may differ that much), and each is told once.
+/// ten minutes (clocks of nodes may differ that much), and every session is told them all on
+/// every pass, so a session that joined or registered after an earlier pass is closed too.
 fn watch_revocations(
     db: DatabaseConnection,
     registry: actix::Addr<Registry>,
@@ -488,7 +499,7 @@ fn watch_revocations(
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     actix_web::rt::spawn(async move {
-        let mut told = std::collections::HashSet::new();
+        let mut told = 0;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(period) => {}
@@ -497,12 +508,15 @@ fn watch_revocations(
             let since = Utc::now() - chrono::Duration::minutes(10);
             match store::tokens::revoked_since(&db, since).await {
                 Ok(revoked) => {
-                    let fresh: Vec<String> =
-                        revoked.iter().filter(|id| !told.contains(*id)).cloned().collect();
-                    told = revoked.into_iter().collect();
-                    if !fresh.is_empty() {
-                        tracing::info!(tokens = fresh.len(), "closing the sessions of revoked device tokens");
-                        registry.do_send(crate::actors::registry::RevokeTokens(fresh));
+                    if revoked.len() != told {
+                        tracing::info!(
+                            tokens = revoked.len(),
+                            "closing the sessions of revoked device tokens"
+                        );
+                    }
+                    told = revoked.len();
+                    if !revoked.is_empty() {
+                        registry.do_send(crate::actors::registry::RevokeTokens(revoked));
                     }
                 }
                 Err(err) => tracing::warn!(%err, "the revoked device tokens could not be read"),

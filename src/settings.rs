@@ -75,8 +75,8 @@ impl DatabaseSettings {
 pub fn redact_url(url: &str) -> String {
     let mut shown = url.to_owned();
     if let Some(start) = url.find("://").map(|i| i + 3) {
-        let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
-        if let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i)
+        // The last `@` ends the user part, whatever a password left unencoded holds (`/`, `?`).
+        if let Some(at) = url[start..].rfind('@').map(|i| start + i)
             && let Some(colon) = url[start..at].find(':').map(|i| start + i)
         {
             shown = format!("{}<redacted>{}", &url[..=colon], &url[at..]);
@@ -356,6 +356,10 @@ pub struct LimitSettings {
     /// slot of `max_connections` until they join.
     #[serde(default = "max_anonymous")]
     pub max_anonymous: usize,
+    /// Of those, at most this many from one client address (loopback aside unless
+    /// `rate_limit_loopback`).
+    #[serde(default = "max_anonymous_per_address")]
+    pub max_anonymous_per_address: usize,
     /// Requests (REST calls and upgrades) a second from one address, and the burst above it
     /// (429 with Retry-After past them).
     #[serde(default = "requests_per_second_per_address")]
@@ -373,6 +377,10 @@ fn connect_timeout_s() -> f64 {
 
 fn max_anonymous() -> usize {
     256
+}
+
+fn max_anonymous_per_address() -> usize {
+    16
 }
 
 fn requests_per_second_per_address() -> u32 {
@@ -561,6 +569,7 @@ impl Settings {
             ("limits.messages_per_second", self.limits.messages_per_second as usize),
             ("limits.total_queue_bytes", self.limits.total_queue_bytes),
             ("limits.max_anonymous", self.limits.max_anonymous),
+            ("limits.max_anonymous_per_address", self.limits.max_anonymous_per_address),
             ("limits.requests_per_second_per_address", self.limits.requests_per_second_per_address as usize),
             ("limits.request_burst_per_address", self.limits.request_burst_per_address as usize),
         ];
@@ -568,6 +577,20 @@ impl Settings {
             if value == 0 {
                 return Err(SettingsError::Invalid { key, problem: "must be at least 1".into() });
             }
+        }
+        if self.limits.requests_per_second_per_address > 1_000_000 {
+            return Err(SettingsError::Invalid {
+                key: "limits.requests_per_second_per_address",
+                problem: "must be at most 1000000".into(),
+            });
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return Err(SettingsError::Invalid {
+                key: "auth.jwt_secret",
+                problem:
+                    "must be at least 32 characters: a shorter HMAC secret can be guessed from any token"
+                        .into(),
+            });
         }
         if self.election.backoff_ms.is_empty() {
             return Err(SettingsError::Invalid {
@@ -759,6 +782,7 @@ mod tests {
                 "postgres://db/shop?user=shop&password=<redacted>",
             ),
             ("postgres://shop@db/shop", "postgres://shop@db/shop"),
+            ("postgres://shop:hunter2/x?y@db/shop", "postgres://shop:<redacted>@db/shop"),
             ("sqlite://data/device-sync.db?mode=rwc", "sqlite://data/device-sync.db?mode=rwc"),
         ];
         for (url, shown) in cases {

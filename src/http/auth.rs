@@ -114,7 +114,7 @@ impl Tokens {
         }
         match presented.as_deref() {
             Some(t) if self.fleet.as_deref().is_some_and(|fleet| same(t, fleet)) => Err(forbidden()),
-            Some(t) if DeviceToken::parse(t).is_some() => Err(forbidden()),
+            Some(t) if DeviceToken::parse(t).is_some() || JwtVerifier::looks_like(t) => Err(forbidden()),
             _ => Err(unauthorized("This endpoint needs the admin token")),
         }
     }
@@ -127,8 +127,7 @@ impl Tokens {
         req: &HttpRequest,
         allow_query: bool,
     ) -> Result<Caller, ApiError> {
-        let presented = bearer(req).or_else(|| if allow_query { query_token(req) } else { None });
-        self.caller_of(db, presented.as_deref()).await
+        self.caller_of(db, presented(req, allow_query).as_deref()).await
     }
 
     /// Who a presented token (or none) speaks as.
@@ -300,6 +299,11 @@ fn forbidden() -> ApiError {
 /// Constant-time comparison (only the lengths may differ in time).
 fn same(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// The token a request presents: its bearer header, or (where `allow_query`) `?token=`.
+pub fn presented(req: &HttpRequest, allow_query: bool) -> Option<String> {
+    bearer(req).or_else(|| if allow_query { query_token(req) } else { None })
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {

@@ -153,13 +153,10 @@ async fn get_one(
     responses((status = 201, description = "Created; `seq` is the change's", body = StationReply), Invalid, Unauthorized, Forbidden, (status = 409, description = "DEVICE_EXISTS", body = RestError), Unavailable),
     security(("admin_token" = []))
 )]
-async fn create(
-    _auth: AdminAuth,
-    app: web::Data<AppState>,
-    body: JsonBody,
-) -> Result<HttpResponse, ApiError> {
+async fn create(auth: AdminAuth, app: web::Data<AppState>, body: JsonBody) -> Result<HttpResponse, ApiError> {
     let command = inbound::create_station_body(&body.value)?;
     let (station, seq) = persist_station(&app, command).await?;
+    auth.record(&app, "create_station", None, &format!("station {}", station.id)).await;
     Ok(station_reply(StatusCode::CREATED, &station, Some(seq)))
 }
 
@@ -195,12 +192,14 @@ async fn update(
     security(("admin_token" = []))
 )]
 async fn remove(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let station_id = station_id(&path)?;
+    let details = format!("station {station_id}");
     persist(&app, StationCommand::Delete { station_id }).await?;
+    auth.record(&app, "delete_station", None, &details).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -366,11 +365,13 @@ async fn get_categories(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<H
     security(("admin_token" = []))
 )]
 async fn put_categories(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    put_catalogue(&app, CatalogueKind::Categories, body).await
+    let stored = put_catalogue(&app, CatalogueKind::Categories, body).await?;
+    auth.record(&app, "put_catalogue", None, "categories").await;
+    Ok(stored)
 }
 
 #[utoipa::path(
@@ -395,9 +396,11 @@ async fn get_prices(_auth: DeviceAuth, app: web::Data<AppState>) -> Result<HttpR
     security(("admin_token" = []))
 )]
 async fn put_prices(
-    _auth: AdminAuth,
+    auth: AdminAuth,
     app: web::Data<AppState>,
     body: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    put_catalogue(&app, CatalogueKind::Prices, body).await
+    let stored = put_catalogue(&app, CatalogueKind::Prices, body).await?;
+    auth.record(&app, "put_catalogue", None, "prices").await;
+    Ok(stored)
 }

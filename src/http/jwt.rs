@@ -54,13 +54,30 @@ impl JwtVerifier {
             let set: JwkSet =
                 serde_json::from_str(&text).map_err(|err| format!("{shown}: not a JWKS ({err})"))?;
             for jwk in &set.keys {
+                use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
                 let algorithm = match &jwk.algorithm {
-                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                        Algorithm::ES256
+                    }
                     _ => {
                         return Err(format!("{shown}: only RSA (RS256) and EC P-256 (ES256) keys are taken"));
                     }
                 };
+                let declared = jwk.common.key_algorithm;
+                let fits = matches!(
+                    (declared, algorithm),
+                    (None, _)
+                        | (Some(KeyAlgorithm::RS256), Algorithm::RS256)
+                        | (Some(KeyAlgorithm::ES256), Algorithm::ES256)
+                );
+                let signing =
+                    jwk.common.public_key_use.as_ref().is_none_or(|used| *used == PublicKeyUse::Signature);
+                if !fits || !signing {
+                    return Err(format!(
+                        "{shown}: a key is declared for another use than RS256 or ES256 signatures"
+                    ));
+                }
                 let key = DecodingKey::from_jwk(jwk).map_err(|err| format!("{shown}: {err}"))?;
                 keys.push(Key { kid: jwk.common.key_id.clone(), algorithm, key });
             }
@@ -89,14 +106,21 @@ impl JwtVerifier {
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = 0;
-            validation.set_required_spec_claims(&["exp", "sub"]);
+            validation.validate_nbf = true;
+            // A configured `iss` or `aud` must be there, not only match when it is.
+            let mut required = vec!["exp", "sub"];
             match &self.audience {
-                Some(audience) => validation.set_audience(&[audience]),
+                Some(audience) => {
+                    validation.set_audience(&[audience]);
+                    required.push("aud");
+                }
                 None => validation.validate_aud = false,
             }
             if let Some(issuer) = &self.issuer {
                 validation.set_issuer(&[issuer]);
+                required.push("iss");
             }
+            validation.set_required_spec_claims(&required);
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
                     let expires =
@@ -163,6 +187,15 @@ mod tests {
                 serde_json::json!({"sub": "a", "exp": later, "iss": "elsewhere"})
             ))
             .is_err()
+        );
+        // A configured issuer must be there.
+        assert!(v.verify(&token("shop-secret", serde_json::json!({"sub": "a", "exp": later}))).is_err());
+        let aud =
+            JwtVerifier::new("shop-secret", Path::new(""), "", "tills").expect("keys").expect("a verifier");
+        assert!(aud.verify(&token("shop-secret", serde_json::json!({"sub": "a", "exp": later}))).is_err());
+        assert!(
+            aud.verify(&token("shop-secret", serde_json::json!({"sub": "a", "exp": later, "aud": "tills"})))
+                .is_ok()
         );
         assert!(JwtVerifier::new("", Path::new(""), "", "").expect("none").is_none());
     }

@@ -43,7 +43,9 @@ impl Origins {
     /// one.
     pub fn permit(&self, head: &RequestHead) -> bool {
         match head.headers().get(header::ORIGIN) {
-            None => true,
+            // A browser sends no Origin with a GET such as an image's; it says where the request
+            // comes from in Sec-Fetch-Site. Only following a link (a navigation) may cross sites.
+            None => self.any || !cross_site_subresource(head),
             Some(origin) => self.permits(origin, head),
         }
     }
@@ -71,6 +73,15 @@ impl Origins {
             .supports_credentials()
             .max_age(3600)
     }
+}
+
+/// Whether a browser says this request without an Origin comes from another site's page and is
+/// not a navigation (an image, a script, a frame's resource).
+fn cross_site_subresource(head: &RequestHead) -> bool {
+    let said =
+        |name: &str| head.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    said("sec-fetch-site").as_deref() == Some("cross-site")
+        && said("sec-fetch-mode").as_deref() != Some("navigate")
 }
 
 /// An origin as compared: lower case, without a trailing slash or the scheme's default port.
@@ -152,6 +163,16 @@ mod tests {
         assert!(!origins.permit(&head("shop:8080", Some("http://shop:8081"))));
         assert!(!origins.permit(&head("shop:8080", Some("null"))));
         assert!(!origins.permit(&head("shop:8080", Some("http://shop:8080.evil.example"))));
+        let mut image = TestRequest::default().insert_header((header::HOST, "shop:8080"));
+        image = image
+            .insert_header(("sec-fetch-site", "cross-site"))
+            .insert_header(("sec-fetch-mode", "no-cors"));
+        assert!(!origins.permit(image.to_http_request().head()), "another site's image");
+        let link = TestRequest::default()
+            .insert_header((header::HOST, "shop:8080"))
+            .insert_header(("sec-fetch-site", "cross-site"))
+            .insert_header(("sec-fetch-mode", "navigate"));
+        assert!(origins.permit(link.to_http_request().head()), "a link followed from another site");
         let listed = Origins::new(&["https://till.example:8443".to_owned()]);
         assert!(listed.permit(&head("shop:8080", Some("https://till.example:8443"))));
         assert!(!listed.permit(&head("shop:8080", Some("https://till.example"))));

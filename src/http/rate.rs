@@ -32,7 +32,7 @@ impl KeyExtractor for PeerAddress {
 
     fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, Self::KeyExtractionError> {
         // Unix sockets and tests without a peer share one key.
-        Ok(req.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.ip()))
+        Ok(req.peer_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| canonical(peer.ip())))
     }
 
     fn exceed_rate_limit_response(
@@ -53,6 +53,20 @@ impl KeyExtractor for PeerAddress {
             true => Vec::new(),
             false => vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
         }
+    }
+}
+
+/// The key of a client address: an IPv4 address as itself (also when it comes mapped into IPv6,
+/// as on a server listening on `::`), an IPv6 address by its /64 (one host may hold a whole
+/// /64, and would otherwise get a fresh budget per address).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None if v6.is_loopback() => IpAddr::V6(v6),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -82,4 +96,22 @@ pub fn spawn_pruning(limit: &RateLimit, mut stopping: tokio::sync::watch::Receiv
             limiter.shrink_to_fit();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_keyed_as_one_client_has_them() {
+        let v4: IpAddr = "192.168.1.20".parse().expect("ip");
+        assert_eq!(canonical(v4), v4);
+        assert_eq!(canonical("::ffff:192.168.1.20".parse().expect("ip")), v4);
+        assert_eq!(canonical("::ffff:127.0.0.1".parse().expect("ip")), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        assert_eq!(canonical(one), canonical(other));
+        assert_ne!(canonical(one), canonical("2001:db8:1:3::1".parse().expect("ip")));
+        assert!(canonical("::1".parse().expect("ip")).is_loopback());
+    }
 }

@@ -366,7 +366,7 @@ async fn pull(
     security((), ("device_token" = []))
 )]
 async fn status(
-    _auth: DeviceAuth,
+    auth: DeviceAuth,
     req: HttpRequest,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -374,7 +374,10 @@ async fn status(
     let fleet = app.election.send(Fleet).await?;
     let head = app.published.get();
     let state = match query.id("device_id")? {
-        Some(device) => Some(sync::device_state(&app.db, device).await?),
+        Some(device) => {
+            auth.speaks_for(device)?;
+            Some(sync::device_state(&app.db, device).await?)
+        }
         None => None,
     };
     Ok(HttpResponse::Ok().json(StatusReply {

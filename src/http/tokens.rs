@@ -13,7 +13,7 @@ use super::error::answers::{Forbidden, Invalid, Unauthorized, Unavailable};
 use super::routes::Routes;
 use crate::actors::persistence::{self, Origin};
 use crate::actors::registry::RevokeTokens;
-use crate::domain::fleet::{AuditEntry, FleetWrite};
+use crate::domain::fleet::{AuditEntry, FleetWrite, IssuedToken};
 use crate::http::state::AppState;
 use crate::protocol::inbound;
 use crate::store;
@@ -76,15 +76,15 @@ struct Revoked {
     revoked: usize,
 }
 
-/// Issues a token for `device_id` as `by`, through the Persistence actor, with its audit row.
-pub async fn issue_for(app: &AppState, device_id: &str, by: &str) -> Result<(String, String), ApiError> {
-    let (token, stored) = DeviceToken::issue(device_id, by);
+/// Stores a token issued by `by` through the Persistence actor, with its audit row; returns its
+/// id.
+async fn store_issued(app: &AppState, stored: IssuedToken, by: &str) -> Result<String, ApiError> {
     let token_id = stored.id.clone();
-    let audit =
-        AuditEntry::success("device_token", "issue", Some(device_id), &format!("token {token_id} by {by}"));
+    let details = format!("token {token_id} by {by}");
+    let audit = AuditEntry::success("device_token", "issue", Some(&stored.device_id), &details);
     let writes = vec![FleetWrite::TokenIssued(stored), FleetWrite::Audit(audit)];
     persistence::persist(&app.persistence, writes, Origin::Rest).await?;
-    Ok((token_id, token))
+    Ok(token_id)
 }
 
 #[utoipa::path(
@@ -104,13 +104,16 @@ async fn issue_token(
 ) -> Result<HttpResponse, ApiError> {
     let device_id = path.into_inner();
     inbound::check_id("device_id", &device_id)?;
-    let (token_id, token) = issue_for(&app, &device_id, &auth.0).await?;
-    tracing::info!(device = %device_id, token = %token_id, by = %auth.0, "device token issued");
+    // The enrolment is made before the token is stored: a token is never live unshown.
+    let (token, stored) = DeviceToken::issue(&device_id, &auth.0);
     let server = {
-        let info = req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
+        let scheme = if app.settings.server.tls().is_some() { "https" } else { "http" };
+        let host = req.headers().get(actix_web::http::header::HOST).and_then(|h| h.to_str().ok());
+        format!("{scheme}://{}", host.unwrap_or("localhost"))
     };
     let (enrolment, qr_svg) = enrolment(&server, &device_id, &token)?;
+    let token_id = store_issued(&app, stored, &auth.0).await?;
+    tracing::info!(device = %device_id, token = %token_id, by = %auth.0, "device token issued");
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(Issued { device_id, token_id, token, enrolment, qr_svg }))

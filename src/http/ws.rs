@@ -46,8 +46,9 @@ pub fn start(
 
 /// A slot for one more Socket.IO session that has not joined with its token yet, or 503 past
 /// `limits.max_anonymous`: such sessions cannot take the slots of devices.
-pub fn admit_anonymous(app: &AppState) -> Result<ConnectionSlot, ApiError> {
-    app.anonymous.try_acquire().ok_or_else(|| {
+pub fn admit_anonymous(app: &AppState, req: &HttpRequest) -> Result<ConnectionSlot, ApiError> {
+    let address = req.peer_addr().map(|peer| crate::http::rate::canonical(peer.ip()));
+    app.anonymous.try_acquire_for(address).ok_or_else(|| {
         tracing::warn!(max = app.settings.limits.max_anonymous, "too many sessions waiting to join");
         let error = WireError::new(
             ErrorCode::ServerError,

@@ -83,3 +83,27 @@ async fn one_address_past_its_rate_gets_429_with_retry_after() {
     tokio::time::sleep(Duration::from_secs(retry.max(1))).await;
     assert_eq!(app.get("/system/health").await.status(), StatusCode::OK, "served again after Retry-After");
 }
+
+/// One address holds at most `limits.max_anonymous_per_address` sessions that have not joined,
+/// so it cannot fill the pool alone; a handshake whose token opens a session does not wait in
+/// that pool at all.
+#[actix_web::test]
+async fn one_address_holds_a_few_anonymous_sessions_and_a_token_skips_the_queue() {
+    let app = spawn_app_with(|s| {
+        s.auth.device_token = "the-fleet-token".into();
+        s.limits.max_anonymous_per_address = 4;
+        s.limits.rate_limit_loopback = true;
+        s.socketio.connect_timeout_s = 30.0;
+    })
+    .await;
+    let url = app.url("/socket.io/?EIO=4&transport=polling");
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.http.get(&url).send().await.expect("handshake").status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 6, "{statuses:?}");
+    let with_token = app.http.get(format!("{url}&token=the-fleet-token")).send().await.expect("handshake");
+    assert_eq!(with_token.status(), 200, "a device with its token is not held up by the anonymous ones");
+    assert_eq!(app.state.anonymous.open(), 4);
+}

@@ -89,7 +89,7 @@ async fn a_devices_token_speaks_for_that_device_only_on_every_transport() {
     assert_eq!(body["code"], "INSUFFICIENT_PERMISSIONS");
     let own = app.http.post(app.url("/sync/push")).bearer_auth(&token).json(&push("till-1")).send().await;
     assert_eq!(own.expect("push").status(), StatusCode::OK);
-    for path in ["/sync/state/till-2", "/sync/pull?device_id=till-2"] {
+    for path in ["/sync/state/till-2", "/sync/pull?device_id=till-2", "/sync/status?device_id=till-2"] {
         let response = app.http.get(app.url(path)).bearer_auth(&token).send().await.expect("GET");
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
     }
@@ -233,6 +233,9 @@ async fn admin_actions_are_recorded_with_the_tokens_name() {
         .await
         .expect("role");
     assert_eq!(role.status(), StatusCode::OK);
+    let station =
+        call(reqwest::Method::POST, "/cashier/devices").json(&json!({"deviceId": "pc9"})).send().await;
+    assert_eq!(station.expect("create").status(), StatusCode::CREATED);
     let revoked = call(reqwest::Method::DELETE, "/device/tablet/tokens").send().await.expect("revoke");
     assert_eq!(revoked.status(), StatusCode::OK);
     tablet.close().await;
@@ -247,6 +250,7 @@ async fn admin_actions_are_recorded_with_the_tokens_name() {
         })
     };
     assert!(said("master_election") && said("set_role") && said("retire_device"), "{audit}");
+    assert!(said("create_station"), "{audit}");
     let tokens = audit_of(&app, "device_token").await.to_string();
     assert!(tokens.contains("by alice"), "{tokens}");
     till.close().await;
@@ -258,4 +262,27 @@ async fn audit_of(app: &TestApp, event_type: &str) -> Value {
     let path = format!("/sync/audit-logs?limit=100&event_type={event_type}");
     let response = app.admin(reqwest::Method::GET, &path).send().await.expect("audit");
     response.json().await.expect("JSON")
+}
+
+/// A token revoked between a Socket.IO handshake (which carried it) and the client's CONNECT
+/// opens nothing: the token is checked again when the client joins.
+#[actix_web::test]
+async fn a_token_revoked_before_the_socketio_connect_opens_nothing() {
+    let app = spawn_locked().await;
+    let base = app.url("");
+    let token = issue(&app.http, base.trim_end_matches('/'), "tablet").await;
+    let handshake = app.url(&format!("/socket.io/?EIO=4&transport=polling&token={token}"));
+    let open = app.http.get(&handshake).send().await.expect("handshake").text().await.expect("body");
+    let sid = serde_json::from_str::<Value>(open.trim_start_matches('0')).expect("the open packet")["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    let revoked = app.http.delete(app.url("/device/tablet/tokens")).bearer_auth(ADMIN_TOKEN).send().await;
+    assert_eq!(revoked.expect("revoke").status(), StatusCode::OK);
+    let session = app.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    let posted = app.http.post(&session).body("40").send().await.expect("CONNECT");
+    assert_eq!(posted.status(), StatusCode::OK);
+    let answer = app.http.get(&session).send().await.expect("poll").text().await.expect("body");
+    assert!(answer.starts_with("44"), "the CONNECT is refused: {answer}");
+    app.stop().await;
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestDevice, WsClient, spawn_app_with};
 use crate::socketio::Sio;
 
-const SECRET: &str = "the-shops-idp-secret";
+const SECRET: &str = "the-shops-identity-provider-secret-0123";
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -54,6 +54,8 @@ async fn a_jwt_speaks_for_its_subject_and_an_expired_one_opens_nothing() {
     assert_eq!(online["type"], "device_online_ack", "{online}");
     let rest = app.http.get(app.url("/sync/state/till-2")).bearer_auth(&token).send().await.expect("GET");
     assert_eq!(rest.status(), StatusCode::FORBIDDEN);
+    let admin = app.http.get(app.url("/sync/audit-logs")).bearer_auth(&token).send().await.expect("GET");
+    assert_eq!(admin.status(), StatusCode::FORBIDDEN, "a device's JWT on an admin endpoint");
 
     let expired = hs256("till-1", -5);
     let upgrade = tokio_tungstenite::connect_async(format!("{}?token={expired}", app.ws_url())).await;

@@ -2,8 +2,10 @@
 //! actors it talks to and the log's facts. Built once at start (`SessionContext`), shared by
 //! every session; and the admission gate that bounds how many sessions are open at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 use sea_orm::DatabaseConnection;
@@ -47,28 +49,75 @@ pub struct SessionContext {
     pub faults: Arc<crate::faults::Faults>,
 }
 
-/// Admission of sessions: at most `limits.max_connections` at once.
+/// Admission of sessions: at most `max` at once (`limits.max_connections`), and, for a pool
+/// limited per address (sessions not yet joined: `limits.max_anonymous_per_address`), at most so
+/// many from one client address.
 #[derive(Debug)]
 pub struct ConnectionSlots {
     open: AtomicUsize,
     max: usize,
+    per_address: Option<PerAddress>,
+}
+
+#[derive(Debug)]
+struct PerAddress {
+    max: usize,
+    /// Loopback (this machine's own tools) is not counted.
+    exempt_loopback: bool,
+    held: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One admitted session; frees its slot when dropped (with the session).
 #[derive(Debug)]
-pub struct ConnectionSlot(Arc<ConnectionSlots>);
+pub struct ConnectionSlot {
+    pool: Arc<ConnectionSlots>,
+    /// The address it counts against, in a pool limited per address.
+    address: Option<IpAddr>,
+}
 
 impl ConnectionSlots {
     pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self { open: AtomicUsize::new(0), max })
+        Arc::new(Self { open: AtomicUsize::new(0), max, per_address: None })
+    }
+
+    /// A pool that also holds each client address to `per_address` slots (loopback aside
+    /// when `exempt_loopback`).
+    pub fn per_address(max: usize, per_address: usize, exempt_loopback: bool) -> Arc<Self> {
+        let per_address = PerAddress { max: per_address, exempt_loopback, held: Mutex::default() };
+        Arc::new(Self { open: AtomicUsize::new(0), max, per_address: Some(per_address) })
     }
 
     /// Takes a slot, or `None` when all are taken.
     pub fn try_acquire(self: &Arc<Self>) -> Option<ConnectionSlot> {
-        self.open
+        self.try_acquire_for(None)
+    }
+
+    /// Takes a slot for a client at `address`, or `None` when all are taken or that address
+    /// holds its share.
+    pub fn try_acquire_for(self: &Arc<Self>, address: Option<IpAddr>) -> Option<ConnectionSlot> {
+        let counted = match (&self.per_address, address) {
+            (Some(limit), Some(ip)) if !(limit.exempt_loopback && ip.is_loopback()) => Some((limit, ip)),
+            _ => None,
+        };
+        if let Some((limit, ip)) = counted {
+            let mut held = limit.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = held.entry(ip).or_default();
+            if *count >= limit.max {
+                return None;
+            }
+            *count += 1;
+        }
+        let taken = self
+            .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
-            .ok()
-            .map(|_| ConnectionSlot(Arc::clone(self)))
+            .is_ok();
+        if !taken {
+            if let Some((limit, ip)) = counted {
+                limit.give_back(ip);
+            }
+            return None;
+        }
+        Some(ConnectionSlot { pool: Arc::clone(self), address: counted.map(|(_, ip)| ip) })
     }
 
     /// Sessions open now.
@@ -77,8 +126,24 @@ impl ConnectionSlots {
     }
 }
 
+impl PerAddress {
+    /// One slot of `ip` is free again (an address holding none is forgotten).
+    fn give_back(&self, ip: IpAddr) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&ip);
+            }
+        }
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        if let (Some(limit), Some(ip)) = (&self.pool.per_address, self.address) {
+            limit.give_back(ip);
+        }
+        self.pool.open.fetch_sub(1, Ordering::AcqRel);
     }
 }

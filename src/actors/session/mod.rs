@@ -129,6 +129,8 @@ pub struct Session {
     /// Who its token speaks as: a device's own token may register and write as that device
     /// only.
     caller: Option<Caller>,
+    /// Its token's expiry (a JWT's) and the two timers watching it.
+    expiry: Option<(chrono::DateTime<chrono::Utc>, [SpawnHandle; 2])>,
     /// The device this session registered as (`device_online`, `register_device`).
     device_id: Option<String>,
     last_seen: Instant,
@@ -190,6 +192,7 @@ impl Session {
             client_id: None,
             device_id: None,
             caller,
+            expiry: None,
             last_seen: now,
             last_ping: now,
             ping_sent_at: None,
@@ -576,7 +579,7 @@ impl Session {
     /// A token that is not valid, or speaks for another device, is refused and the old one
     /// stays.
     fn on_refresh(&mut self, ctx: &mut ws::WebsocketContext<Self>, reply_to: Option<String>, token: String) {
-        let lookup = (self.cx.authenticate)(token);
+        let lookup = (self.cx.authenticate)(Some(token));
         ctx.wait(lookup.into_actor(self).map(move |caller, act, ctx| {
             let same_device = |caller: &Caller| match (caller, &act.caller) {
                 (Caller::Device { device_id: new, .. }, Some(Caller::Device { device_id: old, .. })) => {
@@ -610,11 +613,19 @@ impl Session {
     /// (`refresh`), and once `auth.jwt_refresh_s` more have passed without one the session is
     /// closed (4012).
     fn watch_expiry(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(expires) = self.caller.as_ref().and_then(Caller::expires) else { return };
+        let expires = self.caller.as_ref().and_then(Caller::expires);
+        if expires == self.expiry.as_ref().map(|(at, _)| *at) {
+            return;
+        }
+        // The timers of the token before go: one pair at a time, however often it refreshes.
+        for timer in self.expiry.take().into_iter().flat_map(|(_, timers)| timers) {
+            ctx.cancel_future(timer);
+        }
+        let Some(expires) = expires else { return };
         let until =
             |at: chrono::DateTime<chrono::Utc>| (at - chrono::Utc::now()).to_std().unwrap_or_default();
         let refresh = self.cx.token_refresh;
-        ctx.run_later(until(expires), move |act, ctx| {
+        let told = ctx.run_later(until(expires), move |act, ctx| {
             if act.caller.as_ref().and_then(Caller::expires) == Some(expires) {
                 let error = WireError::new(
                     ErrorCode::Unauthorized,
@@ -626,12 +637,13 @@ impl Session {
                 act.send_error(ctx, &error, None);
             }
         });
-        ctx.run_later(until(expires) + refresh, move |act, ctx| {
+        let closed = ctx.run_later(until(expires) + refresh, move |act, ctx| {
             // A refreshed session has a later expiry (and its own timers).
             if act.caller.as_ref().and_then(Caller::expires) == Some(expires) {
                 act.close(ctx, close::TOKEN_EXPIRED, "token expired");
             }
         });
+        self.expiry = Some((expires, [told, closed]));
     }
 
     /// Whether the session's token may speak for `id` (a device, or a cashier's `clientId`): a

@@ -20,9 +20,9 @@ use crate::protocol::outbound::Frame;
 use crate::protocol::socketio::{self, EnginePacket, PacketError, SioPacket};
 use crate::protocol::{ErrorCode, WireError, close};
 
-/// Who a token in the CONNECT payload speaks as, or `None` when it opens nothing (a device's own
-/// token is looked up in the database).
-pub type Authenticate = Arc<dyn Fn(String) -> LocalBoxFuture<'static, Option<Caller>> + Send + Sync>;
+/// Who a token (or none) speaks as, or `None` when it opens nothing (a device's own token is
+/// looked up in the database).
+pub type Authenticate = Arc<dyn Fn(Option<String>) -> LocalBoxFuture<'static, Option<Caller>> + Send + Sync>;
 
 /// How a session's frames are spoken.
 pub enum Wire {
@@ -40,9 +40,9 @@ pub struct SocketIoWire {
     upgrades: bool,
     /// The client joined the default namespace.
     joined: bool,
-    /// Who the handshake request's token speaks as (`?token=` or the header), if it opens a
-    /// session.
-    handshake_caller: Option<Caller>,
+    /// The handshake request's token (`?token=` or the header), checked again when the client
+    /// joins without one of its own.
+    handshake_token: Option<String>,
     /// Events waiting for their acknowledgement: the reply's `reply_to` → the ack id.
     acks: HashMap<String, u64>,
     ping_interval: Duration,
@@ -68,7 +68,7 @@ impl SocketIoWire {
     pub fn new(
         sid: String,
         upgrades: bool,
-        handshake_caller: Option<Caller>,
+        handshake_token: Option<String>,
         ping_interval: Duration,
         ping_timeout: Duration,
     ) -> Self {
@@ -76,7 +76,7 @@ impl SocketIoWire {
             sid,
             upgrades,
             joined: false,
-            handshake_caller,
+            handshake_token,
             acks: HashMap::new(),
             ping_interval,
             ping_timeout,
@@ -102,10 +102,10 @@ impl SocketIoWire {
         self.joined
     }
 
-    /// Must join within `timeout`, and then takes a slot of `slots` in place of its own.
-    pub fn joining_within(mut self, timeout: Duration, slots: Arc<ConnectionSlots>) -> Self {
+    /// Must join within `timeout`; with `slots`, joining takes one of them in place of its own.
+    pub fn joining_within(mut self, timeout: Duration, slots: Option<Arc<ConnectionSlots>>) -> Self {
         self.connect_timeout = timeout;
-        self.joining = Some(slots);
+        self.joining = slots;
         self
     }
 
@@ -241,20 +241,18 @@ impl Session {
     /// with the payload's `clientId`, `last_seq` and `epoch`.
     fn on_sio_connect(&mut self, ctx: &mut ws::WebsocketContext<Self>, mut auth: Map<String, Value>) {
         let Wire::SocketIo(sio) = &mut self.wire else { return };
-        match auth.remove("token") {
-            // The payload's token is looked up before anything else the client sent is read.
-            Some(Value::String(token)) => {
-                let lookup = (self.cx.authenticate)(token);
-                ctx.wait(
-                    lookup.into_actor(self).map(|caller, act, ctx| act.sio_join(ctx, caller, true, auth)),
-                );
-            }
-            Some(_) => self.sio_join(ctx, None, true, auth),
-            None => {
-                let caller = sio.handshake_caller.clone();
-                self.sio_join(ctx, caller, false, auth);
-            }
-        }
+        let token = match auth.remove("token") {
+            Some(Value::String(token)) => Some(token),
+            Some(_) => return self.sio_join(ctx, None, true, auth),
+            // Checked again now: it may have been revoked, or have expired, since the handshake.
+            None => sio.handshake_token.clone(),
+        };
+        let presented = token.is_some();
+        // Looked up before anything else the client sent is read.
+        let lookup = (self.cx.authenticate)(token);
+        ctx.wait(
+            lookup.into_actor(self).map(move |caller, act, ctx| act.sio_join(ctx, caller, presented, auth)),
+        );
     }
 
     /// Joins the namespace as `caller`, or refuses the CONNECT without one.

@@ -21,11 +21,12 @@ use tokio_stream_shim::receiver_stream;
 
 pub use self::polling::PollingSessions;
 use self::polling::{Bridge, Taken};
+use super::auth;
 use super::error::ApiError;
 use super::query::Query;
 use super::ws;
 use crate::actors::outbox::{self, Outbox};
-use crate::actors::session::{SocketIoWire, Wire};
+use crate::actors::session::{ConnectionSlot, SocketIoWire, Wire};
 use crate::http::state::AppState;
 use crate::protocol::socketio::{ENGINE_IO_VERSION, RECORD_SEPARATOR};
 
@@ -70,14 +71,32 @@ fn target(query: &Query) -> Result<Target, (u8, &'static str)> {
     Ok(Target { websocket, sid: query.text("sid").map(str::to_owned) })
 }
 
-/// A new session's Socket.IO state.
-async fn wire(req: &HttpRequest, app: &AppState, sid: String, upgrades: bool) -> Wire {
-    let handshake_caller = app.tokens.caller(&app.db, req, true).await.ok();
+/// A new session's Socket.IO state, and its admission. A handshake whose token opens a session
+/// takes a device's slot at once; any other waits for its CONNECT in one of the few slots kept
+/// for sessions not yet joined (`limits.max_anonymous`, and per address), and takes a device's
+/// slot on joining. Either way the token is checked again when the client joins.
+async fn admitted(
+    req: &HttpRequest,
+    app: &AppState,
+    sid: String,
+    upgrades: bool,
+) -> Result<(Wire, ConnectionSlot), ApiError> {
+    let token = auth::presented(req, true);
+    let opens = match &token {
+        Some(token) => app.tokens.caller_of(&app.db, Some(token)).await.is_ok(),
+        None => false,
+    };
     let socketio = &app.settings.socketio;
-    let wire =
-        SocketIoWire::new(sid, upgrades, handshake_caller, socketio.ping_interval(), socketio.ping_timeout())
-            .joining_within(socketio.connect_timeout(), Arc::clone(&app.slots));
-    Wire::SocketIo(Box::new(if socketio.conformance { wire.for_conformance() } else { wire }))
+    let wire = SocketIoWire::new(sid, upgrades, token, socketio.ping_interval(), socketio.ping_timeout());
+    let (wire, slot) = match opens {
+        true => (wire.joining_within(socketio.connect_timeout(), None), ws::admit(app)?),
+        false => (
+            wire.joining_within(socketio.connect_timeout(), Some(Arc::clone(&app.slots))),
+            ws::admit_anonymous(app, req)?,
+        ),
+    };
+    let wire = if socketio.conformance { wire.for_conformance() } else { wire };
+    Ok((Wire::SocketIo(Box::new(wire)), slot))
 }
 
 fn new_sid() -> String {
@@ -96,8 +115,7 @@ async fn get(
     };
     match (target.websocket, target.sid) {
         (true, None) => {
-            let slot = ws::admit_anonymous(&app)?;
-            let wire = wire(&req, &app, new_sid(), false).await;
+            let (wire, slot) = admitted(&req, &app, new_sid(), false).await?;
             ws::start(&req, payload, &app, wire, None, slot)
         }
         (true, Some(sid)) => {
@@ -134,10 +152,9 @@ async fn get(
 
 /// A long-polling handshake: a new session, and its open packet as the first poll's answer.
 async fn handshake(req: &HttpRequest, app: &AppState) -> Result<HttpResponse, ApiError> {
-    let slot = ws::admit_anonymous(app)?;
     let sid = new_sid();
+    let (wire, slot) = admitted(req, app, sid.clone(), true).await?;
     let (input, frames) = tokio::sync::mpsc::unbounded_channel();
-    let wire = wire(req, app, sid.clone(), true).await;
     let body = ws::spawn(app, wire, None, slot, receiver_stream(frames), None);
     let socketio = &app.settings.socketio;
     let bridge = Bridge::start(
