@@ -52,6 +52,12 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(#[from] http::tls::TlsError),
     #[error(
+        "this database was written by a newer device-sync: it has migration {unknown}, which this \
+         version does not know. Nothing was changed. Run the newer version, or restore a backup \
+         made by this one (device-sync restore FILE)"
+    )]
+    Newer { unknown: String },
+    #[error(
         "refusing to listen on {host} with no device authentication: anyone on the network could act as any device. \
          Set auth.device_token (the fleet token) or auth.require_device_token = true and issue devices their own \
          tokens (device-sync token issue DEVICE); or listen on 127.0.0.1; or, knowingly, set auth.allow_open_network = true"
@@ -98,6 +104,7 @@ impl Application {
         // On Postgres every node is one of possibly several (section 11); nodes started at once
         // on a fresh database migrate it one after another.
         let node = (!settings.database.is_sqlite()).then(|| cluster::Node::from_settings(&settings.cluster));
+        refuse_a_newer_schema(&writer).await?;
         match node {
             None => Migrator::up(&writer, None).await?,
             Some(_) => store::cluster::one_at_a_time(&writer, Migrator::up(&writer, None)).await?,
@@ -473,6 +480,24 @@ fn tune_socket(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions, 
     data.insert(crate::actors::outbox::Connection(std::os::fd::AsRawFd::as_raw_fd(tcp)));
     #[cfg(not(unix))]
     let _ = data;
+}
+
+/// Refuses a database a newer build has migrated (a migration this build does not know), before
+/// anything is written to it.
+pub async fn refuse_a_newer_schema(db: &DatabaseConnection) -> Result<(), StartError> {
+    use sea_orm::ConnectionTrait;
+    let read =
+        sea_orm::Statement::from_string(db.get_database_backend(), "SELECT version FROM seaql_migrations");
+    // No table: a new database.
+    let Ok(rows) = db.query_all_raw(read).await else { return Ok(()) };
+    let known: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    for row in rows {
+        let version: String = row.try_get("", "version")?;
+        if !known.contains(&version) {
+            return Err(StartError::Newer { unknown: version });
+        }
+    }
+    Ok(())
 }
 
 /// Opens the database with `max_connections` connections, creating an SQLite file's directory.

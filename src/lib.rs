@@ -4,6 +4,7 @@
 //! - `settings`: settings from `settings.toml`, built-in defaults and `DEVICE_SYNC__…` variables.
 //! - `telemetry`: the `tracing` subscriber (text or JSON).
 //! - `app`: starts the database, the actors and the HTTP server; graceful shutdown.
+//! - `backup`: `device-sync backup` and `restore` of the SQLite database.
 //! - `protocol`: the wire only: client frames into typed events (`inbound`), every message the
 //!   server sends (`outbound`, with the list `Kind`), error codes, close codes, times. Imports
 //!   nothing of the server but `domain`.
@@ -28,6 +29,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod backup;
 pub mod cluster;
 pub mod domain;
 #[cfg(feature = "fault-injection")]

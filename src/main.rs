@@ -33,6 +33,11 @@ enum Commands {
     CheckConfig,
     /// Serve the Socket.IO protocol test suite's handlers on port 3000 (`make conformance`).
     Conformance,
+    /// Copy a running server's SQLite database to FILE (a new file), without stopping it.
+    Backup { file: PathBuf },
+    /// Put the copy FILE in place of a stopped server's SQLite database, with a new epoch (every
+    /// device resyncs).
+    Restore { file: PathBuf },
     /// A device's own tokens, on the server's database (running or not): `issue` prints a new
     /// one once, `list` shows them without secrets, `revoke` shuts them all out.
     Token {
@@ -81,6 +86,12 @@ fn main() -> ExitCode {
         Commands::Serve => serve(cli.config, |_| {}),
         Commands::CheckConfig => check_config(cli.config.as_deref()),
         Commands::Token { action, device } => token(cli.config.as_deref(), action, &device),
+        Commands::Backup { file } => offline(cli.config.as_deref(), "backup", |s| {
+            Box::pin(async move { device_sync::backup::backup(&s, &file).await })
+        }),
+        Commands::Restore { file } => offline(cli.config.as_deref(), "restore", |s| {
+            Box::pin(async move { device_sync::backup::restore(&s, &file).await })
+        }),
         Commands::Conformance => serve(cli.config, |s| {
             // What `socketio/socket.io-protocol`'s test-suite expects of the server it checks.
             s.server.port = 3000;
@@ -130,26 +141,35 @@ fn check_config(config: Option<&Path>) -> ExitCode {
 
 fn token(config: Option<&Path>, verb: TokenVerb, device: &str) -> ExitCode {
     use device_sync::tokens::TokenAction;
-    let settings = match Settings::load(config) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("device-sync token: {err}");
-            return ExitCode::from(2);
-        }
-    };
     let action = match verb {
         TokenVerb::Issue => TokenAction::Issue,
         TokenVerb::List => TokenAction::List,
         TokenVerb::Revoke => TokenAction::Revoke,
     };
-    let done = actix_web::rt::System::new().block_on(device_sync::tokens::run(&settings, action, device));
-    match done {
+    let device = device.to_owned();
+    offline(config, "token", |s| Box::pin(async move { device_sync::tokens::run(&s, action, &device).await }))
+}
+
+/// Runs a command on the settings' database and prints what it says.
+fn offline(
+    config: Option<&Path>,
+    name: &str,
+    run: impl FnOnce(Settings) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>,
+) -> ExitCode {
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("device-sync {name}: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match actix_web::rt::System::new().block_on(run(settings)) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("device-sync token: {err}");
+            eprintln!("device-sync {name}: {err}");
             ExitCode::FAILURE
         }
     }
@@ -168,6 +188,14 @@ fn serve(config: Option<PathBuf>, adjust: impl FnOnce(&mut Settings)) -> ExitCod
         }
     };
     let log_level = telemetry::init(&settings.log);
+    // Held while the process runs: `device-sync restore` will not replace the database under it.
+    let _lock = match device_sync::backup::lock(&settings.database) {
+        Ok(lock) => lock,
+        Err(err) => {
+            tracing::error!(%err, "cannot start");
+            return ExitCode::from(2);
+        }
+    };
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await.map_err(|err| err.to_string())?;
         reload_on_hangup(config, log_level, app.certificates())

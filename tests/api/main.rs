@@ -10,6 +10,7 @@ mod process;
 mod admin;
 mod admission;
 mod auth;
+mod backup;
 mod bad_input;
 mod binary;
 mod broadcast;
