@@ -4,11 +4,12 @@
 //!
 //! - **backup** copies a running server's database with SQLite's `VACUUM INTO`: one read
 //!   transaction, so writes go on meanwhile and the copy is the database as of one commit. The
-//!   copy is checked (`PRAGMA integrity_check`) before it is reported.
+//!   copy is made and checked under a `.partial` name, then linked to its own.
 //! - **restore** puts a copy in place of a stopped server's database (a running server holds
 //!   `<database>.lock`, and restore refuses while it does). The copy is checked, then given a new
-//!   epoch: its log may be behind what devices saw, so every device that resumes is told to
-//!   resync (`resync_required`) rather than replayed from a position the log no longer has.
+//!   epoch: its log may be behind what devices saw, so a device that resumes with the old epoch
+//!   is told to resync (`resync_required`) rather than replayed from a position the log no
+//!   longer has. The database it replaces is kept as `.pre-restore`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -62,35 +63,112 @@ fn sqlite_only(settings: &Settings, what: &str) -> Result<PathBuf, String> {
     })
 }
 
-/// Copies the database to `file` (which must not exist); returns what to print.
+/// A file name this module can hand to SQLite as it is: no characters its URLs give a meaning.
+fn plain(path: &Path) -> Result<&str, String> {
+    let text = path.to_str().ok_or_else(|| format!("{}: not a UTF-8 path", path.display()))?;
+    if text.contains(['?', '#', '%']) || text.starts_with("file:") {
+        return Err(format!("{text}: choose a file name without '?', '#' or '%'"));
+    }
+    Ok(text)
+}
+
+/// `path` with `suffix` added to its name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn settings_of(path: &Path, durability: crate::settings::Durability) -> DatabaseSettings {
+    DatabaseSettings { url: sqlite_url(path), durability }
+}
+
+/// Copies the SQLite database at `source` (read through SQLite, so its WAL counts) into
+/// `target`, a new file, as of one read transaction (`VACUUM INTO`).
+async fn copy_through_sqlite(source: &DatabaseSettings, target: &Path) -> Result<(), String> {
+    let target = plain(target)?;
+    let db = open_database(source, 1).await.map_err(|err| err.to_string())?;
+    let vacuum = Statement::from_sql_and_values(db.get_database_backend(), "VACUUM INTO ?", [target.into()]);
+    let copied = db.execute_raw(vacuum).await.map(|_| ()).map_err(|err| format!("copying: {err}"));
+    db.close().await.map_err(|err| err.to_string())?;
+    copied
+}
+
+/// Syncs a file and then its directory.
+fn sync_file_and_dir(path: &Path) -> Result<(), String> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(|err| format!("{}: {err}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|err| format!("{}: {err}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies the database to `file` (which must not exist); returns what to print. The copy is
+/// made and checked under `<file>.partial`, readable by its owner only, and only then linked
+/// to its name: a failed or interrupted backup leaves no file that looks finished.
 pub async fn backup(settings: &Settings, file: &Path) -> Result<String, String> {
-    sqlite_only(settings, "backup")?;
+    let database = sqlite_only(settings, "backup")?;
+    if !database.exists() {
+        return Err(format!("there is no database at {} (check --config)", database.display()));
+    }
+    plain(file)?;
     if file.exists() {
         return Err(format!("{} exists already: give a new file", file.display()));
     }
-    let db = open_database(&settings.database, 1).await.map_err(|err| err.to_string())?;
-    let target = file.to_str().ok_or_else(|| format!("{}: not a UTF-8 path", file.display()))?;
-    let vacuum = Statement::from_sql_and_values(db.get_database_backend(), "VACUUM INTO ?", [target.into()]);
-    db.execute_raw(vacuum).await.map_err(|err| format!("copying: {err}"))?;
-    db.close().await.map_err(|err| err.to_string())?;
-    File::open(file).and_then(|f| f.sync_all()).map_err(|err| format!("{}: {err}", file.display()))?;
-    let copy = DatabaseSettings { url: sqlite_url(file), durability: settings.database.durability };
-    let (head, epoch) = check(&copy).await?;
+    let partial = beside(file, ".partial");
+    remove_with_sidecars(&partial);
+    let made = async {
+        copy_through_sqlite(&settings.database, &partial).await?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+                .map_err(|err| format!("{}: {err}", partial.display()))?;
+        }
+        sync_file_and_dir(&partial)?;
+        check(&settings_of(&partial, settings.database.durability)).await
+    }
+    .await;
+    let (head, epoch) = match made {
+        Ok(made) => made,
+        Err(err) => {
+            remove_with_sidecars(&partial);
+            return Err(err);
+        }
+    };
+    // A link fails if `file` appeared meanwhile: nothing is replaced.
+    let linked = std::fs::hard_link(&partial, file).map_err(|err| format!("{}: {err}", file.display()));
+    remove_with_sidecars(&partial);
+    linked?;
+    sync_file_and_dir(file)?;
     Ok(format!("backed up to {}: log head {head}, epoch {epoch}\n", file.display()))
 }
 
 /// Puts the copy `file` in place of the (stopped) server's database; returns what to print.
+///
+/// The copy is read through SQLite into `<database>.restoring`, checked and given a new epoch;
+/// the database in place is checkpointed and kept as `<database>.pre-restore`; then the copy is
+/// renamed over it, which replaces it in one step: a crash leaves either database, never none.
 pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String> {
     let database = sqlite_only(settings, "restore")?;
     let _lock = lock(&settings.database)?;
-    let mut staged = database.clone().into_os_string();
-    staged.push(".restoring");
-    let staged = PathBuf::from(staged);
-    std::fs::copy(file, &staged).map_err(|err| format!("{}: {err}", file.display()))?;
-    let copy = DatabaseSettings { url: sqlite_url(&staged), durability: settings.database.durability };
+    plain(file)?;
+    let durability = settings.database.durability;
+    let staged = beside(&database, ".restoring");
+    let source = file.canonicalize().map_err(|err| format!("{}: {err}", file.display()))?;
+    let taken = [&database, &staged].iter().any(|p| p.canonicalize().is_ok_and(|p| p == source));
+    if taken {
+        return Err(format!(
+            "{}: restore from a copy elsewhere, not the database's own files",
+            file.display()
+        ));
+    }
+    // Anything an interrupted restore left goes first, its WAL above all.
+    remove_with_sidecars(&staged);
     let prepared = async {
-        let (head, _) = check(&copy).await?;
-        let db = open_database(&copy, 1).await.map_err(|err| err.to_string())?;
+        copy_through_sqlite(&settings_of(&source, durability), &staged).await?;
+        let (head, _) = check(&settings_of(&staged, durability)).await?;
+        let db = open_database(&settings_of(&staged, durability), 1).await.map_err(|err| err.to_string())?;
         let epoch = uuid::Uuid::new_v4().to_string();
         let renew = Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -101,6 +179,8 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String>
         let checkpoint = Statement::from_string(db.get_database_backend(), "PRAGMA wal_checkpoint(TRUNCATE)");
         db.execute_raw(checkpoint).await.map_err(|err| format!("checkpoint: {err}"))?;
         db.close().await.map_err(|err| err.to_string())?;
+        keep_owner(&database, &staged)?;
+        sync_file_and_dir(&staged)?;
         Ok::<_, String>((head, epoch))
     }
     .await;
@@ -111,18 +191,45 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String>
             return Err(err);
         }
     };
-    File::open(&staged).and_then(|f| f.sync_all()).map_err(|err| format!("{}: {err}", staged.display()))?;
-    remove_with_sidecars(&database);
+    if database.exists() {
+        // Its WAL folded in, the database is whole in its one file: kept, then replaced.
+        let db = open_database(&settings.database, 1).await.map_err(|err| err.to_string())?;
+        let checkpoint = Statement::from_string(db.get_database_backend(), "PRAGMA wal_checkpoint(TRUNCATE)");
+        db.execute_raw(checkpoint)
+            .await
+            .map_err(|err| format!("checkpoint of the database in place: {err}"))?;
+        db.close().await.map_err(|err| err.to_string())?;
+        let kept = beside(&database, ".pre-restore");
+        remove_with_sidecars(&kept);
+        std::fs::hard_link(&database, &kept).map_err(|err| format!("{}: {err}", kept.display()))?;
+        for sidecar in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(beside(&database, sidecar));
+        }
+    }
     std::fs::rename(&staged, &database).map_err(|err| format!("{}: {err}", database.display()))?;
     remove_with_sidecars(&staged);
-    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|err| format!("{}: {err}", dir.display()))?;
-    }
+    sync_file_and_dir(&database)?;
     Ok(format!(
-        "restored {} into {}: log head {head}, new epoch {epoch}: every device will resync\n",
+        "restored {} into {}: log head {head}, new epoch {epoch}: every device that resumes with \
+         the old epoch resyncs (the database before is kept as {})\n",
         file.display(),
-        database.display()
+        database.display(),
+        beside(&database, ".pre-restore").display()
     ))
+}
+
+/// Gives `staged` the owner and mode of the database it replaces (a restore run as root must
+/// not leave the service a database it cannot open).
+fn keep_owner(database: &Path, staged: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(database) {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let failed = |err: std::io::Error| format!("{}: {err}", staged.display());
+        std::os::unix::fs::chown(staged, Some(meta.uid()), Some(meta.gid())).map_err(failed)?;
+        std::fs::set_permissions(staged, std::fs::Permissions::from_mode(meta.mode() & 0o777))
+            .map_err(failed)?;
+    }
+    Ok(())
 }
 
 fn sqlite_url(path: &Path) -> String {
@@ -132,9 +239,7 @@ fn sqlite_url(path: &Path) -> String {
 /// Removes an SQLite file and its WAL and shared-memory files, those that exist.
 fn remove_with_sidecars(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(name));
+        let _ = std::fs::remove_file(beside(path, suffix));
     }
 }
 

@@ -107,11 +107,27 @@ async fn a_backup_under_load_restores_with_a_new_epoch_and_every_change_it_held(
     let refused = device_sync(&["restore", file.to_str().expect("path")], &config);
     assert!(!refused.status.success(), "restore refused while the server runs");
     assert!(text(&refused.stderr).contains("stop it first"), "{}", text(&refused.stderr));
+    // A backup that cannot be made leaves nothing that looks like one; one that exists is kept.
+    let nowhere = dir.path().join("no-such-dir").join("x.db");
+    assert!(!device_sync(&["backup", nowhere.to_str().expect("path")], &config).status.success());
+    assert!(!nowhere.exists() && !dir.path().join("no-such-dir").exists());
+    assert!(!device_sync(&["backup", file.to_str().expect("path")], &config).status.success());
     assert_eq!(server.terminate().code(), Some(0));
+
+    // What an interrupted restore left (a stray WAL of its staged copy) does not get in.
+    let database = crate::helpers::db_path(&dir);
+    let stray = format!("{}.restoring-wal", database.display());
+    std::fs::write(&stray, vec![0x5a; 64 * 1024]).expect("a stray WAL");
+    // The database's own file is no copy to restore from.
+    let own = device_sync(&["restore", database.to_str().expect("path")], &config);
+    assert!(!own.status.success(), "{}", text(&own.stdout));
 
     let restored = device_sync(&["restore", file.to_str().expect("path")], &config);
     assert!(restored.status.success(), "{}", text(&restored.stderr));
     assert!(text(&restored.stdout).contains(&format!("log head {held}")), "{}", text(&restored.stdout));
+    assert!(!Path::new(&stray).exists());
+    let kept = format!("{}.pre-restore", database.display());
+    assert!(std::fs::metadata(&kept).is_ok_and(|m| m.len() > 0), "the database before is kept");
     let server = Server::start_in(Arc::clone(&dir), Launch::default());
     let after = status(&http, &server).await;
     assert_eq!(after["head_seq"].as_u64(), Some(held), "the log as the copy held it");
