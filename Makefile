@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts what it builds (CI keeps it outside the clone).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help run cluster test test-sqlite test-postgres prerequisites lint fmt build fuzz soak bench clients conformance deb
+.PHONY: help run cluster test test-sqlite test-postgres prerequisites lint fmt build fuzz crash-cycles soak bench clients conformance deb
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -89,6 +89,10 @@ SOAK_SECONDS ?= 600
 fuzz: ## fuzz the decoder, every event handler and every endpoint for long (FUZZ_CASES=50)
 	FUZZ_CASES=$(FUZZ_CASES) FUZZ_SEED=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')} \
 	  $(CARGO) test --release $(TEST_FEATURES) --test api fuzz -- --nocapture
+
+CRASH_CYCLES ?= 100
+crash-cycles: ## SIGKILL the real binary under writers CRASH_CYCLES times (100), then check the whole history
+	CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test --release $(TEST_FEATURES) --test api kill_after_kill -- --nocapture
 
 soak: ## the mixed-load soak against the real binary for SOAK_SECONDS (600)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release $(TEST_FEATURES) --test api soak -- --nocapture
