@@ -117,7 +117,7 @@ pub async fn backup(settings: &Settings, file: &Path) -> Result<String, String> 
     }
     let partial = beside(file, ".partial");
     remove_with_sidecars(&partial);
-    let made = async {
+    let (head, epoch) = or_remove(&partial, async {
         copy_through_sqlite(&settings.database, &partial).await?;
         #[cfg(unix)]
         {
@@ -127,15 +127,8 @@ pub async fn backup(settings: &Settings, file: &Path) -> Result<String, String> 
         }
         sync_file_and_dir(&partial)?;
         check(&settings_of(&partial, settings.database.durability)).await
-    }
-    .await;
-    let (head, epoch) = match made {
-        Ok(made) => made,
-        Err(err) => {
-            remove_with_sidecars(&partial);
-            return Err(err);
-        }
-    };
+    })
+    .await?;
     // A link fails if `file` appeared meanwhile: nothing is replaced.
     let linked = std::fs::hard_link(&partial, file).map_err(|err| format!("{}: {err}", file.display()));
     remove_with_sidecars(&partial);
@@ -165,7 +158,7 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String>
     }
     // Anything an interrupted restore left goes first, its WAL above all.
     remove_with_sidecars(&staged);
-    let prepared = async {
+    let (head, epoch) = or_remove(&staged, async {
         copy_through_sqlite(&settings_of(&source, durability), &staged).await?;
         let (head, _) = check(&settings_of(&staged, durability)).await?;
         let db = open_database(&settings_of(&staged, durability), 1).await.map_err(|err| err.to_string())?;
@@ -176,29 +169,16 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String>
             [epoch.clone().into(), crate::store::meta::EPOCH.into()],
         );
         db.execute_raw(renew).await.map_err(|err| format!("renewing the epoch: {err}"))?;
-        let checkpoint = Statement::from_string(db.get_database_backend(), "PRAGMA wal_checkpoint(TRUNCATE)");
-        db.execute_raw(checkpoint).await.map_err(|err| format!("checkpoint: {err}"))?;
-        db.close().await.map_err(|err| err.to_string())?;
+        truncate_wal(db).await?;
         keep_owner(&database, &staged)?;
         sync_file_and_dir(&staged)?;
         Ok::<_, String>((head, epoch))
-    }
-    .await;
-    let (head, epoch) = match prepared {
-        Ok(done) => done,
-        Err(err) => {
-            remove_with_sidecars(&staged);
-            return Err(err);
-        }
-    };
+    })
+    .await?;
     if database.exists() {
         // Its WAL folded in, the database is whole in its one file: kept, then replaced.
         let db = open_database(&settings.database, 1).await.map_err(|err| err.to_string())?;
-        let checkpoint = Statement::from_string(db.get_database_backend(), "PRAGMA wal_checkpoint(TRUNCATE)");
-        db.execute_raw(checkpoint)
-            .await
-            .map_err(|err| format!("checkpoint of the database in place: {err}"))?;
-        db.close().await.map_err(|err| err.to_string())?;
+        truncate_wal(db).await.map_err(|err| format!("the database in place: {err}"))?;
         let kept = beside(&database, ".pre-restore");
         remove_with_sidecars(&kept);
         std::fs::hard_link(&database, &kept).map_err(|err| format!("{}: {err}", kept.display()))?;
@@ -216,6 +196,25 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<String, String>
         database.display(),
         beside(&database, ".pre-restore").display()
     ))
+}
+
+/// The result of `work`; on an error, `copy` (a copy it was making) is removed first.
+async fn or_remove<T>(
+    copy: &Path,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    let done = work.await;
+    if done.is_err() {
+        remove_with_sidecars(copy);
+    }
+    done
+}
+
+/// Folds the WAL into the database file, empties it, and closes the connection.
+async fn truncate_wal(db: DatabaseConnection) -> Result<(), String> {
+    let checkpoint = Statement::from_string(db.get_database_backend(), "PRAGMA wal_checkpoint(TRUNCATE)");
+    db.execute_raw(checkpoint).await.map_err(|err| format!("checkpoint: {err}"))?;
+    db.close().await.map_err(|err| err.to_string())
 }
 
 /// Gives `staged` the owner and mode of the database it replaces (a restore run as root must

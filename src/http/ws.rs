@@ -50,11 +50,7 @@ pub fn admit_anonymous(app: &AppState, req: &HttpRequest) -> Result<ConnectionSl
     let address = req.peer_addr().map(|peer| crate::http::rate::canonical(peer.ip()));
     app.anonymous.try_acquire_for(address).ok_or_else(|| {
         tracing::warn!(max = app.settings.limits.max_anonymous, "too many sessions waiting to join");
-        let error = WireError::new(
-            ErrorCode::ServerError,
-            format!("Too many sessions are waiting to join ({})", app.settings.limits.max_anonymous),
-        );
-        ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE)
+        unavailable(format!("Too many sessions are waiting to join ({})", app.settings.limits.max_anonymous))
     })
 }
 
@@ -62,12 +58,16 @@ pub fn admit_anonymous(app: &AppState, req: &HttpRequest) -> Result<ConnectionSl
 pub fn admit(app: &AppState) -> Result<ConnectionSlot, ApiError> {
     app.slots.try_acquire().ok_or_else(|| {
         tracing::warn!(max = app.settings.limits.max_connections, "connection limit reached");
-        let error = WireError::new(
-            ErrorCode::ServerError,
-            format!("The server is at its connection limit ({})", app.settings.limits.max_connections),
-        );
-        ApiError::with_status(error, StatusCode::SERVICE_UNAVAILABLE)
+        unavailable(format!(
+            "The server is at its connection limit ({})",
+            app.settings.limits.max_connections
+        ))
     })
+}
+
+/// A 503 `SERVER_ERROR` saying why no slot was free.
+fn unavailable(message: String) -> ApiError {
+    ApiError::with_status(WireError::new(ErrorCode::ServerError, message), StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// Starts a Session actor reading WebSocket frames from `input`; returns what it writes.
